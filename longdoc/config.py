@@ -1,0 +1,91 @@
+"""One typed settings object: defaults < TOML file < LONGDOC_* environment < explicit overrides.
+
+The defaults were picked by measurement (see bench/chunk_size.py and the README).
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+
+from .errors import LongdocError
+
+DEFAULT_EMBEDDER = "all-MiniLM-L6-v2"
+DEFAULT_READER = "smollm2-135m-instruct"
+
+
+@dataclass(frozen=True)
+class ChunkSettings:
+    # Measured on the Paul Graham needle and Quoref: small chunks rank needles far better.
+    tokens: int = 128
+    overlap: int = 16
+
+    def __post_init__(self):
+        if self.tokens < 16:
+            raise LongdocError(f"chunk tokens must be at least 16, got {self.tokens}")
+        if not 0 <= self.overlap < self.tokens // 2:
+            raise LongdocError(f"chunk overlap must be in [0, tokens/2), got {self.overlap}")
+
+
+@dataclass(frozen=True)
+class Settings:
+    embedder: str = DEFAULT_EMBEDDER
+    reader: str = DEFAULT_READER
+    chunk: ChunkSettings = field(default_factory=ChunkSettings)
+    batch_size: int = 32
+    device: str = "auto"  # auto | cpu | cuda
+    max_file_mb: float = 64.0
+    # Vectors are flushed to the FAISS files after this many committed documents.
+    flush_every_docs: int = 200
+
+    def replace(self, **changes) -> "Settings":
+        chunk_changes = {k[len("chunk_"):]: changes.pop(k) for k in list(changes) if k.startswith("chunk_")}
+        chunk = dataclasses.replace(self.chunk, **chunk_changes) if chunk_changes else self.chunk
+        return dataclasses.replace(self, chunk=chunk, **changes)
+
+
+def _flat_fields() -> dict[str, type]:
+    out = {}
+    for f in fields(Settings):
+        if f.name == "chunk":
+            out.update({f"chunk_{c.name}": c.type for c in fields(ChunkSettings)})
+        else:
+            out[f.name] = f.type
+    return out
+
+
+def _coerce(name: str, value, typ) -> object:
+    conv = {"int": int, "float": float, "str": str}[typ if isinstance(typ, str) else typ.__name__]
+    try:
+        return conv(value)
+    except (TypeError, ValueError):
+        raise LongdocError(f"setting {name!r}: cannot read {value!r} as {conv.__name__}") from None
+
+
+def load_settings(config_file: str | Path | None = None, **overrides) -> Settings:
+    """Settings from a TOML file (flat keys or a [chunk] table), LONGDOC_* env vars, then overrides."""
+    known = _flat_fields()
+    values: dict[str, object] = {}
+    if config_file is not None:
+        path = Path(config_file)
+        try:
+            data = tomllib.loads(path.read_text())
+        except (OSError, tomllib.TOMLDecodeError) as e:
+            raise LongdocError(f"{path}: cannot read settings: {e}") from None
+        for key, val in data.items():
+            if key == "chunk" and isinstance(val, dict):
+                values.update({f"chunk_{k}": v for k, v in val.items()})
+            else:
+                values[key] = val
+    for name in known:
+        env = os.environ.get(f"LONGDOC_{name.upper()}")
+        if env is not None:
+            values[name] = env
+    values.update({k: v for k, v in overrides.items() if v is not None})
+    unknown = sorted(set(values) - set(known))
+    if unknown:
+        raise LongdocError(f"unknown setting(s): {', '.join(unknown)}; known: {', '.join(sorted(known))}")
+    coerced = {k: _coerce(k, v, known[k]) for k, v in values.items()}
+    return Settings().replace(**coerced)

@@ -1,0 +1,30 @@
+"""Errors a user can act on. Each names the file or index and the cause."""
+
+
+class LongdocError(Exception):
+    """Base class: the CLI prints these as one line, without a traceback."""
+
+
+class IndexLockedError(LongdocError):
+    """Another process is writing to the same index."""
+
+
+class IndexNotFoundError(LongdocError):
+    """The index directory holds no catalog."""
+
+
+class IndexMismatchError(LongdocError):
+    """The index was built with settings (embedder, dims) that differ from the ones asked for."""
+
+
+class SkippedFile(LongdocError):
+    """A file that cannot be indexed; the message is the one-line reason."""
+
+    def __init__(self, path, reason: str):
+        self.path = str(path)
+        self.reason = reason
+        super().__init__(f"{self.path}: {reason}")
+
+
+class ModelError(LongdocError):
+    """A model name that cannot be resolved or loaded."""

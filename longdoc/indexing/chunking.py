@@ -1,0 +1,111 @@
+"""Token-bounded, sentence-aware, heading-aware chunking with exact char offsets.
+
+A section (from the headings) is cut into units: sentences, or paragraph/line ends. Units are
+packed greedily up to `tokens` tokens of the embedder's tokenizer; the next chunk starts with the
+previous chunk's trailing units up to `overlap` tokens. A unit longer than a chunk is cut at token
+boundaries. Chunks never cross sections, and each is text[char_start:char_end] exactly.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from ..config import ChunkSettings
+from .document import LoadedDocument
+
+# A unit ends after sentence punctuation (plus closing quotes/brackets) followed by space, or at a
+# blank line, or at a newline that starts a list item or heading-ish line.
+_UNIT_END = re.compile(r"""[.!?…]['"”’)\]]*\s+|\n\s*\n\s*|\n(?=\s*(?:[-*+•]|\d+[.)])\s)""")
+
+
+@dataclass(frozen=True)
+class Chunk:
+    ordinal: int
+    text: str
+    char_start: int
+    char_end: int
+    token_count: int
+    section: tuple[str, ...]
+    page_start: int | None = None
+    page_end: int | None = None
+
+
+def _units(text: str, start: int, end: int) -> list[tuple[int, int]]:
+    """Trimmed (start, end) spans of sentence-like units inside text[start:end]."""
+    spans, pos = [], start
+    for m in _UNIT_END.finditer(text, start, end):
+        spans.append((pos, m.start() + len(m.group(0).rstrip())))
+        pos = m.end()
+    spans.append((pos, end))
+    out = []
+    for s, e in spans:
+        piece = text[s:e]
+        lead = len(piece) - len(piece.lstrip())
+        trail = len(piece) - len(piece.rstrip())
+        if e - trail > s + lead:
+            out.append((s + lead, e - trail))
+    return out
+
+
+class Chunker:
+    def __init__(self, tokenizer, settings: ChunkSettings):
+        self.tokenizer = tokenizer
+        self.tokens = settings.tokens
+        self.overlap = settings.overlap
+
+    def _token_offsets(self, texts: list[str]) -> list[list[tuple[int, int]]]:
+        enc = self.tokenizer(texts, add_special_tokens=False, return_offsets_mapping=True,
+                             return_attention_mask=False, return_token_type_ids=False)
+        return [list(map(tuple, offs)) for offs in enc["offset_mapping"]]
+
+    def _split_long(self, start: int, offsets: list[tuple[int, int]]) -> list[tuple[int, int, int]]:
+        """Cut one over-long unit at token boundaries into (start, end, n_tokens) pieces."""
+        pieces, step = [], self.tokens - self.overlap
+        for i in range(0, len(offsets), step):
+            window = offsets[i:i + self.tokens]
+            pieces.append((start + window[0][0], start + window[-1][1], len(window)))
+            if i + self.tokens >= len(offsets):
+                break
+        return pieces
+
+    def chunk(self, doc: LoadedDocument) -> list[Chunk]:
+        text = doc.text
+        per_section = [(sec, _units(text, sec.char_start, sec.char_end)) for sec in doc.sections]
+        flat = [span for _, spans in per_section for span in spans]
+        offsets = self._token_offsets([text[s:e] for s, e in flat]) if flat else []
+        token_iter = iter(offsets)
+        chunks: list[Chunk] = []
+        for sec, spans in per_section:
+            units: list[tuple[int, int, int]] = []
+            for s, e in spans:
+                offs = next(token_iter)
+                units.extend(self._split_long(s, offs) if len(offs) > self.tokens else [(s, e, len(offs))])
+            for first, last in self._pack(units):
+                start, end = units[first][0], units[last][1]
+                chunks.append(Chunk(
+                    ordinal=len(chunks), text=text[start:end], char_start=start, char_end=end,
+                    token_count=sum(u[2] for u in units[first:last + 1]), section=sec.path,
+                    page_start=doc.page_at(start), page_end=doc.page_at(end - 1),
+                ))
+        return chunks
+
+    def _pack(self, units: list[tuple[int, int, int]]) -> list[tuple[int, int]]:
+        """Greedy packing into (first, last) unit index ranges with sentence-level overlap."""
+        ranges, first = [], 0
+        while first < len(units):
+            last, total = first, units[first][2]
+            while last + 1 < len(units) and total + units[last + 1][2] <= self.tokens:
+                last += 1
+                total += units[last][2]
+            ranges.append((first, last))
+            if last + 1 >= len(units):
+                break
+            # Start the next chunk with trailing units worth at most `overlap` tokens, always moving on,
+            # and only if the carried units still leave room for the next new unit.
+            nxt, carried, following = last + 1, 0, units[last + 1][2]
+            while (nxt - 1 > first and carried + units[nxt - 1][2] <= self.overlap
+                   and carried + units[nxt - 1][2] + following <= self.tokens):
+                nxt -= 1
+                carried += units[nxt][2]
+            first = nxt
+        return ranges

@@ -1,0 +1,42 @@
+"""The index manifest: which embedder and chunker built the vectors, so a mismatch is caught early."""
+from __future__ import annotations
+
+from ..config import ChunkSettings, Settings
+from ..errors import IndexMismatchError
+from ..storage.catalog import Catalog, now_iso
+from ..storage.migrations import SCHEMA_VERSION
+
+
+def index_settings(catalog: Catalog, requested: Settings | None) -> Settings:
+    """The settings to index with: those the index was built with, unless the request conflicts."""
+    manifest = catalog.get_meta("manifest")
+    if manifest is None:
+        return requested or Settings()
+    stored = Settings(embedder=manifest["embedder"],
+                      chunk=ChunkSettings(manifest["chunk_tokens"], manifest["chunk_overlap"]))
+    if requested is None:
+        return stored
+    if requested.embedder.lower() != stored.embedder.lower():
+        raise IndexMismatchError(f"index {catalog.index_dir} was built with embedder {stored.embedder!r}, "
+                                 f"not {requested.embedder!r}; use a new --index directory to change embedders")
+    if requested.chunk != stored.chunk:
+        raise IndexMismatchError(f"index {catalog.index_dir} was chunked with tokens={stored.chunk.tokens}, "
+                                 f"overlap={stored.chunk.overlap}; use a new --index directory to re-chunk")
+    return requested.replace(embedder=stored.embedder)
+
+
+def write_manifest(catalog: Catalog, settings: Settings, embedder) -> None:
+    """Record (or confirm) the embedder identity. Call inside a transaction."""
+    manifest = catalog.get_meta("manifest")
+    if manifest is not None:
+        if manifest["fingerprint"] != embedder.fingerprint:
+            raise IndexMismatchError(
+                f"index {catalog.index_dir} was built with embedder weights {manifest['fingerprint']} "
+                f"({manifest['embedder']}), but {embedder.name!r} now computes {embedder.fingerprint}")
+        return
+    catalog.set_meta("manifest", {
+        "embedder": settings.embedder, "embedder_source": embedder.source, "fingerprint": embedder.fingerprint,
+        "dim": embedder.dim, "heads": embedder.heads, "head_dim": embedder.head_dim,
+        "chunk_tokens": settings.chunk.tokens, "chunk_overlap": settings.chunk.overlap,
+        "schema_version": SCHEMA_VERSION, "created_at": now_iso(),
+    })

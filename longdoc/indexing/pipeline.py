@@ -1,0 +1,186 @@
+"""`longdoc index`: discover, load, chunk, embed and commit files into an index, incrementally.
+
+Each group of documents is committed to the catalog in one transaction (text, chunks, spans and
+vectors together), so a crash loses at most the group in flight. The FAISS files are synced from
+the catalog every `flush_every_docs` documents and at the end.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from ..config import Settings
+from ..errors import SkippedFile
+from ..storage import Catalog, VectorStore, write_lock
+from .chunking import Chunker
+from .discovery import absolute, discover, under_roots
+from .embedder import MultiHeadEmbedder, head_weights
+from .loaders import load_document, read_bytes
+from .manifest import index_settings, write_manifest
+
+_GROUP_CHUNKS = 256  # chunks embedded together before a commit
+
+
+@dataclass
+class IndexReport:
+    index: str
+    added: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    removed: int = 0
+    skipped: int = 0
+    chunks_embedded: int = 0
+    seconds: float = 0.0
+    skipped_files: list[tuple[str, str]] = field(default_factory=list)
+    run_id: int = 0
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class _Pending:
+    doc: object
+    sha256: str
+    stat: os.stat_result
+    chunks: list
+    is_update: bool
+
+
+class _Indexer:
+    def __init__(self, catalog: Catalog, settings: Settings, embedder: MultiHeadEmbedder, console: Console, progress):
+        self.catalog, self.settings, self.embedder = catalog, settings, embedder
+        self.console, self.progress = console, progress
+        self.chunker = Chunker(embedder.tokenizer, settings.chunk)
+        self.vectors = VectorStore(catalog.index_dir, embedder.dim, embedder.heads, embedder.head_dim).load()
+        self.pending: list[_Pending] = []
+        self.since_flush = 0
+
+    def embed_and_commit(self, report: IndexReport, embed_task) -> None:
+        if not self.pending:
+            return
+        texts = [c.text for p in self.pending for c in p.chunks]
+        dense, heads = self.embedder.encode(texts, on_batch=lambda n: self.progress.advance(embed_task, n))
+        offset = 0
+        with self.catalog.transaction():
+            for p in self.pending:
+                n = len(p.chunks)
+                self.catalog.put_document(p.doc, p.sha256, p.stat, p.chunks, dense[offset:offset + n], heads[offset:offset + n])
+                offset += n
+                report.updated += p.is_update
+                report.added += not p.is_update
+        report.chunks_embedded += len(texts)
+        self.since_flush += len(self.pending)
+        self.pending = []
+        if self.since_flush >= self.settings.flush_every_docs:
+            self.flush_vectors()
+
+    def flush_vectors(self) -> None:
+        self.vectors.sync(self.catalog)
+        sample = self.catalog.head_sample(2000, self.embedder.heads, self.embedder.head_dim)
+        with self.catalog.transaction():
+            self.catalog.set_meta("head_weights", head_weights(sample).tolist())
+        self.vectors.generation = self.catalog.generation  # the weights write bumped it; vectors unchanged
+        self.vectors.save()
+        self.since_flush = 0
+
+
+def index_paths(index_dir: str | Path, roots: list[str | Path], settings: Settings | None = None,
+                prune: bool = False, progress: bool = True, embedder: MultiHeadEmbedder | None = None) -> IndexReport:
+    """Index (or re-index) every supported file under `roots` into `index_dir`."""
+    started = time.perf_counter()
+    index_dir = Path(index_dir)
+    index_dir.mkdir(parents=True, exist_ok=True)
+    console = Console(stderr=True, quiet=not progress)
+    with write_lock(index_dir):
+        catalog = Catalog.open(index_dir, create=True)
+        try:
+            settings = index_settings(catalog, settings)
+            embedder = embedder or MultiHeadEmbedder(settings.embedder, settings.device, settings.batch_size)
+            if settings.chunk.tokens > embedder.max_tokens - 2:
+                from ..errors import LongdocError
+
+                raise LongdocError(f"chunk tokens {settings.chunk.tokens} exceed what {settings.embedder} reads "
+                                   f"({embedder.max_tokens - 2} tokens)")
+            with catalog.transaction():
+                write_manifest(catalog, settings, embedder)
+            return _run(catalog, settings, embedder, [absolute(r) for r in roots], prune, console, progress, started)
+        finally:
+            catalog.close()
+
+
+def _run(catalog, settings, embedder, roots, prune, console, show_progress, started) -> IndexReport:
+    report = IndexReport(index=str(catalog.index_dir))
+    report.run_id = catalog.start_run(roots)
+    files, problems = discover(roots)
+    known = catalog.known_documents()
+    max_bytes = int(settings.max_file_mb * 2**20)
+
+    def skip(path: str, reason: str):
+        report.skipped += 1
+        report.skipped_files.append((path, reason))
+        catalog.record_skip(report.run_id, path, reason)
+        console.print(f"[yellow]skipped[/] {path}: {reason}", highlight=False)
+
+    for path, reason in problems:
+        skip(path, reason)
+    columns = [TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn()]
+    with Progress(*columns, console=console, disable=not show_progress, transient=False) as progress:
+        file_task = progress.add_task("files", total=len(files))
+        embed_task = progress.add_task("chunks embedded", total=None)
+        indexer = _Indexer(catalog, settings, embedder, console, progress)
+        for path in files:
+            progress.advance(file_task)
+            try:
+                data = read_bytes(Path(path), max_bytes)
+                stat = os.stat(path)
+                sha = hashlib.sha256(data).hexdigest()
+                if path in known and known[path][1] == sha:
+                    report.unchanged += 1
+                    continue
+                doc = load_document(path, data)
+                chunks = indexer.chunker.chunk(doc)
+            except SkippedFile as e:
+                skip(e.path, e.reason)
+                continue
+            indexer.pending.append(_Pending(doc, sha, stat, chunks, path in known))
+            if sum(len(p.chunks) for p in indexer.pending) >= _GROUP_CHUNKS:
+                indexer.embed_and_commit(report, embed_task)
+        indexer.embed_and_commit(report, embed_task)
+        if prune:
+            present = set(files)
+            gone = [p for p in known if under_roots(p, roots) and p not in present]
+            if gone:
+                with catalog.transaction():
+                    report.removed = sum(catalog.remove_document(p) for p in gone)
+        indexer.flush_vectors()
+    report.seconds = round(time.perf_counter() - started, 3)
+    catalog.finish_run(report.run_id, report.as_dict())
+    return report
+
+
+def remove_documents(index_dir: str | Path, paths: list[str]) -> list[str]:
+    """Remove documents by path (as indexed, or as given); returns the paths removed."""
+    index_dir = Path(index_dir)
+    with write_lock(index_dir):
+        catalog = Catalog.open(index_dir)
+        try:
+            known = catalog.known_documents()
+            targets = [p for p in {absolute(x) if absolute(x) in known else x for x in paths} if p in known]
+            if targets:
+                with catalog.transaction():
+                    for p in targets:
+                        catalog.remove_document(p)
+                manifest = catalog.get_meta("manifest")
+                store = VectorStore(index_dir, manifest["dim"], manifest["heads"], manifest["head_dim"]).load()
+                store.sync(catalog)
+                store.save()
+            return sorted(targets)
+        finally:
+            catalog.close()

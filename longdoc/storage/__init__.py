@@ -1,0 +1,6 @@
+"""Storage: the SQLite catalog, FAISS vector files and the write lock."""
+from .catalog import Catalog
+from .lock import write_lock
+from .vectors import VectorStore
+
+__all__ = ["Catalog", "VectorStore", "write_lock"]

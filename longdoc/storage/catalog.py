@@ -1,0 +1,192 @@
+"""The SQLite catalog of one index (WAL mode, through sqlite-utils): documents, chunks, spans, vectors."""
+from __future__ import annotations
+
+import json
+from contextlib import contextmanager
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Iterable, Iterator
+
+import numpy as np
+import sqlite_utils
+
+from ..errors import IndexNotFoundError
+from .migrations import migrate
+
+CATALOG_FILE = "catalog.sqlite"
+
+
+def now_iso() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+class Catalog:
+    def __init__(self, db: sqlite_utils.Database, index_dir: Path):
+        self.db = db
+        self.index_dir = index_dir
+        self.schema_version = migrate(db.conn)
+
+    @classmethod
+    def open(cls, index_dir: str | Path, create: bool = False) -> "Catalog":
+        index_dir = Path(index_dir)
+        path = index_dir / CATALOG_FILE
+        if not path.exists():
+            if not create:
+                raise IndexNotFoundError(f"no longdoc index at {index_dir} (missing {CATALOG_FILE}); "
+                                         f"create one with: longdoc index PATH --index {index_dir}")
+            index_dir.mkdir(parents=True, exist_ok=True)
+        db = sqlite_utils.Database(path)
+        db.conn.execute("PRAGMA busy_timeout = 10000")  # readers wait out a writer's commit
+        if create or db.journal_mode != "wal":
+            db.enable_wal()
+        db.conn.execute("PRAGMA foreign_keys = ON")
+        db.conn.execute("PRAGMA synchronous = NORMAL")  # with WAL: durable at checkpoints, never corrupt
+        return cls(db, index_dir)
+
+    def close(self):
+        self.db.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        """One atomic write; bumps the generation so vector files can tell they are behind."""
+        conn = self.db.conn
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+            conn.execute("UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'generation'")
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+
+    # --- meta -------------------------------------------------------------------------------
+    def get_meta(self, key: str, default=None):
+        row = self.db.conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return json.loads(row[0]) if row else default
+
+    def set_meta(self, key: str, value) -> None:
+        self.db.conn.execute("INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)", (key, json.dumps(value)))
+
+    @property
+    def generation(self) -> int:
+        return int(self.get_meta("generation", 0))
+
+    # --- documents ----------------------------------------------------------------------------
+    def known_documents(self) -> dict[str, tuple[int, str]]:
+        """path -> (doc id, sha256)."""
+        return {p: (i, s) for i, p, s in self.db.conn.execute("SELECT id, path, sha256 FROM documents")}
+
+    def documents(self) -> list[dict]:
+        return list(self.db.query("SELECT id, path, title, format, bytes, chars, n_chunks, sha256, indexed_at "
+                                  "FROM documents ORDER BY path"))
+
+    def document(self, doc_id: int) -> dict | None:
+        rows = list(self.db.query("SELECT * FROM documents WHERE id = ?", [doc_id]))
+        return rows[0] if rows else None
+
+    def document_text(self, doc_id: int) -> str:
+        row = self.db.conn.execute("SELECT text FROM document_texts WHERE doc_id = ?", (doc_id,)).fetchone()
+        return row[0] if row else ""
+
+    def put_document(self, doc, sha256: str, stat, chunks, dense: np.ndarray, heads: np.ndarray) -> int:
+        """Insert (or replace) one document with its chunks and vectors. Call inside transaction()."""
+        conn = self.db.conn
+        conn.execute("DELETE FROM documents WHERE path = ?", (doc.path,))
+        cur = conn.execute(
+            "INSERT INTO documents(path, sha256, title, format, encoding, mtime, bytes, chars, n_chunks, indexed_at) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (doc.path, sha256, doc.title, doc.format, doc.encoding, stat.st_mtime, stat.st_size,
+             len(doc.text), len(chunks), now_iso()),
+        )
+        doc_id = cur.lastrowid
+        conn.execute("INSERT INTO document_texts(doc_id, text) VALUES (?, ?)", (doc_id, doc.text))
+        for chunk, d, h in zip(chunks, dense, heads):
+            cid = conn.execute(
+                "INSERT INTO chunks(doc_id, ordinal, text, char_start, char_end, token_count, section, page_start, page_end) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (doc_id, chunk.ordinal, chunk.text, chunk.char_start, chunk.char_end, chunk.token_count,
+                 json.dumps(list(chunk.section)), chunk.page_start, chunk.page_end),
+            ).lastrowid
+            conn.execute("INSERT INTO vectors(chunk_id, dense, heads) VALUES (?, ?, ?)",
+                         (cid, np.ascontiguousarray(d, np.float32).tobytes(), np.ascontiguousarray(h, np.float32).tobytes()))
+        spans = [(doc_id, "section", i, s.char_start, s.char_end, json.dumps(list(s.path))) for i, s in enumerate(doc.sections)]
+        spans += [(doc_id, "page", i + 1, s, e, None) for i, (s, e) in enumerate(doc.pages)]
+        conn.executemany("INSERT INTO spans(doc_id, kind, ordinal, char_start, char_end, label) VALUES (?, ?, ?, ?, ?, ?)", spans)
+        return doc_id
+
+    def remove_document(self, path: str) -> bool:
+        """Delete a document and (by cascade) its text, chunks, spans and vectors. Call inside transaction()."""
+        return self.db.conn.execute("DELETE FROM documents WHERE path = ?", (path,)).rowcount > 0
+
+    # --- chunks and vectors -------------------------------------------------------------------
+    def chunks(self, ids: Iterable[int] | None = None, doc_id: int | None = None) -> list[dict]:
+        sql = "SELECT c.*, d.path, d.title FROM chunks c JOIN documents d ON d.id = c.doc_id"
+        if doc_id is not None:
+            rows = self.db.query(sql + " WHERE c.doc_id = ? ORDER BY c.ordinal", [doc_id])
+            return [_decode_chunk(r) for r in rows]
+        ids = list(ids or [])
+        by_id = {}
+        for start in range(0, len(ids), 900):  # SQLite's bound-parameter limit
+            part = ids[start:start + 900]
+            for r in self.db.query(sql + f" WHERE c.id IN ({','.join('?' * len(part))})", part):
+                by_id[r["id"]] = _decode_chunk(r)
+        return [by_id[i] for i in ids if i in by_id]
+
+    def vector_ids(self) -> np.ndarray:
+        return np.fromiter((r[0] for r in self.db.conn.execute("SELECT chunk_id FROM vectors ORDER BY chunk_id")), np.int64)
+
+    def vectors(self, ids: np.ndarray, dim: int, heads: int, head_dim: int) -> tuple[np.ndarray, np.ndarray]:
+        dense = np.zeros((len(ids), dim), np.float32)
+        head = np.zeros((len(ids), heads, head_dim), np.float32)
+        pos = {int(i): n for n, i in enumerate(ids)}
+        for start in range(0, len(ids), 900):
+            part = [int(i) for i in ids[start:start + 900]]
+            for cid, d, h in self.db.conn.execute(
+                    f"SELECT chunk_id, dense, heads FROM vectors WHERE chunk_id IN ({','.join('?' * len(part))})", part):
+                if dim:
+                    dense[pos[cid]] = np.frombuffer(d, np.float32)
+                head[pos[cid]] = np.frombuffer(h, np.float32).reshape(heads, head_dim)
+        return dense, head
+
+    def head_sample(self, n: int, heads: int, head_dim: int, seed: int = 0) -> np.ndarray:
+        """A random sample of stored head vectors, (n', H, d), for the head weights."""
+        ids = self.vector_ids()
+        if len(ids) > n:
+            ids = np.sort(np.random.default_rng(seed).choice(ids, n, replace=False))
+        return self.vectors(ids, 0, heads, head_dim)[1]  # dim 0: skip the dense vectors
+
+    def counts(self) -> dict:
+        c = self.db.conn
+        return {
+            "documents": c.execute("SELECT COUNT(*) FROM documents").fetchone()[0],
+            "chunks": c.execute("SELECT COUNT(*) FROM chunks").fetchone()[0],
+            "tokens": c.execute("SELECT COALESCE(SUM(token_count), 0) FROM chunks").fetchone()[0],
+            "source_bytes": c.execute("SELECT COALESCE(SUM(bytes), 0) FROM documents").fetchone()[0],
+        }
+
+    # --- runs -------------------------------------------------------------------------------------
+    def start_run(self, roots: list[str]) -> int:
+        with self.db.conn:
+            return self.db.conn.execute("INSERT INTO runs(started_at, status, roots) VALUES (?, 'running', ?)",
+                                        (now_iso(), json.dumps(roots))).lastrowid
+
+    def record_skip(self, run_id: int, path: str, reason: str) -> None:
+        with self.db.conn:
+            self.db.conn.execute("INSERT INTO skipped_files(run_id, path, reason) VALUES (?, ?, ?)", (run_id, path, reason))
+
+    def finish_run(self, run_id: int, report: dict, status: str = "done") -> None:
+        cols = ["added", "updated", "unchanged", "removed", "skipped", "chunks_embedded", "seconds"]
+        with self.db.conn:
+            self.db.conn.execute(
+                f"UPDATE runs SET finished_at = ?, status = ?, {', '.join(f'{c} = ?' for c in cols)} WHERE id = ?",
+                (now_iso(), status, *[report[c] for c in cols], run_id))
+
+    def last_run(self) -> dict | None:
+        rows = list(self.db.query("SELECT * FROM runs ORDER BY id DESC LIMIT 1"))
+        return rows[0] if rows else None
+
+
+def _decode_chunk(row: dict) -> dict:
+    row["section"] = tuple(json.loads(row["section"]))
+    return row
+

@@ -1,0 +1,124 @@
+"""FAISS indexes for the ordinary embedding and one per MRAG head, kept in step with the catalog.
+
+The catalog's `vectors` table is the source of truth. The FAISS files are a derived cache: a
+manifest records the catalog generation they match, and `sync` patches them by set difference of
+chunk ids (ids are never reused), so a crash at any point leaves files that are stale at worst,
+never wrong, and a reader can always bring them up to date in memory.
+"""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import faiss
+import numpy as np
+
+from .catalog import Catalog
+
+VECTORS_DIR = "vectors"
+
+
+def _atomic_write_bytes(path: Path, data: bytes) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def normalize(x: np.ndarray) -> np.ndarray:
+    x = np.ascontiguousarray(x, np.float32)
+    return x / np.maximum(np.linalg.norm(x, axis=-1, keepdims=True), 1e-12)
+
+
+class VectorStore:
+    """`dense` plus `heads[h]`: IndexIDMap2 over inner product of L2-normalised vectors (cosine)."""
+
+    def __init__(self, index_dir: Path, dim: int, heads: int, head_dim: int):
+        self.dir = Path(index_dir) / VECTORS_DIR
+        self.dim, self.n_heads, self.head_dim = dim, heads, head_dim
+        self.generation = -1
+        self.dense = self._empty(dim)
+        self.heads = [self._empty(head_dim) for _ in range(heads)]
+
+    @staticmethod
+    def _empty(dim: int) -> faiss.Index:
+        return faiss.IndexIDMap2(faiss.IndexFlatIP(dim))
+
+    def _files(self) -> list[tuple[str, int]]:
+        return [("dense.faiss", -1)] + [(f"head-{h:02d}.faiss", h) for h in range(self.n_heads)]
+
+    @property
+    def size(self) -> int:
+        return self.dense.ntotal
+
+    def ids(self) -> np.ndarray:
+        return faiss.vector_to_array(self.dense.id_map).astype(np.int64)
+
+    def load(self) -> "VectorStore":
+        """Read the saved files if their manifest is complete; otherwise start empty (sync fills in)."""
+        manifest = self.dir / "manifest.json"
+        if not manifest.exists():
+            return self
+        info = json.loads(manifest.read_text())
+        try:
+            loaded = {name: faiss.read_index(str(self.dir / name)) for name, _ in self._files()}
+        except RuntimeError:
+            return self  # a damaged file: rebuild from the catalog
+        self.dense = loaded["dense.faiss"]
+        self.heads = [loaded[f"head-{h:02d}.faiss"] for h in range(self.n_heads)]
+        self.generation = int(info["generation"])
+        return self
+
+    def sync(self, catalog: Catalog, batch: int = 4096) -> tuple[int, int]:
+        """Bring the indexes to the catalog's committed state. Returns (added, removed)."""
+        generation = catalog.generation
+        if generation == self.generation:
+            return 0, 0
+        wanted = catalog.vector_ids()
+        have = self.ids()
+        stale = np.setdiff1d(have, wanted, assume_unique=True)
+        missing = np.setdiff1d(wanted, have, assume_unique=True)
+        if len(stale):
+            selector = faiss.IDSelectorBatch(stale)
+            for index in [self.dense, *self.heads]:
+                index.remove_ids(selector)
+        for start in range(0, len(missing), batch):
+            ids = missing[start:start + batch]
+            dense, heads = catalog.vectors(ids, self.dim, self.n_heads, self.head_dim)
+            self.dense.add_with_ids(normalize(dense), ids)
+            for h, index in enumerate(self.heads):
+                index.add_with_ids(normalize(heads[:, h]), ids)
+        self.generation = generation
+        return len(missing), len(stale)
+
+    def save(self) -> None:
+        """Write every index atomically, then the manifest that vouches for them."""
+        self.dir.mkdir(parents=True, exist_ok=True)
+        indexes = [self.dense, *self.heads]
+        for (name, _), index in zip(self._files(), indexes):
+            _atomic_write_bytes(self.dir / name, faiss.serialize_index(index).tobytes())
+        manifest = {"generation": self.generation, "count": self.size, "dim": self.dim,
+                    "heads": self.n_heads, "head_dim": self.head_dim, "files": [n for n, _ in self._files()]}
+        _atomic_write_bytes(self.dir / "manifest.json", json.dumps(manifest, indent=2).encode())
+        _fsync_dir(self.dir)
+
+    def search_dense(self, query: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        if self.size == 0:
+            return np.zeros((len(query), 0), np.float32), np.zeros((len(query), 0), np.int64)
+        return self.dense.search(normalize(query), min(k, self.size))
+
+    def search_head(self, h: int, query: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        if self.size == 0:
+            return np.zeros((len(query), 0), np.float32), np.zeros((len(query), 0), np.int64)
+        return self.heads[h].search(normalize(query), min(k, self.size))
