@@ -13,7 +13,8 @@ class Hit:
     section: tuple[str, ...]
     char_start: int
     char_end: int
-    page: int | None
+    page: int | None  # first page the chunk is on (pdf), else None
+    page_end: int | None
     text: str
     score: float
     ranks: dict[str, int] = field(default_factory=dict)  # mode -> 1-based rank that produced this hit
@@ -32,5 +33,5 @@ def hits_from_rows(rows: list[dict], scored: list[tuple[int, float]], mode: str)
         if r is None:  # deleted since the vectors were synced
             continue
         hits.append(Hit(cid, r["doc_id"], r["path"], r["title"], r["section"], r["char_start"], r["char_end"],
-                        r["page_start"], r["text"], float(score), {mode: rank}))
+                        r["page_start"], r["page_end"], r["text"], float(score), {mode: rank}))
     return hits

@@ -1,0 +1,124 @@
+"""Incremental indexing with the real embedder over real files."""
+import os
+import shutil
+
+import pytest
+from conftest import FIXTURES
+
+from longdoc import index_paths, open_index
+from longdoc.config import Settings
+from longdoc.errors import IndexMismatchError
+
+pytestmark = pytest.mark.slow
+SETTINGS = Settings().replace(chunk_tokens=64, chunk_overlap=8)
+
+
+def _chunk_ids(ix) -> dict[str, list[int]]:
+    return {d["path"]: [c["id"] for c in ix.chunks(d["id"])] for d in ix.documents()}
+
+
+def test_index_then_touch_change_delete(tmp_path, corpus, embedder):
+    idx = tmp_path / "index"
+    first = index_paths(idx, [corpus], SETTINGS, progress=False, embedder=embedder)
+    assert first.added == 6 and first.skipped == 0 and first.chunks_embedded > 6
+    with open_index(idx) as ix:
+        before = _chunk_ids(ix)
+        assert ix.status()["vectors_in_sync"]
+        for d in ix.documents():
+            text = ix.document_text(d["id"])
+            for c in ix.chunks(d["id"]):
+                assert text[c["char_start"]:c["char_end"]] == c["text"]
+
+    # Unchanged tree: no embedding work at all.
+    again = index_paths(idx, [corpus], progress=False, embedder=embedder)
+    assert (again.unchanged, again.added, again.updated, again.chunks_embedded) == (6, 0, 0, 0)
+
+    # Touch (new mtime, same bytes): still unchanged.
+    os.utime(corpus / "tides.rst", (1, 1))
+    touched = index_paths(idx, [corpus], progress=False, embedder=embedder)
+    assert touched.unchanged == 6 and touched.chunks_embedded == 0
+
+    # Change one file: only it is re-embedded; every other document keeps its chunk ids.
+    md = corpus / "lighthouses.md"
+    md.write_text(md.read_text() + "\n## Visitors\n\nThe museum at Carrow Point opens every Sunday in summer.\n")
+    changed = index_paths(idx, [corpus], progress=False, embedder=embedder)
+    assert (changed.updated, changed.unchanged, changed.added) == (1, 5, 0)
+    with open_index(idx) as ix:
+        after = _chunk_ids(ix)
+        assert changed.chunks_embedded == len(after[str(md)])
+        for path, ids in before.items():
+            if path != str(md):
+                assert after[path] == ids
+        assert not set(after[str(md)]) & set(before[str(md)])
+        hits = ix.search("When is the museum open?", k=3)
+        assert "Sunday" in hits[0].text and hits[0].section[-1] == "Visitors"
+
+    # Delete a file: kept without --prune, removed with it.
+    (corpus / "fog_signals.txt").unlink()
+    kept = index_paths(idx, [corpus], progress=False, embedder=embedder)
+    assert kept.removed == 0
+    pruned = index_paths(idx, [corpus], prune=True, progress=False, embedder=embedder)
+    assert pruned.removed == 1
+    with open_index(idx) as ix:
+        assert str(corpus / "fog_signals.txt") not in _chunk_ids(ix)
+        assert all(not h.path.endswith("fog_signals.txt") for h in ix.search("diaphone fog signal", k=5))
+        assert ix.status()["vectors_in_sync"]
+
+
+def test_bad_files_are_skipped_and_stored_documents_untouched(tmp_path, corpus, embedder):
+    idx = tmp_path / "index"
+    index_paths(idx, [corpus], SETTINGS, progress=False, embedder=embedder)
+    with open_index(idx) as ix:
+        before = _chunk_ids(ix)
+    # A previously good file turns corrupt, and new bad files appear beside it.
+    pdf = corpus / "lighthouse_log.pdf"
+    pdf.write_bytes(pdf.read_bytes()[:500])
+    (corpus / "empty.txt").write_text("")
+    (corpus / "binary.md").write_bytes(b"\x00\x01\x02" * 1000)
+    (corpus / "nonsense.txt").write_bytes(bytes(range(128, 256)) * 30)
+    os.symlink(corpus / "nowhere.txt", corpus / "dangling.txt")
+    shutil.copy(FIXTURES / "fog_signals.txt", corpus / "new_fog.txt")
+    report = index_paths(idx, [corpus], progress=False, embedder=embedder)
+    reasons = dict(report.skipped_files)
+    assert set(reasons) == {str(corpus / n) for n in ["lighthouse_log.pdf", "empty.txt", "binary.md", "nonsense.txt", "dangling.txt"]}
+    assert "PDF" in reasons[str(pdf)] and "empty" in reasons[str(corpus / "empty.txt")]
+    assert report.added == 1 and report.unchanged == 5
+    with open_index(idx) as ix:
+        after = _chunk_ids(ix)
+        assert after[str(pdf)] == before[str(pdf)], "the stored version of the now-corrupt pdf is kept"
+        assert len(after) == 7
+        skipped = ix.catalog.db.conn.execute("SELECT COUNT(*) FROM skipped_files WHERE run_id = ?", (report.run_id,)).fetchone()[0]
+        assert skipped == 5
+
+
+def test_index_built_with_other_settings_is_refused(tmp_path, corpus, embedder):
+    idx = tmp_path / "index"
+    index_paths(idx, [corpus / "tides.rst"], SETTINGS, progress=False, embedder=embedder)
+    with pytest.raises(IndexMismatchError, match="chunked with tokens=64"):
+        index_paths(idx, [corpus], SETTINGS.replace(chunk_tokens=128), progress=False, embedder=embedder)
+    with pytest.raises(IndexMismatchError, match="embedder"):
+        index_paths(idx, [corpus], SETTINGS.replace(embedder="sentence-transformers/paraphrase-MiniLM-L3-v2"),
+                    progress=False, embedder=embedder)
+    with open_index(idx) as ix:
+        assert len(ix.documents()) == 1
+
+
+def test_search_modes_and_bad_queries(tmp_path, corpus, embedder):
+    from longdoc.errors import LongdocError
+
+    idx = tmp_path / "index"
+    index_paths(idx, [corpus], SETTINGS, progress=False, embedder=embedder)
+    with open_index(idx) as ix:
+        ix._embedder = embedder
+        dense = ix.search("how loud was the diaphone?", k=3)
+        assert dense[0].path.endswith("fog_signals.txt") and dense[0].ranks == {"dense": 1}
+        bm25 = ix.search("Fresnel lens prisms", k=3, mode="bm25")
+        assert bm25[0].path.endswith("lighthouses.md") and bm25[0].section[-1] == "Lighting"
+        pdf_hit = ix.search("inspector visited the station", k=1)[0]
+        assert pdf_hit.path.endswith(".pdf") and "inspector" in pdf_hit.text
+        assert pdf_hit.page <= 3 and pdf_hit.page_end == 3
+        for bad, msg in [("", "empty"), ("x" * 10_000, "limit"), ]:
+            with pytest.raises(LongdocError, match=msg):
+                ix.search(bad)
+        with pytest.raises(LongdocError, match="unknown search mode"):
+            ix.search("fog", mode="telepathy")
