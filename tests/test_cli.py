@@ -1,0 +1,57 @@
+"""The `longdoc` command, run as a user would, in a subprocess."""
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+pytestmark = pytest.mark.slow
+
+
+def longdoc(*args, check=True):
+    env = dict(os.environ, HF_HUB_OFFLINE="1")
+    proc = subprocess.run([sys.executable, "-m", "longdoc", *map(str, args)], capture_output=True, text=True,
+                          env=env, timeout=300)
+    if check:
+        assert proc.returncode == 0, proc.stderr
+    return proc
+
+
+def test_index_status_docs_search_remove(tmp_path, corpus):
+    idx = tmp_path / "index"
+    report = json.loads(longdoc("index", corpus, "--index", idx, "--chunk-tokens", "64", "--json").stdout)
+    assert report["added"] == 6 and report["skipped"] == 0
+
+    status = json.loads(longdoc("status", "--index", idx, "--json").stdout)
+    assert status["documents"] == 6 and status["chunk_tokens"] == 64 and status["heads"] == 12
+    assert status["vectors_in_sync"] and status["last_run"]["added"] == 6
+
+    docs = json.loads(longdoc("docs", "list", "--index", idx, "--json").stdout)
+    assert {os.path.basename(d["path"]) for d in docs} == {p.name for p in corpus.iterdir()}
+
+    hits = json.loads(longdoc("search", "when were electric lamps installed?", "--index", idx, "-k", "3", "--json").stdout)
+    assert "1931" in hits[0]["text"] and hits[0]["section"][-1] == "Lighting"
+
+    table = longdoc("search", "fog bells", "--index", idx, "-k", "2").stdout
+    assert "fog_signals.txt" in table
+
+    removed = json.loads(longdoc("docs", "remove", corpus / "tides.rst", "--index", idx, "--json").stdout)
+    assert removed["removed"] == [str(corpus / "tides.rst")]
+    assert json.loads(longdoc("status", "--index", idx, "--json").stdout)["documents"] == 5
+
+    human = longdoc("index", corpus, "--index", idx).stdout
+    assert "1 added" in human and "5 unchanged" in human
+
+
+def test_errors_are_one_line_without_traceback(tmp_path):
+    proc = longdoc("status", "--index", tmp_path / "missing", check=False)
+    assert proc.returncode == 1 and "no longdoc index" in proc.stderr and "Traceback" not in proc.stderr
+    proc = longdoc("index", tmp_path / "nothing-here", "--index", tmp_path / "ix", "--json", check=False)
+    assert proc.returncode == 0
+    assert json.loads(proc.stdout)["skipped_files"][0][1] == "no such file or directory"
+
+
+def test_models_list_json():
+    rows = json.loads(longdoc("models", "list", "--json").stdout)
+    assert {r["name"] for r in rows} == {"all-MiniLM-L6-v2", "smollm2-135m-instruct"}

