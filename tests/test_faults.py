@@ -35,7 +35,7 @@ def test_kill_9_mid_run_leaves_a_working_index_that_completes(tmp_path, essays_d
     idx = tmp_path / "index"
     # Flush vectors often so the kill lands with FAISS files on disk that lag the catalog.
     proc = subprocess.Popen([sys.executable, "-m", "longdoc", "index", str(corpus), "--index", str(idx), "--json"],
-                            env=_env(LONGDOC_FLUSH_EVERY_DOCS="5"), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+                            env=_env(LONGDOC_FLUSH_EVERY_DOCS="5", LONGDOC_COMMIT_CHUNKS="64"), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     deadline = time.time() + 300
     while time.time() < deadline and proc.poll() is None:
         if (idx / "vectors" / "manifest.json").exists() and _count_docs(idx / "catalog.sqlite") >= 5:

@@ -13,6 +13,8 @@ FORMATS = {".txt": "txt", ".text": "txt", ".md": "md", ".markdown": "md", ".rst"
 
 
 def format_of(path: Path) -> str | None:
+    if path.name.lower().endswith(".rst.txt"):  # Sphinx's _sources copies
+        return "rst"
     return FORMATS.get(path.suffix.lower())
 
 

@@ -1,28 +1,31 @@
 """The index manifest: which embedder and chunker built the vectors, so a mismatch is caught early."""
 from __future__ import annotations
 
-from ..config import ChunkSettings, Settings
+import dataclasses
+
+from ..config import ChunkSettings, Settings, load_settings
 from ..errors import IndexMismatchError
 from ..storage.catalog import Catalog, now_iso
 from ..storage.migrations import SCHEMA_VERSION
 
 
 def index_settings(catalog: Catalog, requested: Settings | None) -> Settings:
-    """The settings to index with: those the index was built with, unless the request conflicts."""
+    """The settings to index with. With none requested: the environment's, except that an existing
+    index keeps the embedder and chunking it was built with. A conflicting request is refused."""
     manifest = catalog.get_meta("manifest")
+    base = requested or load_settings()
     if manifest is None:
-        return requested or Settings()
-    stored = Settings(embedder=manifest["embedder"],
-                      chunk=ChunkSettings(manifest["chunk_tokens"], manifest["chunk_overlap"]))
+        return base
+    stored_chunk = ChunkSettings(manifest["chunk_tokens"], manifest["chunk_overlap"])
     if requested is None:
-        return stored
-    if requested.embedder.lower() != stored.embedder.lower():
-        raise IndexMismatchError(f"index {catalog.index_dir} was built with embedder {stored.embedder!r}, "
+        return dataclasses.replace(base, embedder=manifest["embedder"], chunk=stored_chunk)
+    if requested.embedder.lower() != manifest["embedder"].lower():
+        raise IndexMismatchError(f"index {catalog.index_dir} was built with embedder {manifest['embedder']!r}, "
                                  f"not {requested.embedder!r}; use a new --index directory to change embedders")
-    if requested.chunk != stored.chunk:
-        raise IndexMismatchError(f"index {catalog.index_dir} was chunked with tokens={stored.chunk.tokens}, "
-                                 f"overlap={stored.chunk.overlap}; use a new --index directory to re-chunk")
-    return requested.replace(embedder=stored.embedder)
+    if requested.chunk != stored_chunk:
+        raise IndexMismatchError(f"index {catalog.index_dir} was chunked with tokens={stored_chunk.tokens}, "
+                                 f"overlap={stored_chunk.overlap}; use a new --index directory to re-chunk")
+    return requested
 
 
 def write_manifest(catalog: Catalog, settings: Settings, embedder) -> None:

@@ -24,9 +24,6 @@ from .embedder import MultiHeadEmbedder, head_weights
 from .loaders import load_document, read_bytes
 from .manifest import index_settings, write_manifest
 
-_GROUP_CHUNKS = 256  # chunks embedded together before a commit
-
-
 @dataclass
 class IndexReport:
     index: str
@@ -39,6 +36,8 @@ class IndexReport:
     seconds: float = 0.0
     skipped_files: list[tuple[str, str]] = field(default_factory=list)
     run_id: int = 0
+    # Seconds per stage: read+hash, load+chunk, embed, catalog commit, FAISS sync+save.
+    timings: dict[str, float] = field(default_factory=lambda: dict.fromkeys(("read", "parse", "embed", "commit", "vectors"), 0.0))
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -66,7 +65,9 @@ class _Indexer:
         if not self.pending:
             return
         texts = [c.text for p in self.pending for c in p.chunks]
+        t0 = time.perf_counter()
         dense, heads = self.embedder.encode(texts, on_batch=lambda n: self.progress.advance(embed_task, n))
+        t1 = time.perf_counter()
         offset = 0
         with self.catalog.transaction():
             for p in self.pending:
@@ -75,13 +76,16 @@ class _Indexer:
                 offset += n
                 report.updated += p.is_update
                 report.added += not p.is_update
+        report.timings["embed"] += t1 - t0
+        report.timings["commit"] += time.perf_counter() - t1
         report.chunks_embedded += len(texts)
         self.since_flush += len(self.pending)
         self.pending = []
         if self.since_flush >= self.settings.flush_every_docs:
-            self.flush_vectors()
+            self.flush_vectors(report)
 
-    def flush_vectors(self) -> None:
+    def flush_vectors(self, report: IndexReport) -> None:
+        t0 = time.perf_counter()
         self.vectors.sync(self.catalog)
         sample = self.catalog.head_sample(2000, self.embedder.heads, self.embedder.head_dim)
         with self.catalog.transaction():
@@ -89,6 +93,7 @@ class _Indexer:
         self.vectors.generation = self.catalog.generation  # the weights write bumped it; vectors unchanged
         self.vectors.save()
         self.since_flush = 0
+        report.timings["vectors"] += time.perf_counter() - t0
 
 
 def index_paths(index_dir: str | Path, roots: list[str | Path], settings: Settings | None = None,
@@ -137,20 +142,24 @@ def _run(catalog, settings, embedder, roots, prune, console, show_progress, star
         indexer = _Indexer(catalog, settings, embedder, console, progress)
         for path in files:
             progress.advance(file_task)
+            t0 = time.perf_counter()
             try:
                 data = read_bytes(Path(path), max_bytes)
                 stat = os.stat(path)
                 sha = hashlib.sha256(data).hexdigest()
+                t1 = time.perf_counter()
+                report.timings["read"] += t1 - t0
                 if path in known and known[path][1] == sha:
                     report.unchanged += 1
                     continue
                 doc = load_document(path, data)
                 chunks = indexer.chunker.chunk(doc)
+                report.timings["parse"] += time.perf_counter() - t1
             except SkippedFile as e:
                 skip(e.path, e.reason)
                 continue
             indexer.pending.append(_Pending(doc, sha, stat, chunks, path in known))
-            if sum(len(p.chunks) for p in indexer.pending) >= _GROUP_CHUNKS:
+            if sum(len(p.chunks) for p in indexer.pending) >= settings.commit_chunks:
                 indexer.embed_and_commit(report, embed_task)
         indexer.embed_and_commit(report, embed_task)
         if prune:
@@ -159,7 +168,8 @@ def _run(catalog, settings, embedder, roots, prune, console, show_progress, star
             if gone:
                 with catalog.transaction():
                     report.removed = sum(catalog.remove_document(p) for p in gone)
-        indexer.flush_vectors()
+        indexer.flush_vectors(report)
+    report.timings = {k: round(v, 3) for k, v in report.timings.items()}
     report.seconds = round(time.perf_counter() - started, 3)
     catalog.finish_run(report.run_id, report.as_dict())
     return report
