@@ -42,6 +42,11 @@ def test_kill_9_mid_run_leaves_a_working_index_that_completes(tmp_path, essays_d
             break
         time.sleep(0.2)
     assert proc.poll() is None, f"indexing ended before it could be killed: {proc.stderr.read().decode()[-2000:]}"
+    # Readers are not blocked by the running writer.
+    with open_index(idx) as ix:
+        ix._embedder = embedder
+        assert ix.search("startup ideas", k=3) and ix.search("startup ideas", k=3, mode="bm25")
+    assert proc.poll() is None, "the writer must still be running while we searched"
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     assert proc.returncode == -signal.SIGKILL

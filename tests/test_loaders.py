@@ -94,6 +94,13 @@ def test_invalid_utf8_garbage_is_refused(tmp_path):
     assert "not valid UTF-8" in _skip_reason(p)
 
 
+def test_utf8_with_corrupt_bytes_is_refused_not_misread_as_cp1252(tmp_path):
+    p = tmp_path / "corrupt.md"
+    body = "# Café notes\n\n" + "Le phare était allumé à l'aube, et le gardien notait la météo.\n" * 20
+    p.write_bytes(body.encode() + b"\xff\xfe broken \x80 tail\n")
+    assert "invalid UTF-8" in _skip_reason(p)
+
+
 def test_huge_file_is_refused_before_reading(tmp_path):
     p = tmp_path / "huge.txt"
     p.write_text("word " * 300_000)

@@ -1,7 +1,13 @@
 """Bytes to text: UTF-8 first, then a detected legacy encoding; binary and garbage are refused."""
 from __future__ import annotations
 
+import re
+
 from ..errors import SkippedFile
+
+# Well-formed multi-byte UTF-8 sequences. Legacy 8-bit text rarely contains them; a file that does
+# yet fails to decode is UTF-8 with corrupt bytes, and re-reading it as cp1252 would give mojibake.
+_UTF8_MULTIBYTE = re.compile(rb"[\xc2-\xdf][\x80-\xbf]|[\xe0-\xef][\x80-\xbf]{2}|[\xf0-\xf4][\x80-\xbf]{3}")
 
 _BOMS = [(b"\xef\xbb\xbf", "utf-8-sig"), (b"\xff\xfe", "utf-16"), (b"\xfe\xff", "utf-16")]
 
@@ -28,11 +34,14 @@ def decode_text(path, data: bytes) -> tuple[str, str]:
         return data.decode("utf-8"), "utf-8"
     except UnicodeDecodeError as e:
         utf8_error = e
+    where = f"{utf8_error.reason} at byte {utf8_error.start}"
+    bad = data.decode("utf-8", errors="replace").count("\ufffd")
+    if bad <= len(data) // 100 and len(_UTF8_MULTIBYTE.findall(data, 0, 1 << 20)) >= 2:
+        raise SkippedFile(path, f"invalid UTF-8 ({where}) in a file that is otherwise UTF-8: corrupt bytes")
     from charset_normalizer import from_bytes
 
     best = from_bytes(data).best()
     # A real legacy-encoded text decodes with little "chaos"; random bytes do not.
     if best is None or best.chaos > 0.2 or best.encoding.startswith("utf"):
-        raise SkippedFile(path, f"not valid UTF-8 ({utf8_error.reason} at byte {utf8_error.start}) "
-                                "and no other text encoding fits")
+        raise SkippedFile(path, f"not valid UTF-8 ({where}) and no other text encoding fits")
     return str(best), best.encoding
