@@ -109,7 +109,7 @@ def main():
     from common import write_result
 
     corpora = {"paul-graham-essays": _corpus_files("paul-graham-essays", 12 if args.quick else None),
-               "python-docs/library (slice)": _corpus_files("python-docs", 12 if args.quick else 60)}
+               "python-docs/library (slice)": _corpus_files("python-docs", 12 if args.quick else 30)}
     rows = []
     for name, files in corpora.items():
         base, ours, enc = (run_child(m, files) for m in ("baseline", "longdoc", "encode-only"))
