@@ -1,6 +1,7 @@
 """The public handle on one index: status, documents, search, and incremental updates."""
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from .config import Settings
@@ -50,8 +51,6 @@ class Index:
         files = [p for p in self.path.rglob("*") if p.is_file()]
         manifest = self.catalog.get_meta("manifest") or {}
         vectors = self.path / "vectors" / "manifest.json"
-        import json
-
         vector_gen = json.loads(vectors.read_text())["generation"] if vectors.exists() else None
         return {
             "index": str(self.path),
@@ -110,9 +109,7 @@ class Index:
     def add(self, paths: list[str | Path], prune: bool = False, progress: bool = False, settings: Settings | None = None):
         from .indexing.pipeline import index_paths
 
-        report = index_paths(self.path, paths, settings, prune=prune, progress=progress,
-                             embedder=self._embedder)
-        return report
+        return index_paths(self.path, paths, settings, prune=prune, progress=progress, embedder=self._embedder)
 
     def remove(self, paths: list[str]) -> list[str]:
         from .indexing.pipeline import remove_documents

@@ -53,9 +53,9 @@ class _Pending:
 
 
 class _Indexer:
-    def __init__(self, catalog: Catalog, settings: Settings, embedder: MultiHeadEmbedder, console: Console, progress):
+    def __init__(self, catalog: Catalog, settings: Settings, embedder: MultiHeadEmbedder, progress: Progress):
         self.catalog, self.settings, self.embedder = catalog, settings, embedder
-        self.console, self.progress = console, progress
+        self.progress = progress
         self.chunker = Chunker(embedder.tokenizer, settings.chunk)
         self.vectors = VectorStore(catalog.index_dir, embedder.dim, embedder.heads, embedder.head_dim).load()
         self.pending: list[_Pending] = []
@@ -139,7 +139,7 @@ def _run(catalog, settings, embedder, roots, prune, console, show_progress, star
     with Progress(*columns, console=console, disable=not show_progress, transient=False) as progress:
         file_task = progress.add_task("files", total=len(files))
         embed_task = progress.add_task("chunks embedded", total=None)
-        indexer = _Indexer(catalog, settings, embedder, console, progress)
+        indexer = _Indexer(catalog, settings, embedder, progress)
         for path in files:
             progress.advance(file_task)
             t0 = time.perf_counter()
