@@ -31,10 +31,26 @@ class ChunkSettings:
 
 
 @dataclass(frozen=True)
+class SearchSettings:
+    mode: str = "hybrid"
+    # Reciprocal-rank fusion: score = sum over modes of weight / (rrf_k + rank).
+    rrf_k: int = 60
+    weight_dense: float = 1.0
+    weight_multihead: float = 1.0
+    weight_bm25: float = 1.0
+    # Candidates each mode contributes before fusion, as a multiple of k (at least 50).
+    depth_factor: int = 5
+    # Above this many chunks the dense search uses an IVF index (bench/search.py picks it).
+    ivf_threshold: int = 200_000
+    ivf_nprobe: int = 32
+
+
+@dataclass(frozen=True)
 class Settings:
     embedder: str = DEFAULT_EMBEDDER
     reader: str = DEFAULT_READER
     chunk: ChunkSettings = field(default_factory=ChunkSettings)
+    search: SearchSettings = field(default_factory=SearchSettings)
     batch_size: int = 32
     device: str = "auto"  # auto | cpu | cuda
     max_file_mb: float = 64.0
@@ -45,16 +61,23 @@ class Settings:
     flush_every_docs: int = 200
 
     def replace(self, **changes) -> "Settings":
-        chunk_changes = {k[len("chunk_"):]: changes.pop(k) for k in list(changes) if k.startswith("chunk_")}
-        chunk = dataclasses.replace(self.chunk, **chunk_changes) if chunk_changes else self.chunk
-        return dataclasses.replace(self, chunk=chunk, **changes)
+        """Copy with flat keys changed: `batch_size=8`, `chunk_tokens=64`, `search_rrf_k=30`."""
+        for section in _SECTIONS:
+            prefix = section + "_"
+            sub = {k[len(prefix):]: changes.pop(k) for k in list(changes) if k.startswith(prefix)}
+            if sub:
+                changes[section] = dataclasses.replace(getattr(self, section), **sub)
+        return dataclasses.replace(self, **changes)
+
+
+_SECTIONS = {"chunk": ChunkSettings, "search": SearchSettings}
 
 
 def _flat_fields() -> dict[str, type]:
     out = {}
     for f in fields(Settings):
-        if f.name == "chunk":
-            out.update({f"chunk_{c.name}": c.type for c in fields(ChunkSettings)})
+        if f.name in _SECTIONS:
+            out.update({f"{f.name}_{c.name}": c.type for c in fields(_SECTIONS[f.name])})
         else:
             out[f.name] = f.type
     return out
@@ -86,8 +109,8 @@ def load_settings(config_file: str | Path | None = None, **overrides) -> Setting
         except (OSError, tomllib.TOMLDecodeError) as e:
             raise LongdocError(f"{path}: cannot read settings: {e}") from None
         for key, val in data.items():
-            if key == "chunk" and isinstance(val, dict):
-                values.update({f"chunk_{k}": v for k, v in val.items()})
+            if key in _SECTIONS and isinstance(val, dict):
+                values.update({f"{key}_{k}": v for k, v in val.items()})
             else:
                 values[key] = val
     for name in known:

@@ -4,22 +4,23 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from .config import Settings
-from .errors import IndexMismatchError, IndexNotFoundError, LongdocError
-from .retrieval import Hit, bm25_search, dense_search
-from .retrieval.hit import hits_from_rows
+from .config import Settings, load_settings
+from .errors import IndexMismatchError, IndexNotFoundError
+from .retrieval import Filters, Hit, Searcher
 from .storage import Catalog, VectorStore
-
-MODES = ("dense", "bm25")
-MAX_QUERY_CHARS = 4096
 
 
 class Index:
-    def __init__(self, path: str | Path):
+    def __init__(self, path: str | Path, embedder: str | None = None, settings: Settings | None = None):
         self.path = Path(path)
         self.catalog = Catalog.open(self.path)
+        self.settings = settings or load_settings()
         self._embedder = None
         self._vectors: VectorStore | None = None
+        if embedder is not None and embedder.lower() != self.manifest["embedder"].lower():
+            raise IndexMismatchError(f"index {self.path} was built with embedder {self.manifest['embedder']!r}, "
+                                     f"not {embedder!r}; its vectors cannot be searched with another embedder")
+        self.searcher = Searcher(self.catalog, lambda: self.vectors, lambda: self.embedder, self.settings.search)
 
     @property
     def manifest(self) -> dict:
@@ -90,20 +91,13 @@ class Index:
         self._vectors.sync(self.catalog)
         return self._vectors
 
-    def search(self, query: str, k: int = 10, mode: str = "dense") -> list[Hit]:
-        if not query or not query.strip():
-            raise LongdocError("empty query")
-        if len(query) > MAX_QUERY_CHARS:
-            raise LongdocError(f"query is {len(query)} characters; the limit is {MAX_QUERY_CHARS}")
-        if mode not in MODES:
-            raise LongdocError(f"unknown search mode {mode!r}; choose one of {', '.join(MODES)}")
-        if mode == "dense":
-            dense, _ = self.embedder.encode([query])
-            scored = dense_search(self.vectors, dense[0], k)
-        else:
-            scored = bm25_search(self.catalog, query, k)
-        rows = self.catalog.chunks([cid for cid, _ in scored])
-        return hits_from_rows(rows, scored, mode)
+    def search(self, query: str, k: int = 10, mode: str | None = None, filters: Filters | dict | None = None,
+               per: str = "chunk", context: int = 0) -> list[Hit]:
+        """Search the index. mode: hybrid (default), dense, multihead or bm25. filters: a Filters or a
+        dict of its fields. per: "chunk" or "document". context: neighbouring chunks merged in."""
+        if isinstance(filters, dict):
+            filters = Filters(**{k_: tuple(v) if isinstance(v, list) else v for k_, v in filters.items()})
+        return self.searcher.search(query, k=k, mode=mode, filters=filters, per=per, context=context)
 
     # --- writing ----------------------------------------------------------------------------------
     def add(self, paths: list[str | Path], prune: bool = False, progress: bool = False, settings: Settings | None = None):
@@ -117,5 +111,6 @@ class Index:
         return remove_documents(self.path, paths)
 
 
-def open_index(path: str | Path) -> Index:
-    return Index(path)
+def open_index(path: str | Path, embedder: str | None = None, settings: Settings | None = None) -> Index:
+    """Open an index for search. Passing `embedder` checks the index was built with it."""
+    return Index(path, embedder=embedder, settings=settings)

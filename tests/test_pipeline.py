@@ -110,11 +110,11 @@ def test_search_modes_and_bad_queries(tmp_path, corpus, embedder):
     index_paths(idx, [corpus], SETTINGS, progress=False, embedder=embedder)
     with open_index(idx) as ix:
         ix._embedder = embedder
-        dense = ix.search("how loud was the diaphone?", k=3)
+        dense = ix.search("how loud was the diaphone?", k=3, mode="dense")
         assert dense[0].path.endswith("fog_signals.txt") and dense[0].ranks == {"dense": 1}
         bm25 = ix.search("Fresnel lens prisms", k=3, mode="bm25")
         assert bm25[0].path.endswith("lighthouses.md") and bm25[0].section[-1] == "Lighting"
-        pdf_hit = ix.search("inspector visited the station", k=1)[0]
+        pdf_hit = ix.search("inspector visited the station", k=1, mode="dense")[0]
         assert pdf_hit.path.endswith(".pdf") and "inspector" in pdf_hit.text
         assert pdf_hit.page <= 3 and pdf_hit.page_end == 3
         for bad, msg in [("", "empty"), ("x" * 10_000, "limit"), ]:

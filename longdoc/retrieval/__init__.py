@@ -1,6 +1,6 @@
-"""Retrieval over an index: dense and BM25 so far."""
-from .bm25 import bm25_search
-from .dense import dense_search
+"""Retrieval over an index: dense, MRAG multi-head, BM25 and hybrid fusion."""
+from .filters import Filters
 from .hit import Hit
+from .searcher import MODES, Searcher
 
-__all__ = ["Hit", "bm25_search", "dense_search"]
+__all__ = ["Filters", "Hit", "MODES", "Searcher"]

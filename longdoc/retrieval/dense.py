@@ -1,9 +1,11 @@
 """Dense search: cosine similarity of the query embedding to chunk embeddings."""
 from __future__ import annotations
 
+import numpy as np
+
 from ..storage import VectorStore
 
 
-def dense_search(store: VectorStore, query_vector, k: int) -> list[tuple[int, float]]:
-    scores, ids = store.search_dense(query_vector.reshape(1, -1), k)
+def dense_search(store: VectorStore, query_vector: np.ndarray, k: int, allowed: np.ndarray | None = None) -> list[tuple[int, float]]:
+    scores, ids = store.search_dense(query_vector.reshape(1, -1), k, allowed)
     return [(int(i), float(s)) for i, s in zip(ids[0], scores[0]) if i >= 0]

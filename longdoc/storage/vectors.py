@@ -113,12 +113,16 @@ class VectorStore:
         _atomic_write_bytes(self.dir / "manifest.json", json.dumps(manifest, indent=2).encode())
         _fsync_dir(self.dir)
 
-    def search_dense(self, query: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-        if self.size == 0:
+    def _search(self, index: faiss.Index, query: np.ndarray, k: int, allowed: np.ndarray | None):
+        """Top-k by inner product; `allowed` restricts the search to those chunk ids (filters)."""
+        limit = self.size if allowed is None else min(self.size, len(allowed))
+        if limit == 0:
             return np.zeros((len(query), 0), np.float32), np.zeros((len(query), 0), np.int64)
-        return self.dense.search(normalize(query), min(k, self.size))
+        params = None if allowed is None else faiss.SearchParameters(sel=faiss.IDSelectorBatch(allowed))
+        return index.search(normalize(query), min(k, limit), params=params)
 
-    def search_head(self, h: int, query: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-        if self.size == 0:
-            return np.zeros((len(query), 0), np.float32), np.zeros((len(query), 0), np.int64)
-        return self.heads[h].search(normalize(query), min(k, self.size))
+    def search_dense(self, query: np.ndarray, k: int, allowed: np.ndarray | None = None):
+        return self._search(self.dense, query, k, allowed)
+
+    def search_head(self, h: int, query: np.ndarray, k: int, allowed: np.ndarray | None = None):
+        return self._search(self.heads[h], query, k, allowed)

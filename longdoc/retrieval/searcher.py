@@ -1,0 +1,114 @@
+"""The Searcher: one query through dense, multi-head, BM25 or hybrid retrieval, with filters,
+per-document aggregation and neighbouring-chunk context."""
+from __future__ import annotations
+
+from typing import Callable
+
+import numpy as np
+
+from ..config import SearchSettings
+from ..errors import LongdocError
+from ..storage import Catalog, VectorStore
+from .bm25 import bm25_search
+from .dense import dense_search
+from .filters import Filters
+from .fusion import reciprocal_rank_fusion
+from .hit import Hit
+from .multihead import multihead_search
+
+MODES = ("hybrid", "dense", "multihead", "bm25")
+GROUPINGS = ("chunk", "document")
+MAX_QUERY_CHARS = 4096
+
+
+def validate(query: str, k: int, mode: str, per: str, context: int) -> None:
+    if not isinstance(query, str) or not query.strip():
+        raise LongdocError("empty query")
+    if len(query) > MAX_QUERY_CHARS:
+        raise LongdocError(f"query is {len(query)} characters; the limit is {MAX_QUERY_CHARS}")
+    if mode not in MODES:
+        raise LongdocError(f"unknown search mode {mode!r}; choose one of {', '.join(MODES)}")
+    if per not in GROUPINGS:
+        raise LongdocError(f"unknown grouping {per!r}; choose chunk or document")
+    if k < 1 or context < 0:
+        raise LongdocError(f"k must be at least 1 and context at least 0 (got k={k}, context={context})")
+
+
+class Searcher:
+    def __init__(self, catalog: Catalog, vectors: Callable[[], VectorStore], embedder: Callable[[], object],
+                 settings: SearchSettings):
+        self.catalog = catalog
+        self._vectors, self._embedder = vectors, embedder  # loaded on first use: bm25 needs neither
+        self.settings = settings
+
+    def head_weights(self, n_heads: int) -> np.ndarray:
+        stored = self.catalog.get_meta("head_weights")
+        return np.asarray(stored, np.float32) if stored and len(stored) == n_heads else np.ones(n_heads, np.float32)
+
+    def ranked_lists(self, query: str, mode: str, depth: int, filters: Filters | None) -> dict[str, list[tuple[int, float]]]:
+        """Each retriever's own ranking, best first, `depth` deep."""
+        allowed = filters.chunk_ids(self.catalog) if filters else None
+        if allowed is not None and len(allowed) == 0:
+            return {m: [] for m in (("dense", "multihead", "bm25") if mode == "hybrid" else (mode,))}
+        lists = {}
+        if mode != "bm25":
+            store = self._vectors()
+            dense_q, head_q = self._embedder().encode([query])
+            if mode in ("dense", "hybrid"):
+                lists["dense"] = dense_search(store, dense_q[0], depth, allowed)
+            if mode in ("multihead", "hybrid"):
+                lists["multihead"] = multihead_search(store, head_q[0], self.head_weights(store.n_heads),
+                                                      depth, depth, allowed)
+        if mode in ("bm25", "hybrid"):
+            lists["bm25"] = bm25_search(self.catalog, query, depth, filters)
+        return lists
+
+    def search(self, query: str, k: int = 10, mode: str | None = None, filters: Filters | None = None,
+               per: str = "chunk", context: int = 0) -> list[Hit]:
+        mode = mode or self.settings.mode
+        validate(query, k, mode, per, context)
+        depth = max(50, k * self.settings.depth_factor * (4 if per == "document" else 1))
+        lists = self.ranked_lists(query, mode, depth, filters)
+        if mode == "hybrid":
+            weights = {"dense": self.settings.weight_dense, "multihead": self.settings.weight_multihead,
+                       "bm25": self.settings.weight_bm25}
+            scored, ranks = reciprocal_rank_fusion(lists, weights, self.settings.rrf_k)
+        else:
+            scored = lists[mode]
+            ranks = {cid: {mode: r} for r, (cid, _) in enumerate(scored, 1)}
+        rows = {r["id"]: r for r in self.catalog.chunks([cid for cid, _ in scored[: depth if per == "document" else k]])}
+        hits = []
+        seen_docs = set()
+        for cid, score in scored:
+            row = rows.get(cid)
+            if row is None or (per == "document" and row["doc_id"] in seen_docs):
+                continue  # deleted since the vectors were synced, or its document already has a better chunk
+            seen_docs.add(row["doc_id"])
+            hits.append(Hit(cid, row["doc_id"], row["path"], row["title"], row["section"], row["char_start"],
+                            row["char_end"], row["page_start"], row["page_end"], row["text"], float(score),
+                            ranks.get(cid, {}), row["ordinal"]))
+            if len(hits) == k:
+                break
+        return self.with_context(hits, context) if context else hits
+
+    def with_context(self, hits: list[Hit], n: int) -> list[Hit]:
+        """Widen each hit to its n neighbouring chunks on each side. A passage that overlaps better
+        hits' passages in the same document is merged into the best of them; kept passages stay disjoint."""
+        out: list[Hit] = []
+        for hit in hits:
+            start, end, page, page_end = self.catalog.db.conn.execute(
+                "SELECT MIN(char_start), MAX(char_end), MIN(page_start), MAX(page_end) FROM chunks "
+                "WHERE doc_id = ? AND ordinal BETWEEN ? AND ?", (hit.doc_id, hit.ordinal - n, hit.ordinal + n)).fetchone()
+            overlapping = [h for h in out if h.doc_id == hit.doc_id and h.char_start < end and start < h.char_end]
+            target = overlapping[0] if overlapping else hit
+            for h in overlapping:
+                start, end = min(start, h.char_start), max(end, h.char_end)
+                if h.page is not None:
+                    page, page_end = min(page, h.page), max(page_end, h.page_end)
+            for h in overlapping[1:]:
+                out.remove(h)
+            target.char_start, target.char_end, target.page, target.page_end = start, end, page, page_end
+            target.text = self.catalog.document_text(hit.doc_id)[start:end]
+            if not overlapping:
+                out.append(hit)
+        return out

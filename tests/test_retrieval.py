@@ -1,0 +1,137 @@
+"""Search modes, fusion, filters, grouping, context and bad input over a real index."""
+import numpy as np
+import pytest
+
+from longdoc import index_paths, open_index
+from longdoc.config import Settings
+from longdoc.errors import IndexMismatchError, IndexNotFoundError, LongdocError
+from longdoc.retrieval import Filters
+from longdoc.retrieval.fusion import reciprocal_rank_fusion
+from longdoc.retrieval.multihead import multihead_search
+from longdoc.storage import VectorStore
+
+
+def test_rrf_hand_computed():
+    fused, ranks = reciprocal_rank_fusion({"a": [(1, 9.0), (2, 8.0)], "b": [(2, 0.5), (3, 0.4)]},
+                                          {"a": 1.0, "b": 2.0}, rrf_k=10)
+    scores = dict(fused)
+    assert scores[1] == pytest.approx(1 / 11)
+    assert scores[2] == pytest.approx(1 / 12 + 2 / 11)
+    assert scores[3] == pytest.approx(2 / 12)
+    assert [cid for cid, _ in fused] == [2, 3, 1]
+    assert ranks[2] == {"a": 2, "b": 1}
+
+
+def test_multihead_vote_hand_computed(tmp_path):
+    # Two heads in 2-d. Head 0 ranks 10 > 11 > 12, head 1 ranks 12 > 11 > 10.
+    store = VectorStore(tmp_path, 2, 2, 2)
+    ids = np.array([10, 11, 12], np.int64)
+    angles = np.array([0.0, 0.6, 1.2])
+    vecs = np.stack([np.cos(angles), np.sin(angles)], 1).astype(np.float32)
+    store.heads[0].add_with_ids(vecs, ids)
+    store.heads[1].add_with_ids(vecs[::-1].copy(), ids)
+    store.dense.add_with_ids(vecs, ids)
+    query = np.array([[1.0, 0.0], [1.0, 0.0]], np.float32)
+    votes = dict(multihead_search(store, query, np.array([3.0, 1.0]), n=3, k=3))
+    assert votes[10] == pytest.approx(3 * 1 + 1 * 0.25)
+    assert votes[11] == pytest.approx(3 * 0.5 + 1 * 0.5)
+    assert votes[12] == pytest.approx(3 * 0.25 + 1 * 1)
+    only = dict(multihead_search(store, query, np.array([3.0, 1.0]), n=3, k=3, allowed=np.array([11, 12])))
+    assert set(only) == {11, 12}
+
+
+@pytest.fixture(scope="module")
+def index_dir(tmp_path_factory, embedder):
+    import shutil
+
+    from conftest import DOC_FIXTURES
+
+    corpus = tmp_path_factory.mktemp("corpus")
+    for p in DOC_FIXTURES:
+        shutil.copy(p, corpus / p.name)
+    idx = tmp_path_factory.mktemp("index")
+    index_paths(idx, [corpus], Settings().replace(chunk_tokens=32, chunk_overlap=4), progress=False, embedder=embedder)
+    return idx
+
+
+@pytest.fixture
+def ix(index_dir, embedder):
+    with open_index(index_dir) as ix:
+        ix._embedder = embedder
+        yield ix
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("mode", ["hybrid", "dense", "multihead", "bm25"])
+def test_every_mode_finds_the_passage(ix, mode):
+    hits = ix.search("When did electric lamps arrive at Carrow Point?", k=5, mode=mode)
+    assert any("1931" in h.text for h in hits[:3]), [h.text for h in hits]
+    for h in hits:
+        assert mode in h.ranks or (mode == "hybrid" and set(h.ranks) <= {"dense", "multihead", "bm25"})
+
+
+@pytest.mark.slow
+def test_hybrid_hits_explain_their_ranks(ix):
+    hits = ix.search("Fresnel lens prisms bend light into a beam", k=5)
+    top = hits[0]
+    assert "Fresnel" in top.text and set(top.ranks) == {"dense", "multihead", "bm25"}
+    assert top.section[-1] == "Lighting" and top.path.endswith("lighthouses.md")
+    assert ix.document_text(top.doc_id)[top.char_start:top.char_end] == top.text
+    assert [h.score for h in hits] == sorted((h.score for h in hits), reverse=True)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("mode", ["hybrid", "dense", "multihead", "bm25"])
+def test_filters_restrict_every_mode(ix, mode):
+    by_glob = ix.search("keeper lamp light", k=20, mode=mode, filters={"path_glob": "*.html"})
+    assert by_glob and all(h.path.endswith("keepers.html") for h in by_glob)
+    by_section = ix.search("keeper lamp light", k=20, mode=mode, filters=Filters(section="isolation"))
+    assert by_section and all("isolation" in " ".join(h.section).lower() for h in by_section)
+    pdf = next(d["path"] for d in ix.documents() if d["path"].endswith(".pdf"))
+    by_doc = ix.search("weather", k=20, mode=mode, filters={"documents": [pdf]})
+    assert by_doc and {h.path for h in by_doc} == {pdf}
+    assert ix.search("weather", k=5, mode=mode, filters={"path_glob": "*.docx"}) == []
+
+
+@pytest.mark.slow
+def test_per_document_grouping_gives_one_hit_per_document(ix):
+    hits = ix.search("lighthouse keeper", k=10, per="document")
+    assert len(hits) == len({h.doc_id for h in hits}) >= 4
+
+
+@pytest.mark.slow
+def test_context_merges_neighbouring_chunks(ix):
+    plain = ix.search("diaphone compressed air piston", k=1, mode="dense")[0]
+    wide = ix.search("diaphone compressed air piston", k=1, mode="dense", context=1)[0]
+    text = ix.document_text(wide.doc_id)
+    assert wide.char_start <= plain.char_start and wide.char_end >= plain.char_end
+    assert (wide.char_end - wide.char_start) > (plain.char_end - plain.char_start)
+    assert text[wide.char_start:wide.char_end] == wide.text
+    merged = ix.search("fog signal", k=6, mode="dense", context=2, filters={"path_glob": "*fog_signals.txt"})
+    spans = sorted((h.char_start, h.char_end) for h in merged)
+    assert all(a[1] <= b[0] for a, b in zip(spans, spans[1:])), "overlapping passages are merged"
+
+
+@pytest.mark.slow
+def test_bad_queries_are_refused_and_nothing_is_written(ix, index_dir):
+    before = (index_dir / "catalog.sqlite").stat().st_mtime_ns, ix.catalog.generation
+    for kwargs, msg in [({"query": ""}, "empty query"), ({"query": "   "}, "empty query"),
+                        ({"query": "x" * 2_000_000}, "limit"), ({"query": "fog", "mode": "magic"}, "unknown search mode"),
+                        ({"query": "fog", "per": "page"}, "unknown grouping"), ({"query": "fog", "k": 0}, "at least 1")]:
+        with pytest.raises(LongdocError, match=msg):
+            ix.search(**kwargs)
+    assert ((index_dir / "catalog.sqlite").stat().st_mtime_ns, ix.catalog.generation) == before
+
+
+@pytest.mark.slow
+def test_missing_half_built_and_foreign_indexes_are_refused(tmp_path, index_dir):
+    with pytest.raises(IndexNotFoundError, match="no longdoc index"):
+        open_index(tmp_path / "nowhere")
+    from longdoc.storage import Catalog
+
+    Catalog.open(tmp_path / "half", create=True).close()  # a catalog with no manifest: the first run died early
+    with open_index(tmp_path / "half") as half:
+        with pytest.raises(IndexNotFoundError, match="half-built"):
+            half.search("fog")
+    with pytest.raises(IndexMismatchError, match="built with embedder 'all-MiniLM-L6-v2'"):
+        open_index(index_dir, embedder="BAAI/bge-small-en-v1.5")
