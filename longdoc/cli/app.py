@@ -10,12 +10,16 @@ from rich.table import Table
 from .common import IndexOption, JsonOption, console, friendly_errors, human_bytes, print_json
 from .docs import docs_app
 from .models import data_app, models_app
+from .evaluate import eval_app
+from .search import search
 
 app = typer.Typer(help="Index long documents, search them and ask questions with citations.",
                   no_args_is_help=True, pretty_exceptions_enable=False)
 app.add_typer(docs_app, name="docs")
 app.add_typer(models_app, name="models")
 app.add_typer(data_app, name="data")
+app.add_typer(eval_app, name="eval")
+app.command()(search)
 
 
 @app.command()
@@ -69,28 +73,6 @@ def status(index_dir: Path = IndexOption, json_out: bool = JsonOption):
     if run:
         table.add_row("last run", f"{run['finished_at'] or run['started_at']} ({run['status']}): {run['added']} added, "
                       f"{run['updated']} updated, {run['removed']} removed, {run['skipped']} skipped")
-    console.print(table)
-
-
-@app.command()
-@friendly_errors
-def search(
-    query: str = typer.Argument(..., help="What to look for."),
-    index_dir: Path = IndexOption,
-    k: int = typer.Option(10, "-k", help="How many results."),
-    mode: str = typer.Option("dense", help="dense or bm25."),
-    json_out: bool = JsonOption,
-):
-    """Search an index."""
-    from ..index import open_index
-
-    with open_index(index_dir) as ix:
-        hits = ix.search(query, k=k, mode=mode)
-    if json_out:
-        return print_json([h.as_dict() for h in hits])
-    table = Table("#", "document", "section", "text", "score")
-    for n, h in enumerate(hits, 1):
-        table.add_row(str(n), Path(h.path).name, " > ".join(h.section), " ".join(h.text.split())[:160], f"{h.score:.3f}")
     console.print(table)
 
 

@@ -67,8 +67,16 @@ class Searcher:
                per: str = "chunk", context: int = 0) -> list[Hit]:
         mode = mode or self.settings.mode
         validate(query, k, mode, per, context)
-        depth = max(50, k * self.settings.depth_factor * (4 if per == "document" else 1))
-        lists = self.ranked_lists(query, mode, depth, filters)
+        lists = self.ranked_lists(query, mode, self.depth(k, per), filters)
+        hits = self.combine(lists, mode, k, per)
+        return self.with_context(hits, context) if context else hits
+
+    def depth(self, k: int, per: str) -> int:
+        """Candidates per retriever: more when grouping, since one document may hold many of them."""
+        return max(50, k * self.settings.depth_factor * (4 if per == "document" else 1))
+
+    def combine(self, lists: dict[str, list[tuple[int, float]]], mode: str, k: int, per: str = "chunk") -> list[Hit]:
+        """The final ranking for `mode` from the retrievers' lists: fused for hybrid, else that list."""
         if mode == "hybrid":
             weights = {"dense": self.settings.weight_dense, "multihead": self.settings.weight_multihead,
                        "bm25": self.settings.weight_bm25}
@@ -76,20 +84,17 @@ class Searcher:
         else:
             scored = lists[mode]
             ranks = {cid: {mode: r} for r, (cid, _) in enumerate(scored, 1)}
-        rows = {r["id"]: r for r in self.catalog.chunks([cid for cid, _ in scored[: depth if per == "document" else k]])}
-        hits = []
-        seen_docs = set()
-        for cid, score in scored:
-            row = rows.get(cid)
-            if row is None or (per == "document" and row["doc_id"] in seen_docs):
-                continue  # deleted since the vectors were synced, or its document already has a better chunk
-            seen_docs.add(row["doc_id"])
-            hits.append(Hit(cid, row["doc_id"], row["path"], row["title"], row["section"], row["char_start"],
-                            row["char_end"], row["page_start"], row["page_end"], row["text"], float(score),
-                            ranks.get(cid, {}), row["ordinal"]))
-            if len(hits) == k:
-                break
-        return self.with_context(hits, context) if context else hits
+        if per == "document":  # the best chunk of each document, found without reading chunk text
+            doc_of = self.catalog.doc_ids_of([cid for cid, _ in scored])
+            best: dict[int, tuple[int, float]] = {}
+            for cid, score in scored:
+                if cid in doc_of and doc_of[cid] not in best:
+                    best[doc_of[cid]] = (cid, score)
+            scored = list(best.values())
+        rows = {r["id"]: r for r in self.catalog.chunks([cid for cid, _ in scored[:k]])}
+        return [Hit(cid, r["doc_id"], r["path"], r["title"], r["section"], r["char_start"], r["char_end"],
+                    r["page_start"], r["page_end"], r["text"], float(score), ranks.get(cid, {}), r["ordinal"])
+                for cid, score in scored[:k] if (r := rows.get(cid)) is not None]  # None: deleted since the sync
 
     def with_context(self, hits: list[Hit], n: int) -> list[Hit]:
         """Widen each hit to its n neighbouring chunks on each side. A passage that overlaps better

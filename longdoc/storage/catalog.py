@@ -132,6 +132,14 @@ class Catalog:
                 by_id[r["id"]] = _decode_chunk(r)
         return [by_id[i] for i in ids if i in by_id]
 
+    def doc_ids_of(self, ids: list[int]) -> dict[int, int]:
+        """chunk id -> document id, without reading the chunks' text."""
+        out = {}
+        for start in range(0, len(ids), 900):
+            part = ids[start:start + 900]
+            out.update(self.db.conn.execute(f"SELECT id, doc_id FROM chunks WHERE id IN ({','.join('?' * len(part))})", part))
+        return out
+
     def vector_ids(self) -> np.ndarray:
         return np.fromiter((r[0] for r in self.db.conn.execute("SELECT chunk_id FROM vectors ORDER BY chunk_id")), np.int64)
 
