@@ -87,17 +87,20 @@ class Index:
         """The FAISS indexes, brought up to the catalog's committed state in memory (no writes)."""
         m = self.manifest
         if self._vectors is None:
-            self._vectors = VectorStore(self.path, m["dim"], m["heads"], m["head_dim"]).load()
+            search = self.settings.search
+            self._vectors = VectorStore(self.path, m["dim"], m["heads"], m["head_dim"],
+                                        search.ivf_threshold, search.ivf_nprobe).load()
         self._vectors.sync(self.catalog)
         return self._vectors
 
     def search(self, query: str, k: int = 10, mode: str | None = None, filters: Filters | dict | None = None,
-               per: str = "chunk", context: int = 0) -> list[Hit]:
+               per: str = "chunk", context: int = 0, rerank: str | None = None) -> list[Hit]:
         """Search the index. mode: hybrid (default), dense, multihead or bm25. filters: a Filters or a
-        dict of its fields. per: "chunk" or "document". context: neighbouring chunks merged in."""
+        dict of its fields. per: "chunk" or "document". context: neighbouring chunks merged in.
+        rerank: a cross-encoder model name (local directory or hub id)."""
         if isinstance(filters, dict):
             filters = Filters(**{k_: tuple(v) if isinstance(v, list) else v for k_, v in filters.items()})
-        return self.searcher.search(query, k=k, mode=mode, filters=filters, per=per, context=context)
+        return self.searcher.search(query, k=k, mode=mode, filters=filters, per=per, context=context, rerank=rerank)
 
     # --- writing ----------------------------------------------------------------------------------
     def add(self, paths: list[str | Path], prune: bool = False, progress: bool = False, settings: Settings | None = None):

@@ -135,3 +135,21 @@ def test_missing_half_built_and_foreign_indexes_are_refused(tmp_path, index_dir)
             half.search("fog")
     with pytest.raises(IndexMismatchError, match="built with embedder 'all-MiniLM-L6-v2'"):
         open_index(index_dir, embedder="BAAI/bge-small-en-v1.5")
+
+
+@pytest.mark.slow
+def test_cross_encoder_rerank_orders_by_its_scores(ix, embedder):
+    """A cross-encoder built from the local MiniLM weights (its scoring head is untrained, so this
+    checks the plumbing: candidates are reordered by the model's own scores)."""
+    from sentence_transformers import CrossEncoder
+
+    query = "keeper lamp light"
+    hits = ix.search(query, k=4, rerank=embedder.source)
+    assert len(hits) == 4 and [h.ranks["rerank"] for h in hits] == [1, 2, 3, 4]
+    scores = CrossEncoder(embedder.source, device="cpu").predict([(query, h.text) for h in hits])
+    assert list(scores) == pytest.approx([h.score for h in hits], abs=1e-5)
+    assert [h.score for h in hits] == sorted((h.score for h in hits), reverse=True)
+    from longdoc.errors import ModelError
+
+    with pytest.raises(ModelError, match="cannot load cross-encoder"):
+        ix.search(query, k=2, rerank="longdoc-test/no-such-cross-encoder")

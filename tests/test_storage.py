@@ -117,3 +117,23 @@ def test_damaged_vector_file_is_rebuilt_from_catalog(tmp_path):
     assert rebuilt.size == 0
     rebuilt.sync(cat)
     assert rebuilt.size == 4 and rebuilt.heads[1].ntotal == 4
+
+
+def test_ivf_search_past_the_threshold_finds_the_same_neighbours(tmp_path):
+    rng = np.random.default_rng(0)
+    centers = rng.normal(size=(20, 16)).astype(np.float32)
+    vecs = (centers[rng.integers(0, 20, 3000)] + 0.3 * rng.normal(size=(3000, 16))).astype(np.float32)
+    ids = np.arange(1000, 4000, dtype=np.int64)
+    flat = VectorStore(tmp_path, 16, 1, 4)
+    flat.dense.add_with_ids(vecs / np.linalg.norm(vecs, axis=1, keepdims=True), ids)
+    ivf = VectorStore(tmp_path, 16, 1, 4, ivf_threshold=1000, ivf_nprobe=64)
+    ivf.dense = flat.dense
+    queries = vecs[:50]
+    _, exact = flat.search_dense(queries, 10)
+    _, approx = ivf.search_dense(queries, 10)
+    assert isinstance(ivf.ivf(), faiss.IndexIVFFlat)
+    recall = np.mean([len(set(a) & set(e)) / 10 for a, e in zip(approx, exact)])
+    assert recall >= 0.95
+    allowed = ids[::7]
+    _, filtered = ivf.search_dense(queries[:5], 10, allowed)
+    assert set(filtered.ravel()) - {-1} <= set(allowed.tolist())

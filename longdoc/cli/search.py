@@ -40,6 +40,7 @@ def search(
     section: Optional[str] = typer.Option(None, help="Only chunks under a heading containing this text."),
     per: str = typer.Option("chunk", help="chunk, or document: the best chunk of each document."),
     context: int = typer.Option(0, help="Merge N neighbouring chunks on each side into each hit."),
+    rerank: Optional[str] = typer.Option(None, help="Rerank with this cross-encoder (local dir or hub id)."),
     json_out: bool = JsonOption,
 ):
     """Search an index: hybrid fusion of multi-head, dense and BM25 retrieval by default."""
@@ -47,7 +48,7 @@ def search(
     from ..retrieval import Filters
 
     with open_index(index_dir) as ix:
-        hits = ix.search(query, k=k, mode=mode, per=per, context=context,
+        hits = ix.search(query, k=k, mode=mode, per=per, context=context, rerank=rerank,
                          filters=Filters(documents=tuple(doc), path_glob=path_glob, section=section))
     if json_out:
         return print_json([h.as_dict() for h in hits])

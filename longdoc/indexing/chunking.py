@@ -54,8 +54,9 @@ class Chunker:
         self.overlap = settings.overlap
 
     def _token_offsets(self, texts: list[str]) -> list[list[tuple[int, int]]]:
+        # verbose=False: units longer than the model's limit are expected here (they get split).
         enc = self.tokenizer(texts, add_special_tokens=False, return_offsets_mapping=True,
-                             return_attention_mask=False, return_token_type_ids=False)
+                             return_attention_mask=False, return_token_type_ids=False, verbose=False)
         return [list(map(tuple, offs)) for offs in enc["offset_mapping"]]
 
     def _split_long(self, start: int, offsets: list[tuple[int, int]]) -> list[tuple[int, int, int]]:

@@ -64,11 +64,17 @@ class Searcher:
         return lists
 
     def search(self, query: str, k: int = 10, mode: str | None = None, filters: Filters | None = None,
-               per: str = "chunk", context: int = 0) -> list[Hit]:
+               per: str = "chunk", context: int = 0, rerank: str | None = None) -> list[Hit]:
+        """`rerank`: a cross-encoder name; it reorders the top max(3k, 20) candidates."""
         mode = mode or self.settings.mode
         validate(query, k, mode, per, context)
-        lists = self.ranked_lists(query, mode, self.depth(k, per), filters)
-        hits = self.combine(lists, mode, k, per)
+        pool = max(3 * k, 20) if rerank else k
+        lists = self.ranked_lists(query, mode, self.depth(pool, per), filters)
+        hits = self.combine(lists, mode, pool, per)
+        if rerank:
+            from .rerank import rerank as cross_encode
+
+            hits = cross_encode(rerank, query, hits, k)
         return self.with_context(hits, context) if context else hits
 
     def depth(self, k: int, per: str) -> int:

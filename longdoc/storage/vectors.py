@@ -44,12 +44,18 @@ def normalize(x: np.ndarray) -> np.ndarray:
 class VectorStore:
     """`dense` plus `heads[h]`: IndexIDMap2 over inner product of L2-normalised vectors (cosine)."""
 
-    def __init__(self, index_dir: Path, dim: int, heads: int, head_dim: int):
+    def __init__(self, index_dir: Path, dim: int, heads: int, head_dim: int,
+                 ivf_threshold: int | None = None, ivf_nprobe: int = 32):
         self.dir = Path(index_dir) / VECTORS_DIR
         self.dim, self.n_heads, self.head_dim = dim, heads, head_dim
         self.generation = -1
         self.dense = self._empty(dim)
         self.heads = [self._empty(head_dim) for _ in range(heads)]
+        # Past ivf_threshold vectors, dense search goes through an IVF index built from the flat one
+        # (which stays the exact copy that sync patches). None: always flat.
+        self.ivf_threshold, self.ivf_nprobe = ivf_threshold, ivf_nprobe
+        self._ivf: faiss.Index | None = None
+        self._ivf_generation = -2
 
     @staticmethod
     def _empty(dim: int) -> faiss.Index:
@@ -122,7 +128,41 @@ class VectorStore:
         return index.search(normalize(query), min(k, limit), params=params)
 
     def search_dense(self, query: np.ndarray, k: int, allowed: np.ndarray | None = None):
+        if self.ivf_threshold is not None and self.size >= self.ivf_threshold:
+            ivf = self.ivf()
+            limit = self.size if allowed is None else min(self.size, len(allowed))
+            if limit == 0:
+                return np.zeros((len(query), 0), np.float32), np.zeros((len(query), 0), np.int64)
+            params = faiss.SearchParametersIVF(nprobe=self.ivf_nprobe,
+                                               sel=None if allowed is None else faiss.IDSelectorBatch(allowed))
+            return ivf.search(normalize(query), min(k, limit), params=params)
         return self._search(self.dense, query, k, allowed)
+
+    def ivf(self) -> faiss.Index:
+        """The IVF index over the dense vectors, rebuilt when the vectors changed since it was built."""
+        if self._ivf is None or self._ivf_generation != self.generation:
+            self._ivf = build_ivf(flat_vectors(self.dense), self.ids())
+            self._ivf_generation = self.generation
+        return self._ivf
 
     def search_head(self, h: int, query: np.ndarray, k: int, allowed: np.ndarray | None = None):
         return self._search(self.heads[h], query, k, allowed)
+
+
+def flat_vectors(index: faiss.Index) -> np.ndarray:
+    """The (n, d) vectors stored in an IndexIDMap2(IndexFlat), without copying them out one by one."""
+    flat = faiss.downcast_index(index.index)
+    return faiss.rev_swig_ptr(flat.get_xb(), flat.ntotal * flat.d).reshape(flat.ntotal, flat.d)
+
+
+def build_ivf(vectors: np.ndarray, ids: np.ndarray, train_sample: int = 100_000, seed: int = 0) -> faiss.Index:
+    """IVF-Flat over inner product, nlist = 4*sqrt(n) cells trained by k-means on a sample."""
+    n, d = vectors.shape
+    nlist = max(1, int(4 * np.sqrt(n)))
+    quantizer = faiss.IndexFlatIP(d)
+    ivf = faiss.IndexIVFFlat(quantizer, d, nlist, faiss.METRIC_INNER_PRODUCT)
+    rng = np.random.default_rng(seed)
+    sample = vectors[np.sort(rng.choice(n, min(n, max(train_sample, 39 * nlist)), replace=False))]
+    ivf.train(np.ascontiguousarray(sample))
+    ivf.add_with_ids(vectors, ids)
+    return ivf
