@@ -33,11 +33,13 @@ class ChunkSettings:
 @dataclass(frozen=True)
 class SearchSettings:
     mode: str = "hybrid"
-    # Reciprocal-rank fusion: score = sum over modes of weight / (rrf_k + rank).
-    rrf_k: int = 60
-    weight_dense: float = 1.0
-    weight_multihead: float = 1.0
-    weight_bm25: float = 1.0
+    # Reciprocal-rank fusion: score = sum over modes of weight / (rrf_k + rank). Chosen on a Quoref dev
+    # split (bench/fusion_weights.py): multi-head votes added nothing there, so hybrid skips them
+    # unless weight_multihead is raised.
+    rrf_k: int = 10
+    weight_dense: float = 0.5
+    weight_multihead: float = 0.0
+    weight_bm25: float = 2.0
     # Candidates each mode contributes before fusion, as a multiple of k (at least 50).
     depth_factor: int = 5
     # Above this many chunks the dense search uses an IVF index (bench/search.py picks it).

@@ -71,10 +71,14 @@ def test_every_mode_finds_the_passage(ix, mode):
 
 
 @pytest.mark.slow
-def test_hybrid_hits_explain_their_ranks(ix):
+def test_hybrid_hits_explain_their_ranks(ix, index_dir, embedder):
     hits = ix.search("Fresnel lens prisms bend light into a beam", k=5)
     top = hits[0]
-    assert "Fresnel" in top.text and set(top.ranks) == {"dense", "multihead", "bm25"}
+    # Default weights (bench/fusion_weights.py): dense and BM25; multi-head votes only when weighted.
+    assert "Fresnel" in top.text and set(top.ranks) == {"dense", "bm25"}
+    with open_index(index_dir, settings=Settings().replace(search_weight_multihead=1.0)) as weighted:
+        weighted._embedder = embedder
+        assert set(weighted.search("Fresnel lens prisms bend light into a beam", k=5)[0].ranks) == {"dense", "multihead", "bm25"}
     assert top.section[-1] == "Lighting" and top.path.endswith("lighthouses.md")
     assert ix.document_text(top.doc_id)[top.char_start:top.char_end] == top.text
     assert [h.score for h in hits] == sorted((h.score for h in hits), reverse=True)
@@ -141,12 +145,12 @@ def test_missing_half_built_and_foreign_indexes_are_refused(tmp_path, index_dir)
 def test_cross_encoder_rerank_orders_by_its_scores(ix, embedder):
     """A cross-encoder built from the local MiniLM weights (its scoring head is untrained, so this
     checks the plumbing: candidates are reordered by the model's own scores)."""
-    from sentence_transformers import CrossEncoder
+    from longdoc.retrieval.rerank import load_cross_encoder
 
     query = "keeper lamp light"
     hits = ix.search(query, k=4, rerank=embedder.source)
     assert len(hits) == 4 and [h.ranks["rerank"] for h in hits] == [1, 2, 3, 4]
-    scores = CrossEncoder(embedder.source, device="cpu").predict([(query, h.text) for h in hits])
+    scores = load_cross_encoder(embedder.source).predict([(query, h.text) for h in hits])  # the same loaded model
     assert list(scores) == pytest.approx([h.score for h in hits], abs=1e-5)
     assert [h.score for h in hits] == sorted((h.score for h in hits), reverse=True)
     from longdoc.errors import ModelError

@@ -40,7 +40,8 @@ def retrieval(
 
     data = load_dataset(dataset, limit, seed)
     safe = "".join(c if c.isalnum() or c in "-_" else "_" for c in dataset)[:60]
-    workdir = workdir or cache_dir("eval", f"{safe}")
+    corpus = "".join(c if c.isalnum() or c in "-_" else "_" for c in data.corpus_name)[:60]
+    workdir = workdir or cache_dir("eval", corpus)
     result = evaluate_retrieval(data, workdir, [m.strip() for m in modes.split(",")], _ints(k))
     record = {**run_record(["longdoc", *sys.argv[1:]]), "seed": seed, **result}
     out = out or Path(f"eval-retrieval-{safe}.json")

@@ -17,6 +17,10 @@ class RetrievalDataset:
     queries: dict[str, str]  # query id -> text
     qrels: dict[str, dict[str, int]]  # query id -> {doc id: grade}
     answers: dict[str, list[str]] = field(default_factory=dict)  # query id -> gold answers, when known
+    corpus_name: str = ""  # datasets over the same corpus share one index (defaults to the name)
+
+    def __post_init__(self):
+        self.corpus_name = self.corpus_name or self.name
 
     def limited(self, limit: int | None) -> "RetrievalDataset":
         """The first `limit` queries (in id order) over the whole corpus."""
@@ -24,7 +28,8 @@ class RetrievalDataset:
             return self
         keep = sorted(self.queries, key=_natural)[:limit]
         return RetrievalDataset(self.name, self.corpus, {q: self.queries[q] for q in keep},
-                                {q: self.qrels[q] for q in keep}, {q: self.answers[q] for q in keep if q in self.answers})
+                                {q: self.qrels[q] for q in keep}, {q: self.answers[q] for q in keep if q in self.answers},
+                                self.corpus_name)
 
 
 def _natural(key: str):
@@ -55,11 +60,14 @@ def load_quoref(path: str | Path | None = None) -> RetrievalDataset:
         from .bigbench import bigbench_task
 
         path = bigbench_task("natural_instructions/subtask002_quoref_answer_generation")
+        name = "quoref"
+    else:
+        name = f"quoref-{Path(path).stem}"  # its own corpus, so its own index
     try:
         data = json.loads(Path(path).read_text())
     except (OSError, json.JSONDecodeError) as e:
         raise LongdocError(f"{path}: cannot read Quoref task file: {e}") from None
-    return quoref_from_examples(data["examples"])
+    return quoref_from_examples(data["examples"], name)
 
 
 def load_beir(folder: str | Path, split: str = "test") -> RetrievalDataset:
@@ -100,4 +108,4 @@ def multi_aspect(base: RetrievalDataset, n_queries: int, aspects: int = 2, seed:
         qid = f"ma{len(queries)}"
         queries[qid] = " ".join(base.queries[q].rstrip("?") + "?" for q in picked)
         qrels[qid] = {d: 1 for d in docs}
-    return RetrievalDataset(f"{base.name}-multiaspect{aspects}", base.corpus, queries, qrels)
+    return RetrievalDataset(f"{base.name}-multiaspect{aspects}", base.corpus, queries, qrels, corpus_name=base.corpus_name)

@@ -68,13 +68,12 @@ def evaluate_retrieval(dataset: RetrievalDataset, workdir: str | Path, modes: li
             ix._embedder = embedder
         searcher = ix.searcher
         chunks = ix.catalog.counts()["chunks"]
-        # One retrieval pass per query: hybrid computes every retriever's list.
-        retrieve_mode = modes[0] if len(modes) == 1 else "hybrid"
+        retrievers = searcher.retrievers_for(modes)  # one retrieval pass per query serves every mode
         task = bar.add_task("queries", total=len(dataset.queries))
         seconds = 0.0
         for qid, query in dataset.queries.items():
             t = time.perf_counter()
-            lists = searcher.ranked_lists(query, retrieve_mode, searcher.depth(k_max, "document"), None)
+            lists = searcher.ranked_lists(query, retrievers, searcher.depth(k_max, "document"), None)
             results = {m: searcher.combine(lists, m, k_max, per="document") for m in modes}
             seconds += time.perf_counter() - t
             relevant = dataset.qrels[qid]
@@ -94,7 +93,8 @@ def evaluate_retrieval(dataset: RetrievalDataset, workdir: str | Path, modes: li
                 scores.setdefault("ndcg@10", []).append(ndcg_at_k(ranking, relevant, 10))
             bar.advance(task)
     return {
-        "dataset": dataset.name, "documents": len(dataset.corpus), "queries": len(dataset.queries),
+        "dataset": dataset.name, "fusion": {**searcher.fusion_weights(), "rrf_k": searcher.settings.rrf_k},
+        "documents": len(dataset.corpus), "queries": len(dataset.queries),
         "chunks": chunks, "chunks_embedded_now": report.chunks_embedded, "index_seconds": round(index_seconds, 1),
         "retrieval_ms_per_query": round(1000 * seconds / max(1, len(dataset.queries)), 1),
         "modes": {m: {name: float(np.mean(v)) for name, v in scores.items()} for m, scores in per_mode.items()},

@@ -45,21 +45,32 @@ class Searcher:
         stored = self.catalog.get_meta("head_weights")
         return np.asarray(stored, np.float32) if stored and len(stored) == n_heads else np.ones(n_heads, np.float32)
 
-    def ranked_lists(self, query: str, mode: str, depth: int, filters: Filters | None) -> dict[str, list[tuple[int, float]]]:
+    def fusion_weights(self) -> dict[str, float]:
+        return {"dense": self.settings.weight_dense, "multihead": self.settings.weight_multihead,
+                "bm25": self.settings.weight_bm25}
+
+    def retrievers_for(self, modes) -> set[str]:
+        """The retrievers whose lists the given modes need (hybrid: those with a non-zero weight)."""
+        needed = set()
+        for mode in modes:
+            needed |= {m for m, w in self.fusion_weights().items() if w > 0} if mode == "hybrid" else {mode}
+        return needed
+
+    def ranked_lists(self, query: str, retrievers: set[str], depth: int, filters: Filters | None) -> dict[str, list[tuple[int, float]]]:
         """Each retriever's own ranking, best first, `depth` deep."""
         allowed = filters.chunk_ids(self.catalog) if filters else None
         if allowed is not None and len(allowed) == 0:
-            return {m: [] for m in (("dense", "multihead", "bm25") if mode == "hybrid" else (mode,))}
+            return {m: [] for m in retrievers}
         lists = {}
-        if mode != "bm25":
+        if retrievers & {"dense", "multihead"}:
             store = self._vectors()
             dense_q, head_q = self._embedder().encode([query])
-            if mode in ("dense", "hybrid"):
+            if "dense" in retrievers:
                 lists["dense"] = dense_search(store, dense_q[0], depth, allowed)
-            if mode in ("multihead", "hybrid"):
+            if "multihead" in retrievers:
                 lists["multihead"] = multihead_search(store, head_q[0], self.head_weights(store.n_heads),
                                                       depth, depth, allowed)
-        if mode in ("bm25", "hybrid"):
+        if "bm25" in retrievers:
             lists["bm25"] = bm25_search(self.catalog, query, depth, filters)
         return lists
 
@@ -69,7 +80,7 @@ class Searcher:
         mode = mode or self.settings.mode
         validate(query, k, mode, per, context)
         pool = max(3 * k, 20) if rerank else k
-        lists = self.ranked_lists(query, mode, self.depth(pool, per), filters)
+        lists = self.ranked_lists(query, self.retrievers_for([mode]), self.depth(pool, per), filters)
         hits = self.combine(lists, mode, pool, per)
         if rerank:
             from .rerank import rerank as cross_encode
@@ -84,9 +95,9 @@ class Searcher:
     def combine(self, lists: dict[str, list[tuple[int, float]]], mode: str, k: int, per: str = "chunk") -> list[Hit]:
         """The final ranking for `mode` from the retrievers' lists: fused for hybrid, else that list."""
         if mode == "hybrid":
-            weights = {"dense": self.settings.weight_dense, "multihead": self.settings.weight_multihead,
-                       "bm25": self.settings.weight_bm25}
-            scored, ranks = reciprocal_rank_fusion(lists, weights, self.settings.rrf_k)
+            weights = self.fusion_weights()
+            fused = {m: lists[m] for m, w in weights.items() if w > 0 and m in lists}
+            scored, ranks = reciprocal_rank_fusion(fused, weights, self.settings.rrf_k)
         else:
             scored = lists[mode]
             ranks = {cid: {mode: r} for r, (cid, _) in enumerate(scored, 1)}
