@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 
 FIXTURES = Path(__file__).parent / "fixtures"
-DOC_FIXTURES = sorted(p for p in FIXTURES.iterdir() if p.suffix in {".txt", ".md", ".rst", ".html", ".pdf"})
+DOC_FIXTURES = sorted(p for p in FIXTURES.iterdir()
+                      if p.suffix in {".txt", ".md", ".rst", ".html", ".pdf"} and p.name != "README.md")
 
 
 @pytest.fixture(scope="session")

@@ -78,3 +78,10 @@ def test_eval_retrieval_cli_writes_a_json_record(tmp_path):
     assert set(record["modes"]) == {"dense", "bm25", "hybrid"}
     assert record["modes"]["hybrid"]["recall@3"] == pytest.approx(1.0)
     assert "recall@1" in proc.stdout
+
+
+def test_datasets_share_an_index_only_when_they_share_a_corpus():
+    subset = load_dataset(f"quoref:{FIXTURES / 'quoref_subset.json'}")
+    assert subset.corpus_name == "quoref-quoref_subset"  # never the full Quoref index, which --prune would gut
+    assert multi_aspect(subset, 3).corpus_name == subset.corpus_name
+    assert subset.limited(4).corpus_name == subset.corpus_name
