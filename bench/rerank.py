@@ -7,7 +7,7 @@ Rerankers:
   - reader query likelihood: mean log P(question tokens | passage) under SmolLM2-135M-Instruct.
 Reports recall@1/5 and MRR@10 against hybrid's own order, on the first N questions.
 
-    python bench/rerank.py [--limit 200]   # needs the index `longdoc eval retrieval --dataset quoref` built
+    python bench/rerank.py [--limit 60 --candidates 10]   # needs the index `longdoc eval retrieval --dataset quoref` built
 """
 from __future__ import annotations
 
@@ -57,10 +57,11 @@ def loglik_scores(model, tok, query: str, passages: list[str]) -> list[float]:
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--limit", type=int, default=200)
-    parser.add_argument("--candidates", type=int, default=20)
+    parser.add_argument("--limit", type=int, default=60)
+    parser.add_argument("--candidates", type=int, default=10)
     args = parser.parse_args()
     from rich.console import Console
+    from rich.progress import track
     from rich.table import Table
 
     from common import write_result
@@ -76,7 +77,7 @@ def main():
     results = {name: {"recall@1": [], "recall@5": [], "mrr@10": [], "seconds": []}
                for name in ("hybrid", "hybrid+maxsim", "hybrid+reader-loglik")}
     with open_index(cache_dir("eval", "quoref") / "index") as ix:
-        for qid, query in data.queries.items():
+        for qid, query in track(list(data.queries.items()), description="questions"):
             t = time.perf_counter()
             hits = ix.search(query, k=args.candidates, per="document", context=1)
             base_s = time.perf_counter() - t
