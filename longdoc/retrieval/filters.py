@@ -1,7 +1,7 @@
 """Search filters (documents, path glob, section), as SQL over chunks c JOIN documents d."""
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -13,19 +13,15 @@ class Filters:
     documents: tuple[str, ...] = ()  # exact document paths (as indexed)
     path_glob: str | None = None  # SQLite GLOB on the path, e.g. "*/library/*.rst.txt"
     section: str | None = None  # case-insensitive substring of any heading on the section path
-    doc_ids: tuple[int, ...] = field(default=(), repr=False)
 
     def __bool__(self) -> bool:
-        return bool(self.documents or self.path_glob or self.section or self.doc_ids)
+        return bool(self.documents or self.path_glob or self.section)
 
     def where(self) -> tuple[str, list]:
         clauses, params = [], []
         if self.documents:
             clauses.append(f"d.path IN ({','.join('?' * len(self.documents))})")
             params += list(self.documents)
-        if self.doc_ids:
-            clauses.append(f"d.id IN ({','.join('?' * len(self.doc_ids))})")
-            params += list(self.doc_ids)
         if self.path_glob:
             clauses.append("d.path GLOB ?")
             params.append(self.path_glob)

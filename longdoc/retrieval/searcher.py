@@ -117,6 +117,7 @@ class Searcher:
         """Widen each hit to its n neighbouring chunks on each side. A passage that overlaps better
         hits' passages in the same document is merged into the best of them; kept passages stay disjoint."""
         out: list[Hit] = []
+        texts: dict[int, str] = {}  # each document's text read once, however many hits it has
         for hit in hits:
             start, end, page, page_end = self.catalog.db.conn.execute(
                 "SELECT MIN(char_start), MAX(char_end), MIN(page_start), MAX(page_end) FROM chunks "
@@ -130,7 +131,9 @@ class Searcher:
             for h in overlapping[1:]:
                 out.remove(h)
             target.char_start, target.char_end, target.page, target.page_end = start, end, page, page_end
-            target.text = self.catalog.document_text(hit.doc_id)[start:end]
+            if hit.doc_id not in texts:
+                texts[hit.doc_id] = self.catalog.document_text(hit.doc_id)
+            target.text = texts[hit.doc_id][start:end]
             if not overlapping:
                 out.append(hit)
         return out

@@ -119,23 +119,20 @@ class VectorStore:
         _atomic_write_bytes(self.dir / "manifest.json", json.dumps(manifest, indent=2).encode())
         _fsync_dir(self.dir)
 
-    def _search(self, index: faiss.Index, query: np.ndarray, k: int, allowed: np.ndarray | None):
-        """Top-k by inner product; `allowed` restricts the search to those chunk ids (filters)."""
+    def _search(self, index: faiss.Index, query: np.ndarray, k: int, allowed: np.ndarray | None, nprobe: int | None = None):
+        """Top-k by inner product; `allowed` restricts the search to those chunk ids (filters);
+        `nprobe` is set for IVF indexes."""
         limit = self.size if allowed is None else min(self.size, len(allowed))
         if limit == 0:
             return np.zeros((len(query), 0), np.float32), np.zeros((len(query), 0), np.int64)
-        params = None if allowed is None else faiss.SearchParameters(sel=faiss.IDSelectorBatch(allowed))
+        sel = None if allowed is None else faiss.IDSelectorBatch(allowed)
+        params = (faiss.SearchParametersIVF(nprobe=nprobe, sel=sel) if nprobe is not None
+                  else None if sel is None else faiss.SearchParameters(sel=sel))
         return index.search(normalize(query), min(k, limit), params=params)
 
     def search_dense(self, query: np.ndarray, k: int, allowed: np.ndarray | None = None):
         if self.ivf_threshold is not None and self.size >= self.ivf_threshold:
-            ivf = self.ivf()
-            limit = self.size if allowed is None else min(self.size, len(allowed))
-            if limit == 0:
-                return np.zeros((len(query), 0), np.float32), np.zeros((len(query), 0), np.int64)
-            params = faiss.SearchParametersIVF(nprobe=self.ivf_nprobe,
-                                               sel=None if allowed is None else faiss.IDSelectorBatch(allowed))
-            return ivf.search(normalize(query), min(k, limit), params=params)
+            return self._search(self.ivf(), query, k, allowed, self.ivf_nprobe)
         return self._search(self.dense, query, k, allowed)
 
     def ivf(self) -> faiss.Index:
