@@ -49,11 +49,38 @@ class SearchSettings:
 
 
 @dataclass(frozen=True)
+class ReaderSettings:
+    attention: str = "block"  # full | block
+    k: int = 5  # passages retrieved for an answer
+    max_new_tokens: int = 48
+    # Block-Attention: fully re-encode this many of the best passages with the question.
+    recompute_top: int = 0
+    # Answer only when the best passage's dense cosine to the question reaches this
+    # (bench/abstain.py; 0 never abstains).
+    abstain_below: float = 0.0
+    # Passages marked [n] in the answer: those holding at least this share of the top passage's
+    # answer-token attention mass (bench/citations.py).
+    cite_ratio: float = 0.5
+    kv_dtype: str = "float16"  # float16 | int8 | float32
+    kv_max_mb: float = 4096.0  # the KV store's size bound; least recently used entries go first
+
+    def __post_init__(self):
+        if self.attention not in ("full", "block"):
+            raise LongdocError(f"unknown attention {self.attention!r}; choose full or block")
+        if self.kv_dtype not in ("float16", "int8", "float32"):
+            raise LongdocError(f"unknown kv_dtype {self.kv_dtype!r}; choose float16, int8 or float32")
+        if self.k < 1 or self.max_new_tokens < 1 or self.recompute_top < 0 or self.kv_max_mb <= 0:
+            raise LongdocError("reader k and max_new_tokens must be at least 1, recompute_top at least 0, "
+                               "kv_max_mb positive")
+
+
+@dataclass(frozen=True)
 class Settings:
     embedder: str = DEFAULT_EMBEDDER
     reader: str = DEFAULT_READER
     chunk: ChunkSettings = field(default_factory=ChunkSettings)
     search: SearchSettings = field(default_factory=SearchSettings)
+    answer: ReaderSettings = field(default_factory=ReaderSettings)
     batch_size: int = 32
     device: str = "auto"  # auto | cpu | cuda
     max_file_mb: float = 64.0
@@ -73,7 +100,7 @@ class Settings:
         return dataclasses.replace(self, **changes)
 
 
-_SECTIONS = {"chunk": ChunkSettings, "search": SearchSettings}
+_SECTIONS = {"chunk": ChunkSettings, "search": SearchSettings, "answer": ReaderSettings}
 
 
 def _flat_fields() -> dict[str, type]:

@@ -19,6 +19,7 @@ class Hit:
     score: float
     ranks: dict[str, int] = field(default_factory=dict)  # mode -> 1-based rank that produced this hit
     ordinal: int = 0  # the chunk's position in its document
+    scores: dict[str, float] = field(default_factory=dict)  # mode -> that retriever's own score (cosine, bm25)
 
     def as_dict(self) -> dict:
         d = asdict(self)

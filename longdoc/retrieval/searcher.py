@@ -101,6 +101,10 @@ class Searcher:
         else:
             scored = lists[mode]
             ranks = {cid: {mode: r} for r, (cid, _) in enumerate(scored, 1)}
+        raw: dict[int, dict[str, float]] = {}
+        for m, ranked in lists.items():
+            for cid, s in ranked:
+                raw.setdefault(cid, {})[m] = float(s)
         if per == "document":  # the best chunk of each document, found without reading chunk text
             doc_of = self.catalog.doc_ids_of([cid for cid, _ in scored])
             best: dict[int, tuple[int, float]] = {}
@@ -110,7 +114,8 @@ class Searcher:
             scored = list(best.values())
         rows = {r["id"]: r for r in self.catalog.chunks([cid for cid, _ in scored[:k]])}
         return [Hit(cid, r["doc_id"], r["path"], r["title"], r["section"], r["char_start"], r["char_end"],
-                    r["page_start"], r["page_end"], r["text"], float(score), ranks.get(cid, {}), r["ordinal"])
+                    r["page_start"], r["page_end"], r["text"], float(score), ranks.get(cid, {}), r["ordinal"],
+                    raw.get(cid, {}))
                 for cid, score in scored[:k] if (r := rows.get(cid)) is not None]  # None: deleted since the sync
 
     def with_context(self, hits: list[Hit], n: int) -> list[Hit]:

@@ -1,4 +1,4 @@
-"""Storage: the SQLite catalog, FAISS vector files and the write lock."""
+"""Storage: the SQLite catalog, FAISS vector files and the write lock (the KV store, which needs torch, is storage.kvstore)."""
 from .catalog import Catalog
 from .lock import write_lock
 from .vectors import VectorStore

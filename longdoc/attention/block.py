@@ -1,0 +1,49 @@
+"""Block-Attention: stitch independently computed per-chunk KV into one DynamicCache.
+
+Each block's keys were rotated at the positions it was encoded at (`start`..); here they are re-rotated
+to where the block lands in the concatenated context. The question is then prefilled over the cache."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from .rope import rerotate_keys, rotary_cos_sin
+
+
+@dataclass
+class KVBlock:
+    """Per-layer keys and values (layers, kv_heads, L, head_dim) of one block, encoded at positions start.."""
+    keys: torch.Tensor
+    values: torch.Tensor
+    start: int
+
+    @property
+    def length(self) -> int:
+        return self.keys.shape[-2]
+
+
+def stitch_cache(model, blocks: list[KVBlock], dtype: torch.dtype = torch.float32, batch: int = 1):
+    """A DynamicCache holding the blocks back to back from position 0, keys re-rotated to their places,
+    repeated over `batch` rows."""
+    from transformers import DynamicCache
+
+    device = next(model.parameters()).device
+    keys, values = [], []
+    offset = 0
+    for block in blocks:
+        k = block.keys.to(device, dtype)
+        if block.start != offset:
+            length = block.length
+            src = rotary_cos_sin(model, torch.arange(block.start, block.start + length, device=device))
+            dst = rotary_cos_sin(model, torch.arange(offset, offset + length, device=device))
+            k = rerotate_keys(k, src, dst)
+        keys.append(k)
+        values.append(block.values.to(device, dtype))
+        offset += block.length
+    cache = DynamicCache(config=model.config)
+    layer_keys, layer_values = torch.cat(keys, dim=-2), torch.cat(values, dim=-2)
+    for layer in range(layer_keys.shape[0]):
+        cache.update(layer_keys[layer].unsqueeze(0).expand(batch, -1, -1, -1),
+                     layer_values[layer].unsqueeze(0).expand(batch, -1, -1, -1), layer)
+    return cache

@@ -1,0 +1,85 @@
+"""longdoc's attention function, registered with transformers' AttentionInterface.
+
+It is exact attention (torch SDPA, GQA-aware) that can also record, for citations, how much attention the
+query rows that produce answer tokens pay to each key position, summed over heads and layers. Models load
+with `attn_implementation="longdoc"`, so Llama/Qwen2-family modelling code runs unchanged."""
+from __future__ import annotations
+
+import contextlib
+import contextvars
+
+import torch
+import torch.nn.functional as F
+
+ATTN_IMPLEMENTATION = "longdoc"
+_recorder: contextvars.ContextVar["AttentionMass | None"] = contextvars.ContextVar("longdoc_attention_mass", default=None)
+
+
+class AttentionMass:
+    """Attention paid by recorded query rows to each key position, summed over layers and query heads."""
+
+    def __init__(self):
+        self.mass = torch.zeros(0, dtype=torch.float64)
+        self.rows = 0  # query rows recorded (one per layer per produced token)
+
+    def add(self, probs: torch.Tensor) -> None:
+        """probs: (K,) summed over heads for one query row of one layer."""
+        k = probs.shape[-1]
+        if k > self.mass.shape[0]:
+            self.mass = torch.cat([self.mass, torch.zeros(k - self.mass.shape[0], dtype=torch.float64)])
+        self.mass[:k] += probs.detach().to("cpu", torch.float64)
+        self.rows += 1
+
+
+@contextlib.contextmanager
+def record_attention_mass(recorder: AttentionMass):
+    """While active, every attention call adds its last query row's attention to `recorder`."""
+    token = _recorder.set(recorder)
+    try:
+        yield recorder
+    finally:
+        _recorder.reset(token)
+
+
+def _bool_mask(attention_mask: torch.Tensor | None, q_len: int, k_len: int, device) -> torch.Tensor | None:
+    """A boolean (True = attend) mask, bottom-right aligned causal when transformers passed none."""
+    if attention_mask is not None:
+        return attention_mask if attention_mask.dtype == torch.bool else attention_mask > torch.finfo(attention_mask.dtype).min / 2
+    if q_len == 1:
+        return None
+    rows = torch.arange(q_len, device=device)[:, None] + (k_len - q_len)
+    return (torch.arange(k_len, device=device)[None, :] <= rows)[None, None]
+
+
+def last_row_probs(query: torch.Tensor, key: torch.Tensor, mask: torch.Tensor | None, scaling: float) -> torch.Tensor:
+    """Softmax attention of the last query row, summed over query heads: (K,). Batch 1."""
+    b, hq, _, d = query.shape
+    hkv = key.shape[1]
+    q = query[0, :, -1].float().view(hkv, hq // hkv, d)  # GQA: query heads grouped by their KV head
+    scores = torch.einsum("hgd,hkd->hgk", q, key[0].float()) * scaling
+    if mask is not None:
+        scores = scores.masked_fill(~mask[0, :, -1].view(1, 1, -1), float("-inf"))
+    return torch.softmax(scores, dim=-1).sum(dim=(0, 1))
+
+
+def longdoc_attention(module, query, key, value, attention_mask, scaling=None, dropout=0.0, **kwargs):
+    """query (B, Hq, Q, D); key/value (B, Hkv, K, D). Returns ((B, Q, Hq, D), None) as transformers expects."""
+    q_len, k_len = query.shape[2], key.shape[2]
+    scaling = scaling if scaling is not None else query.shape[-1] ** -0.5
+    mask = _bool_mask(attention_mask, q_len, k_len, query.device)
+    recorder = _recorder.get()
+    if recorder is not None and query.shape[0] == 1:
+        recorder.add(last_row_probs(query, key, mask, scaling))
+    out = F.scaled_dot_product_attention(query, key, value, attn_mask=mask, scale=scaling,
+                                         enable_gqa=query.shape[1] != key.shape[1])
+    return out.transpose(1, 2).contiguous(), None
+
+
+def register() -> str:
+    """Register longdoc's attention (and sdpa's boolean masks for it) with transformers; idempotent."""
+    from transformers import AttentionInterface
+    from transformers.masking_utils import AttentionMaskInterface, sdpa_mask
+
+    AttentionInterface.register(ATTN_IMPLEMENTATION, longdoc_attention)
+    AttentionMaskInterface.register(ATTN_IMPLEMENTATION, sdpa_mask)
+    return ATTN_IMPLEMENTATION

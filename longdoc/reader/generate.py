@@ -1,0 +1,63 @@
+"""Greedy decoding over a prepared KV cache, streaming text and recording the answer's attention mass."""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Callable
+
+import torch
+
+from ..attention import AttentionMass, record_attention_mass
+from .model import ReaderModel
+
+
+@dataclass
+class Generation:
+    text: str
+    tokens: list[int]
+    mass: torch.Tensor  # attention per context position, summed over layers, heads and answer tokens
+    ttft_s: float  # from the start of the request to the first token
+    decode_s: float  # the rest of the tokens
+    decode_steps: int  # forward passes after the prefill
+
+
+@torch.inference_mode()
+def generate(reader: ReaderModel, cache, input_ids: list[int], start: int, max_new_tokens: int,
+             on_token: Callable[[str], None] | None = None, t0: float | None = None) -> Generation:
+    """Prefill `input_ids` at positions start.. over `cache` (None: nothing before), then decode greedily.
+    `t0` is when the request started, so TTFT can include the KV preparation done before the call."""
+    from transformers import DynamicCache
+
+    model, device = reader.model, reader.device
+    t0 = time.perf_counter() if t0 is None else t0
+    cache = cache if cache is not None else DynamicCache(config=model.config)
+    recorder = AttentionMass()
+    tokens: list[int] = []
+    text = ""
+    ids = torch.tensor([input_ids], device=device)
+    position = start
+    ttft = None
+    steps = 0
+    with record_attention_mass(recorder):
+        for _ in range(max_new_tokens):
+            positions = torch.arange(position, position + ids.shape[1], device=device).unsqueeze(0)
+            logits = model(input_ids=ids, past_key_values=cache, position_ids=positions, use_cache=True,
+                           logits_to_keep=1).logits
+            position += ids.shape[1]
+            steps += 1
+            token = int(logits[0, -1].argmax())
+            if ttft is None:
+                ttft = time.perf_counter() - t0
+            if token in reader.stop_ids:
+                break
+            tokens.append(token)
+            new_text = reader.tokenizer.decode(tokens, skip_special_tokens=True)
+            if on_token and len(new_text) > len(text) and not new_text.endswith("\ufffd"):
+                on_token(new_text[len(text):])
+                text = new_text
+            ids = torch.tensor([[token]], device=device)
+    final = reader.tokenizer.decode(tokens, skip_special_tokens=True)
+    if on_token and len(final) > len(text):
+        on_token(final[len(text):])
+    ttft = ttft if ttft is not None else time.perf_counter() - t0
+    return Generation(final.strip(), tokens, recorder.mass, ttft, time.perf_counter() - t0 - ttft, steps - 1)

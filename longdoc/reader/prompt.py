@@ -1,0 +1,72 @@
+"""The reader's prompt, in three token runs: the prefix (system turn and the opening of the user turn),
+one block per retrieved passage, and the suffix (the question and the opening of the assistant turn).
+
+The same token ids feed both backends: `full` prefills them in one pass, `block` reuses each block's
+cached KV. A block's text never depends on its rank, so its KV is reusable across questions. Passages run
+in reverse rank order, the best one next to the question, where a small reader attends most."""
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+
+SYSTEM = ("You answer questions using only the passages the user gives you. "
+          "Reply with a short answer copied from the passages.")
+_SLOT = "\u27e6longdoc-passages\u27e7"
+
+
+@dataclass
+class Prompt:
+    prefix_text: str
+    prefix: list[int]
+    blocks: list[list[int]]  # token ids per passage, in prompt order
+    block_keys: list[str]  # sha256 of (prefix, passage text): the KV store key of each block
+    order: list[int]  # order[i]: index into the hits of blocks[i]
+    suffix: list[int]
+
+    @property
+    def length(self) -> int:
+        return len(self.prefix) + sum(map(len, self.blocks)) + len(self.suffix)
+
+    def ids(self) -> list[int]:
+        return self.prefix + [t for b in self.blocks for t in b] + self.suffix
+
+    def spans(self) -> list[tuple[int, int]]:
+        """Token span [start, end) of each hit's passage in the full sequence, indexed like the hits."""
+        spans: list[tuple[int, int]] = [(0, 0)] * len(self.blocks)
+        pos = len(self.prefix)
+        for hit_index, block in zip(self.order, self.blocks):
+            spans[hit_index] = (pos, pos + len(block))
+            pos += len(block)
+        return spans
+
+
+def passage_text(hit) -> str:
+    where = " > ".join(hit.section) if hit.section else ""
+    source = f"{hit.title} ({where})" if where and where != hit.title else hit.title
+    return f"Passage from {source}:\n{hit.text.strip()}\n\n"
+
+
+def block_key(prefix_text: str, text: str) -> str:
+    return hashlib.sha256(f"{prefix_text}\x00{text}".encode()).hexdigest()
+
+
+def _split_template(tokenizer, question: str) -> tuple[str, str]:
+    """(text before the passages, text after them) from the model's chat template, or a plain layout."""
+    user = f"{_SLOT}Question: {question.strip()}"
+    if getattr(tokenizer, "chat_template", None):
+        rendered = tokenizer.apply_chat_template(
+            [{"role": "system", "content": SYSTEM}, {"role": "user", "content": user}],
+            tokenize=False, add_generation_prompt=True)
+    else:
+        rendered = f"{SYSTEM}\n\n{user}\nAnswer:"
+    before, after = rendered.split(_SLOT)
+    return before, after
+
+
+def build_prompt(tokenizer, question: str, hits) -> Prompt:
+    prefix_text, suffix_text = _split_template(tokenizer, question)
+    encode = lambda text: tokenizer(text, add_special_tokens=False)["input_ids"]  # noqa: E731
+    order = list(range(len(hits)))[::-1]
+    texts = [passage_text(hits[i]) for i in order]
+    return Prompt(prefix_text, encode(prefix_text), [encode(t) for t in texts],
+                  [block_key(prefix_text, t) for t in texts], order, encode(suffix_text))

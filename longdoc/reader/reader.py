@@ -1,0 +1,77 @@
+"""The Reader: retrieved passages in, a cited answer out, with the full or Block-Attention backend."""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Callable
+
+from ..attention.block import KVBlock, stitch_cache
+from ..config import ReaderSettings
+from ..errors import LongdocError
+from ..storage.kvstore import KVStore
+from .answer import Answer
+from .blocks import BlockEncoder
+from .citations import cite, passage_shares, with_markers
+from .generate import generate
+from .model import ReaderModel
+from .prompt import build_prompt
+
+ATTENTIONS = ("full", "block")
+ABSTAIN_TEXT = "I could not find this in the indexed documents."
+
+
+class Reader:
+    def __init__(self, name: str, kv_root: str | Path | None = None, settings: ReaderSettings | None = None,
+                 device: str = "auto"):
+        self.settings = settings or ReaderSettings()
+        self.model = ReaderModel(name, device)
+        self.store = (KVStore(kv_root, self.model.reader_id, self.settings.kv_dtype, int(self.settings.kv_max_mb * 2**20))
+                      if kv_root is not None else None)
+        self.encoder = BlockEncoder(self.model, self.store)
+
+    def prompt(self, question: str, hits):
+        return build_prompt(self.model.tokenizer, question, hits)
+
+    def fill_kv(self, hits, progress: Callable[[int], None] | None = None, batch: int = 64) -> int:
+        """Compute and store the KV of these passages where the store lacks it; returns how many were computed."""
+        before = self.encoder.computed
+        for start in range(0, len(hits), batch):
+            part = hits[start:start + batch]
+            prompt = self.prompt("", part)
+            self.encoder.blocks(prompt, list(range(len(prompt.blocks))))
+            if progress:
+                progress(len(part))
+        return self.encoder.computed - before
+
+    def answer(self, question: str, hits, attention: str | None = None, recompute_top: int | None = None,
+               max_new_tokens: int | None = None, on_token: Callable[[str], None] | None = None,
+               timings: dict | None = None) -> Answer:
+        attention = attention or self.settings.attention
+        if attention not in ATTENTIONS:
+            raise LongdocError(f"unknown attention {attention!r}; choose one of {', '.join(ATTENTIONS)}")
+        recompute_top = self.settings.recompute_top if recompute_top is None else recompute_top
+        max_new_tokens = max_new_tokens or self.settings.max_new_tokens
+        t0 = time.perf_counter()
+        prompt = self.prompt(question, hits)
+        computed = self.encoder.computed
+        if attention == "full":
+            cache, feed, start = None, prompt.ids(), 0
+        else:
+            # Blocks nearest the question (the best passages) are re-encoded with it when recompute_top > 0.
+            n_cached = max(0, len(prompt.blocks) - recompute_top)
+            blocks: list[KVBlock] = [self.encoder.prefix(prompt)] + self.encoder.blocks(prompt, list(range(n_cached)))
+            cache = stitch_cache(self.model.model, blocks, self.model.dtype)
+            start = sum(b.length for b in blocks)
+            feed = [t for b in prompt.blocks[n_cached:] for t in b] + prompt.suffix
+        gen = generate(self.model, cache, feed, start, max_new_tokens, on_token, t0=t0)
+        citations = cite(hits, passage_shares(gen.mass, prompt.spans()), self.settings.cite_ratio)
+        n = len(gen.tokens)
+        times = {**(timings or {}), "ttft_s": gen.ttft_s, "decode_s": gen.decode_s, "new_tokens": n,
+                 "ms_per_token": 1000 * gen.decode_s / gen.decode_steps if gen.decode_steps else None,
+                 "prompt_tokens": prompt.length, "blocks_computed": self.encoder.computed - computed,
+                 "total_s": time.perf_counter() - t0 + (timings or {}).get("retrieve_s", 0.0)}
+        return Answer(question, with_markers(gen.text, citations), gen.text, citations, attention, False, times)
+
+    @staticmethod
+    def abstain(question: str, attention: str, timings: dict) -> Answer:
+        return Answer(question, ABSTAIN_TEXT, "", [], attention, True, dict(timings))

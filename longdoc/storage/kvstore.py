@@ -1,0 +1,146 @@
+"""The KV store: a reader's precomputed keys and values per chunk, as safetensors files.
+
+Layout: <index>/kv/<reader id>/<sha[:2]>/<sha>.safetensors, holding `keys` and `values` of shape
+(layers, kv_heads, tokens, head_dim) in float16, float32 or int8 (with per-token, per-head absmax scales),
+and the position the block was encoded at. Writes are atomic (temp file, fsync, rename), so a crash leaves
+either the old entry or none. The store is size-bounded: a read touches the file's mtime, and a write that
+pushes the total past the bound evicts the least recently used entries."""
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import tempfile
+from pathlib import Path
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+from ..errors import LongdocError
+
+DTYPES = {"float16": torch.float16, "float32": torch.float32, "int8": torch.int8}
+_READER_ID = re.compile(r"^[A-Za-z0-9._-]+$")
+
+
+def quantize_int8(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Symmetric int8 with one scale per (layer, head, token): x ~ q * scale."""
+    scale = x.float().abs().amax(dim=-1, keepdim=True).clamp_min(1e-8) / 127.0
+    return torch.round(x.float() / scale).clamp(-127, 127).to(torch.int8), scale.to(torch.float16)
+
+
+def dequantize_int8(q: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
+    return q.float() * scale.float()
+
+
+class KVStore:
+    def __init__(self, root: str | Path, reader_id: str, dtype: str = "float16", max_bytes: int = 4 << 30):
+        if dtype not in DTYPES:
+            raise LongdocError(f"unknown KV dtype {dtype!r}; choose one of {', '.join(DTYPES)}")
+        if not _READER_ID.match(reader_id):
+            raise LongdocError(f"reader id {reader_id!r} must be letters, digits, '.', '_' or '-'")
+        self.root = Path(root)
+        self.dir = self.root / reader_id
+        self.dtype = dtype
+        self.max_bytes = int(max_bytes)
+        self._total: int | None = None  # bytes under root, counted on first write
+
+    def _path(self, sha: str) -> Path:
+        if not re.fullmatch(r"[0-9a-f]{16,64}", sha):
+            raise LongdocError(f"KV key {sha!r} is not a hex digest")
+        return self.dir / sha[:2] / f"{sha}.safetensors"
+
+    def __contains__(self, sha: str) -> bool:
+        return self._path(sha).exists()
+
+    def get(self, sha: str) -> tuple[torch.Tensor, torch.Tensor, int] | None:
+        """(keys, values, start) as stored (int8 entries are dequantised to float32), or None."""
+        path = self._path(sha)
+        try:
+            tensors = load_file(str(path))
+            meta_start = int(tensors.pop("start").item())
+            os.utime(path)  # most recently used
+        except FileNotFoundError:
+            return None
+        except (SafetensorError, KeyError, OSError, ValueError):
+            path.unlink(missing_ok=True)  # a damaged entry is recomputed, never trusted
+            return None
+        keys, values = tensors["keys"], tensors["values"]
+        if keys.dtype == torch.int8:
+            keys = dequantize_int8(keys, tensors["key_scale"])
+            values = dequantize_int8(values, tensors["value_scale"])
+        return keys, values, meta_start
+
+    def put(self, sha: str, keys: torch.Tensor, values: torch.Tensor, start: int) -> int:
+        """Store one block; returns the bytes written."""
+        path = self._path(sha)
+        if self.dtype == "int8":
+            kq, ks = quantize_int8(keys)
+            vq, vs = quantize_int8(values)
+            tensors = {"keys": kq, "values": vq, "key_scale": ks, "value_scale": vs}
+        else:
+            tensors = {"keys": keys.to(DTYPES[self.dtype]), "values": values.to(DTYPES[self.dtype])}
+        tensors = {k: v.detach().cpu().contiguous() for k, v in tensors.items()}
+        tensors["start"] = torch.tensor([start], dtype=torch.int64)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".part")
+        os.close(fd)
+        try:
+            save_file(tensors, tmp)
+            with open(tmp, "rb+") as f:
+                os.fsync(f.fileno())
+            os.replace(tmp, path)
+        finally:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+        size = path.stat().st_size
+        self._total = (self._total if self._total is not None else self._count_bytes()) + size
+        if self._total > self.max_bytes:
+            self.evict(self.max_bytes, keep=path)
+        return size
+
+    def _entries(self) -> list[tuple[float, int, Path]]:
+        out = []
+        for p in self.root.glob("*/*/*.safetensors"):
+            try:
+                st = p.stat()
+            except FileNotFoundError:
+                continue
+            out.append((st.st_mtime, st.st_size, p))
+        return out
+
+    def _count_bytes(self) -> int:
+        return sum(size for _, size, _ in self._entries())
+
+    def evict(self, max_bytes: int, keep: Path | None = None) -> int:
+        """Delete least recently used entries (any reader) until the store holds at most max_bytes."""
+        entries = sorted(self._entries())
+        total = sum(size for _, size, _ in entries)
+        removed = 0
+        for _, size, p in entries:
+            if total <= max_bytes:
+                break
+            if p == keep:
+                continue
+            p.unlink(missing_ok=True)
+            total -= size
+            removed += 1
+        self._total = total
+        return removed
+
+    def stats(self) -> dict:
+        readers: dict[str, dict] = {}
+        for _, size, p in self._entries():
+            r = readers.setdefault(p.parent.parent.name, {"entries": 0, "bytes": 0})
+            r["entries"] += 1
+            r["bytes"] += size
+        return {"root": str(self.root), "readers": readers, "entries": sum(r["entries"] for r in readers.values()),
+                "bytes": sum(r["bytes"] for r in readers.values()), "max_bytes": self.max_bytes}
+
+    def clear(self, all_readers: bool = False) -> int:
+        """Delete this reader's entries (or every reader's); returns how many."""
+        target = self.root if all_readers else self.dir
+        n = len(list(target.glob("**/*.safetensors"))) if target.exists() else 0
+        shutil.rmtree(target, ignore_errors=True)
+        self._total = None
+        return n
