@@ -2,7 +2,9 @@
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
+from typing import Callable
 
 from .config import Settings, load_settings
 from .errors import IndexMismatchError, IndexNotFoundError
@@ -17,6 +19,7 @@ class Index:
         self.settings = settings or load_settings()
         self._embedder = None
         self._vectors: VectorStore | None = None
+        self._reader = None
         if embedder is not None and embedder.lower() != self.manifest["embedder"].lower():
             raise IndexMismatchError(f"index {self.path} was built with embedder {self.manifest['embedder']!r}, "
                                      f"not {embedder!r}; its vectors cannot be searched with another embedder")
@@ -101,6 +104,61 @@ class Index:
         if isinstance(filters, dict):
             filters = Filters(**{k_: tuple(v) if isinstance(v, list) else v for k_, v in filters.items()})
         return self.searcher.search(query, k=k, mode=mode, filters=filters, per=per, context=context, rerank=rerank)
+
+    # --- answering ------------------------------------------------------------------------------
+    @property
+    def reader(self):
+        """The reader LLM (loaded on first use), with this index's KV store under <index>/kv."""
+        if self._reader is None:
+            from .reader import Reader
+
+            self._reader = Reader(self.settings.reader, self.path / "kv", self.settings.answer, self.settings.device)
+        return self._reader
+
+    def ask(self, question: str, k: int | None = None, attention: str | None = None, recompute_top: int | None = None,
+            mode: str | None = None, filters: Filters | dict | None = None, max_new_tokens: int | None = None,
+            on_token: Callable[[str], None] | None = None):
+        """Answer a question from the k best passages, with citations. attention: "block" (reuse each
+        passage's cached KV; the default) or "full" (prefill everything). on_token receives the answer
+        as it is generated. Returns an Answer; it abstains when nothing retrieved is relevant enough."""
+        answer = self.settings.answer
+        t0 = time.perf_counter()
+        hits = self.search(question, k=k or answer.k, mode=mode, filters=filters)
+        timings = {"retrieve_s": time.perf_counter() - t0}
+        attention = attention or answer.attention
+        if not hits or self.relevance(question, hits) < answer.abstain_below:
+            from .reader import Reader
+
+            return Reader.abstain(question, attention, timings)
+        return self.reader.answer(question, hits, attention, recompute_top, max_new_tokens, on_token, timings)
+
+    def relevance(self, question: str, hits: list[Hit]) -> float:
+        """The best dense cosine between the question and the retrieved passages: the abstain signal."""
+        known = [h.scores["dense"] for h in hits if "dense" in h.scores]
+        if len(known) == len(hits):
+            return max(known)
+        import numpy as np
+
+        m = self.manifest
+        query = self.embedder.encode([question])[0][0]
+        dense, _ = self.catalog.vectors(np.array([h.chunk_id for h in hits]), m["dim"], m["heads"], m["head_dim"])
+        return float((dense @ query).max())
+
+    def fill_kv(self, progress: Callable[[int], None] | None = None) -> int:
+        """Compute the reader's KV for every chunk the KV store lacks; returns how many were computed."""
+        ids = [int(i) for i in self.catalog.vector_ids()]
+        computed = 0
+        for start in range(0, len(ids), 256):
+            hits = self.searcher.hits_for([(cid, 0.0) for cid in ids[start:start + 256]])
+            computed += self.reader.fill_kv(hits, progress)
+        return computed
+
+    def kv_store(self):
+        """This index's KV store, for stats and clearing, without loading the reader."""
+        from .storage.kvstore import KVStore
+
+        a = self.settings.answer
+        return KVStore(self.path / "kv", "any", a.kv_dtype, int(a.kv_max_mb * 2**20))
 
     # --- writing ----------------------------------------------------------------------------------
     def add(self, paths: list[str | Path], prune: bool = False, progress: bool = False, settings: Settings | None = None):

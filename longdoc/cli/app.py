@@ -10,7 +10,9 @@ from rich.table import Table
 from .common import IndexOption, JsonOption, console, friendly_errors, human_bytes, print_json
 from .docs import docs_app
 from .models import data_app, models_app
+from .ask import ask
 from .evaluate import eval_app
+from .kv import kv_app
 from .search import search
 
 app = typer.Typer(help="Index long documents, search them and ask questions with citations.",
@@ -19,7 +21,9 @@ app.add_typer(docs_app, name="docs")
 app.add_typer(models_app, name="models")
 app.add_typer(data_app, name="data")
 app.add_typer(eval_app, name="eval")
+app.add_typer(kv_app, name="kv")
 app.command()(search)
+app.command()(ask)
 
 
 @app.command()
@@ -34,6 +38,7 @@ def index(
     chunk_overlap: Optional[int] = typer.Option(None, help="Overlap between chunks, in tokens."),
     batch_size: Optional[int] = typer.Option(None, help="Embedding batch size."),
     device: Optional[str] = typer.Option(None, help="auto, cpu or cuda."),
+    kv: bool = typer.Option(False, "--kv", help="Also compute the reader's KV for every chunk now (else on first use)."),
     json_out: bool = JsonOption,
 ):
     """Index files incrementally: unchanged files are skipped, changed ones replaced."""
@@ -44,14 +49,30 @@ def index(
                     batch_size=batch_size, device=device)
     settings = load_settings(config, **explicit) if settings_requested(config, **explicit) else None
     report = index_paths(index_dir, paths, settings, prune=prune, progress=not json_out)
+    kv_computed = fill_kv(index_dir, settings, progress=not json_out) if kv else None
     if json_out:
-        return print_json(report.as_dict())
+        return print_json({**report.as_dict(), **({"kv_computed": kv_computed} if kv else {})})
     console.print(
         f"[bold]{report.index}[/]: {report.added} added, {report.updated} updated, {report.unchanged} unchanged, "
         f"{report.removed} removed, {report.skipped} skipped; {report.chunks_embedded} chunks embedded "
         f"in {report.seconds:.1f}s", highlight=False)
     for path, reason in report.skipped_files:
         console.print(f"  skipped {path}: {reason}", highlight=False, markup=False)
+    if kv:
+        console.print(f"reader KV computed for {kv_computed} chunks", highlight=False)
+
+
+def fill_kv(index_dir: Path, settings, progress: bool) -> int:
+    """The reader's KV for every chunk the store lacks, with a progress bar."""
+    from rich.progress import Progress
+
+    from ..index import open_index
+
+    with open_index(index_dir, settings=settings) as ix:
+        total = ix.status()["chunks"]
+        with Progress(console=console, disable=not progress, transient=True) as bar:
+            task = bar.add_task("reader KV", total=total)
+            return ix.fill_kv(lambda n: bar.advance(task, n))
 
 
 @app.command()

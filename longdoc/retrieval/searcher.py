@@ -112,11 +112,16 @@ class Searcher:
                 if cid in doc_of and doc_of[cid] not in best:
                     best[doc_of[cid]] = (cid, score)
             scored = list(best.values())
-        rows = {r["id"]: r for r in self.catalog.chunks([cid for cid, _ in scored[:k]])}
+        return self.hits_for(scored[:k], ranks, raw)
+
+    def hits_for(self, scored: list[tuple[int, float]], ranks: dict | None = None, raw: dict | None = None) -> list[Hit]:
+        """Hits for (chunk id, score) pairs, in that order; chunks deleted since the last sync are dropped."""
+        ranks, raw = ranks or {}, raw or {}
+        rows = {r["id"]: r for r in self.catalog.chunks([cid for cid, _ in scored])}
         return [Hit(cid, r["doc_id"], r["path"], r["title"], r["section"], r["char_start"], r["char_end"],
                     r["page_start"], r["page_end"], r["text"], float(score), ranks.get(cid, {}), r["ordinal"],
                     raw.get(cid, {}))
-                for cid, score in scored[:k] if (r := rows.get(cid)) is not None]  # None: deleted since the sync
+                for cid, score in scored if (r := rows.get(cid)) is not None]
 
     def with_context(self, hits: list[Hit], n: int) -> list[Hit]:
         """Widen each hit to its n neighbouring chunks on each side. A passage that overlaps better

@@ -26,7 +26,7 @@ _READER_ID = re.compile(r"^[A-Za-z0-9._-]+$")
 def quantize_int8(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Symmetric int8 with one scale per (layer, head, token): x ~ q * scale."""
     scale = x.float().abs().amax(dim=-1, keepdim=True).clamp_min(1e-8) / 127.0
-    return torch.round(x.float() / scale).clamp(-127, 127).to(torch.int8), scale.to(torch.float16)
+    return torch.round(x.float() / scale).clamp(-127, 127).to(torch.int8), scale
 
 
 def dequantize_int8(q: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
@@ -137,9 +137,9 @@ class KVStore:
         return {"root": str(self.root), "readers": readers, "entries": sum(r["entries"] for r in readers.values()),
                 "bytes": sum(r["bytes"] for r in readers.values()), "max_bytes": self.max_bytes}
 
-    def clear(self, all_readers: bool = False) -> int:
-        """Delete this reader's entries (or every reader's); returns how many."""
-        target = self.root if all_readers else self.dir
+    def clear(self) -> int:
+        """Delete every entry of every reader; returns how many."""
+        target = self.root
         n = len(list(target.glob("**/*.safetensors"))) if target.exists() else 0
         shutil.rmtree(target, ignore_errors=True)
         self._total = None

@@ -1,0 +1,58 @@
+"""`longdoc ask`: the answer streamed as it is generated, then its citations with snippets."""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.table import Table
+
+from .common import IndexOption, JsonOption, console, friendly_errors, print_json
+from .search import snippet
+
+
+@friendly_errors
+def ask(
+    question: str = typer.Argument(..., help="The question."),
+    index_dir: Path = IndexOption,
+    k: Optional[int] = typer.Option(None, "-k", help="Passages to read (default 5)."),
+    attention: Optional[str] = typer.Option(None, help="block (reuse cached passage KV; default) or full."),
+    recompute_top: Optional[int] = typer.Option(None, "--recompute-top",
+                                                help="block: fully re-encode this many best passages."),
+    mode: Optional[str] = typer.Option(None, help="Retrieval: hybrid (default), dense, multihead or bm25."),
+    max_new_tokens: Optional[int] = typer.Option(None, help="Longest answer, in tokens."),
+    reader: Optional[str] = typer.Option(None, help="Reader LLM: packaged name, HF id, local dir or .gguf."),
+    config: Optional[Path] = typer.Option(None, "--config", help="Settings TOML file."),
+    json_out: bool = JsonOption,
+):
+    """Answer a question from the index, citing the passages the answer drew on."""
+    from ..config import load_settings
+    from ..index import open_index
+
+    settings = load_settings(config, reader=reader)
+    with open_index(index_dir, settings=settings) as ix:
+        stream = None if json_out else (lambda piece: (sys.stdout.write(piece), sys.stdout.flush()))
+        answer = ix.ask(question, k=k, attention=attention, recompute_top=recompute_top, mode=mode,
+                        max_new_tokens=max_new_tokens, on_token=stream)
+    if json_out:
+        return print_json(answer.as_dict())
+    if answer.abstained:
+        console.print(answer.text, highlight=False)
+        return
+    marks = " ".join(f"[{c.number}]" for c in answer.citations if c.marked)
+    console.print(f" {marks}" if marks else "", highlight=False, markup=False)
+    table = Table(show_lines=False, box=None, pad_edge=False)
+    for col in ("", "share", "source", "passage"):
+        table.add_column(col)
+    for c in answer.citations:
+        where = " > ".join(c.section) if c.section else ""
+        page = f" p.{c.page}" if c.page else ""
+        source = f"{c.path}{page}\n{where}\nchars {c.char_start}-{c.char_end}"
+        label = f"[bold][{c.number}][/]" if c.marked else f"[dim]{c.number}[/]"
+        table.add_row(label, f"{c.attention:.0%}", source, snippet(c.text, question))
+    console.print(table)
+    t = answer.timings
+    per_token = f", {t['ms_per_token']:.0f} ms/token" if t.get("ms_per_token") else ""
+    console.print(f"[dim]{answer.attention} attention: retrieval {t['retrieve_s'] * 1000:.0f} ms, first token "
+                  f"{t['ttft_s'] * 1000:.0f} ms{per_token}, {t['prompt_tokens']} prompt tokens[/]", highlight=False)

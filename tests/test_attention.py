@@ -1,0 +1,95 @@
+"""The reader's attention on small randomly initialised Llama (GQA) and Qwen2 models: the registered
+attention function, attention-mass recording, RoPE re-rotation and Block-Attention stitching."""
+import pytest
+import torch
+from transformers import LlamaConfig, LlamaForCausalLM, Qwen2Config, Qwen2ForCausalLM
+
+from longdoc.attention import AttentionMass, record_attention_mass, register, rerotate_keys, rotary_cos_sin, stitch_cache
+from longdoc.attention.block import KVBlock
+
+
+def tiny(family: str, rope_scaling: dict | None = None):
+    torch.manual_seed(0)
+    common = dict(vocab_size=128, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+                  num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=512)
+    if rope_scaling:
+        common["rope_parameters"] = {"rope_theta": 10000.0, **rope_scaling}
+    model = (LlamaForCausalLM(LlamaConfig(**common)) if family == "llama"
+             else Qwen2ForCausalLM(Qwen2Config(**common)))
+    return model.float().eval()
+
+
+def kv(model, ids, start=0, cache=None):
+    """(keys, values) per layer as (layers, kv_heads, T, D), encoding ids at positions start.."""
+    positions = torch.arange(start, start + ids.shape[1]).unsqueeze(0)
+    with torch.no_grad():
+        out = model(input_ids=ids, position_ids=positions, past_key_values=cache, use_cache=True)
+    cache = out.past_key_values
+    return torch.stack([l.keys[0] for l in cache.layers]), torch.stack([l.values[0] for l in cache.layers]), out
+
+
+@pytest.mark.parametrize("family", ["llama", "qwen2"])
+def test_longdoc_attention_equals_eager_and_records_the_last_rows_attention(family):
+    model = tiny(family)
+    ids = torch.randint(0, 128, (1, 23))
+    with torch.no_grad():
+        model.set_attn_implementation("eager")
+        eager = model(input_ids=ids, output_attentions=True)
+        model.set_attn_implementation(register())
+        recorder = AttentionMass()
+        with record_attention_mass(recorder):
+            ours = model(input_ids=ids)
+    torch.testing.assert_close(ours.logits, eager.logits, atol=1e-5, rtol=1e-5)
+    expected = sum(a[0, :, -1].sum(0) for a in eager.attentions).double()
+    assert recorder.rows == 2
+    torch.testing.assert_close(recorder.mass, expected, atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("family,scaling", [("llama", None), ("qwen2", None),
+                                            ("llama", {"rope_type": "linear", "factor": 2.0}),
+                                            ("llama", {"rope_type": "yarn", "factor": 4.0,
+                                                       "original_max_position_embeddings": 128})])
+def test_rerotated_keys_equal_keys_computed_at_the_global_positions(family, scaling):
+    """A block alone sees only itself, so shifting all its positions changes only the RoPE of its keys."""
+    model = tiny(family, scaling)
+    ids = torch.randint(0, 128, (1, 17))
+    local_k, local_v, _ = kv(model, ids, start=0)
+    global_k, global_v, _ = kv(model, ids, start=300)
+    src = rotary_cos_sin(model, torch.arange(0, 17))
+    dst = rotary_cos_sin(model, torch.arange(300, 317))
+    torch.testing.assert_close(rerotate_keys(local_k, src, dst), global_k, atol=2e-5, rtol=1e-4)
+    torch.testing.assert_close(local_v, global_v, atol=2e-5, rtol=1e-4)
+    assert (local_k - global_k).abs().max() > 1e-2  # the rotation really moved them
+
+
+@pytest.mark.parametrize("family", ["llama", "qwen2"])
+def test_stitched_blocks_give_the_same_logits_as_full_prefill_when_blocks_are_independent(family):
+    """With one block after the prefix, Block-Attention is exact: prefix KV + block KV encoded after it,
+    then the question over the stitched cache, equals one pass over everything."""
+    model = tiny(family)
+    model.set_attn_implementation(register())
+    prefix, block, question = (torch.randint(0, 128, (1, n)) for n in (7, 19, 5))
+    _, _, full = kv(model, torch.cat([prefix, block, question], 1))
+    pk, pv, out = kv(model, prefix)
+    bk, bv, _ = kv(model, block, start=7, cache=out.past_key_values)
+    cache = stitch_cache(model, [KVBlock(pk, pv, 0), KVBlock(bk[:, :, 7:], bv[:, :, 7:], 7)])
+    _, _, stitched = kv(model, question, start=26, cache=cache)
+    torch.testing.assert_close(stitched.logits[0, -1], full.logits[0, -1], atol=1e-5, rtol=1e-5)
+
+
+def test_blocks_stitched_at_new_offsets_are_re_rotated():
+    """Two blocks each encoded after the prefix at the same positions; stitched, the second moves.
+    Its keys must then equal those of the same KV re-rotated by hand, and attention over the cache must
+    equal attention over explicitly placed keys."""
+    model = tiny("llama")
+    prefix, a, b = (torch.randint(0, 128, (1, n)) for n in (6, 9, 11))
+    pk, pv, out = kv(model, prefix)
+    ak, av, _ = kv(model, a, start=6, cache=out.past_key_values)
+    _, _, out = kv(model, prefix)
+    bk, bv, _ = kv(model, b, start=6, cache=out.past_key_values)
+    blocks = [KVBlock(pk, pv, 0), KVBlock(ak[:, :, 6:], av[:, :, 6:], 6), KVBlock(bk[:, :, 6:], bv[:, :, 6:], 6)]
+    cache = stitch_cache(model, blocks)
+    keys = torch.stack([l.keys[0] for l in cache.layers])
+    moved = rerotate_keys(bk[:, :, 6:], rotary_cos_sin(model, torch.arange(6, 17)), rotary_cos_sin(model, torch.arange(15, 26)))
+    torch.testing.assert_close(keys[:, :, 15:], moved)
+    torch.testing.assert_close(keys[:, :, 6:15], ak[:, :, 6:])

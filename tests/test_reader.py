@@ -1,0 +1,133 @@
+"""The reader on the real SmolLM2-135M-Instruct (Llama family, GQA 9/3) and a small Qwen2: Block-Attention
+against full prefill, the KV store in the loop, citations, streaming, abstaining and the CLI."""
+import json
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from longdoc import index_paths, open_index
+from longdoc.attention import stitch_cache
+from longdoc.config import ReaderSettings, load_settings
+from longdoc.reader import Reader
+
+pytestmark = pytest.mark.slow
+
+QUESTION = "What causes spring tides?"
+
+
+@pytest.fixture(scope="module")
+def reader_index(tmp_path_factory):
+    from conftest import DOC_FIXTURES
+
+    path = tmp_path_factory.mktemp("reader") / "index"
+    index_paths(path, [p for p in DOC_FIXTURES if p.suffix != ".pdf"])
+    return path
+
+
+@pytest.fixture(scope="module")
+def exact_reader(tmp_path_factory):
+    """The default reader with a float32 KV store, so stored blocks are exactly what was computed."""
+    return Reader("smollm2-135m-instruct", tmp_path_factory.mktemp("kv"), ReaderSettings(kv_dtype="float32"), "cpu")
+
+
+def first_logits(reader: Reader, question: str, hits, attention: str) -> torch.Tensor:
+    """Logits of the first answer token under each backend, from the reader's own prompt and KV path."""
+    prompt = reader.prompt(question, hits)
+    model = reader.model.model
+    with torch.inference_mode():
+        if attention == "full":
+            return model(input_ids=torch.tensor([prompt.ids()])).logits[0, -1]
+        blocks = [reader.encoder.prefix(prompt)] + reader.encoder.blocks(prompt, list(range(len(prompt.blocks))))
+        start = sum(b.length for b in blocks)
+        positions = torch.arange(start, start + len(prompt.suffix)).unsqueeze(0)
+        return model(input_ids=torch.tensor([prompt.suffix]), past_key_values=stitch_cache(model, blocks),
+                     position_ids=positions).logits[0, -1]
+
+
+def test_block_attention_with_one_passage_equals_full_attention(reader_index, exact_reader):
+    with open_index(reader_index) as ix:
+        hits = ix.search(QUESTION, k=1)
+    full = first_logits(exact_reader, QUESTION, hits, "full")
+    exact_reader.encoder.blocks(exact_reader.prompt(QUESTION, hits), [0])  # computed and stored
+    block = first_logits(exact_reader, QUESTION, hits, "block")  # now read back from the store
+    torch.testing.assert_close(block, full, atol=1e-4, rtol=1e-4)
+    a = exact_reader.answer(QUESTION, hits, "full")
+    b = exact_reader.answer(QUESTION, hits, "block")
+    assert a.raw == b.raw and b.timings["blocks_computed"] == 0
+
+
+def test_recomputing_every_passage_equals_full_attention(reader_index, exact_reader):
+    with open_index(reader_index) as ix:
+        hits = ix.search(QUESTION, k=4)
+    full = exact_reader.answer(QUESTION, hits, "full")
+    recomputed = exact_reader.answer(QUESTION, hits, "block", recompute_top=4)
+    assert recomputed.raw == full.raw
+    assert [c.chunk_id for c in recomputed.citations] == [c.chunk_id for c in full.citations]
+
+
+def test_ask_answers_with_citations_of_real_spans_and_streams(reader_index):
+    pieces = []
+    with open_index(reader_index) as ix:
+        answer = ix.ask(QUESTION, k=4, on_token=pieces.append)
+        again = ix.ask(QUESTION, k=4, attention="block")
+        assert "".join(pieces).strip() == answer.raw
+        assert "sun" in answer.raw.lower() and "moon" in answer.raw.lower()
+        assert answer.attention == "block" and not answer.abstained
+        assert len(answer.citations) == 4 and answer.citations[0].marked
+        assert answer.text.endswith("[1]") or "[1]" in answer.text
+        assert abs(sum(c.attention for c in answer.citations) - 1) < 1e-6
+        # the answer's sentence is in the passage it attended to most
+        assert "spring tides" in answer.citations[0].text
+        for c in answer.citations:
+            assert ix.document_text(c.doc_id)[c.char_start:c.char_end] == c.text
+            assert c.path.endswith((".md", ".rst", ".html", ".txt"))
+        assert again.raw == answer.raw and again.timings["blocks_computed"] == 0  # the KV store served all 4
+        assert answer.timings["ttft_s"] > 0 and answer.timings["prompt_tokens"] > 100
+        assert ix.kv_store().stats()["entries"] >= 5  # 4 passages and the prompt prefix
+
+
+def test_ask_abstains_when_nothing_relevant_is_retrieved(reader_index):
+    settings = load_settings(answer_abstain_below=0.35)
+    with open_index(reader_index, settings=settings) as ix:
+        off_topic = ix.ask("What is the airspeed of an unladen swallow carrying a coconut?")
+        on_topic = ix.ask(QUESTION)
+    assert off_topic.abstained and off_topic.citations == [] and "could not find" in off_topic.text
+    assert not on_topic.abstained
+
+
+def test_cli_ask_json_and_kv_commands(reader_index):
+    def cli(*args):
+        return subprocess.run([sys.executable, "-m", "longdoc", *args, "--index", str(reader_index)],
+                              capture_output=True, text=True, timeout=300)
+
+    out = cli("ask", "Who kept the lighthouse log?", "--json", "-k", "3", "--attention", "full")
+    assert out.returncode == 0, out.stderr
+    answer = json.loads(out.stdout)
+    assert answer["attention"] == "full" and len(answer["citations"]) == 3
+    assert {"path", "section", "char_start", "char_end", "page", "attention", "marked"} <= set(answer["citations"][0])
+    bad = cli("ask", "anything", "--attention", "sparse")
+    assert bad.returncode == 1 and "unknown attention" in bad.stderr and "Traceback" not in bad.stderr
+    stats = json.loads(cli("kv", "stats", "--json").stdout)
+    assert stats["entries"] > 0
+    assert json.loads(cli("kv", "clear", "--json").stdout)["removed"] == stats["entries"]
+    assert json.loads(cli("kv", "stats", "--json").stdout)["entries"] == 0
+
+
+def test_a_qwen2_reader_from_a_local_directory(tmp_path, tokenizer, reader_index):
+    """Any local causal LM works; Qwen2's RoPE and biases go through the same Block-Attention path."""
+    from transformers import Qwen2Config, Qwen2ForCausalLM
+
+    torch.manual_seed(0)
+    model = Qwen2ForCausalLM(Qwen2Config(vocab_size=len(tokenizer), hidden_size=64, intermediate_size=128,
+                                         num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2))
+    model.save_pretrained(tmp_path / "qwen2")
+    tokenizer.save_pretrained(tmp_path / "qwen2")
+    reader = Reader(str(tmp_path / "qwen2"), tmp_path / "kv", ReaderSettings(kv_dtype="float32"), "cpu")
+    with open_index(reader_index) as ix:
+        hits = ix.search(QUESTION, k=1)
+    full = first_logits(reader, QUESTION, hits, "full")
+    torch.testing.assert_close(first_logits(reader, QUESTION, hits, "block"), full, atol=1e-5, rtol=1e-5)
+    answer = reader.answer(QUESTION, ix_hits := hits, "block", max_new_tokens=4)
+    assert answer.citations[0].chunk_id == ix_hits[0].chunk_id and answer.timings["new_tokens"] <= 4
