@@ -121,15 +121,21 @@ class Index:
         """Answer a question from the k best passages, with citations. attention: "block" (reuse each
         passage's cached KV; the default) or "full" (prefill everything). on_token receives the answer
         as it is generated. Returns an Answer; it abstains when nothing retrieved is relevant enough."""
-        answer = self.settings.answer
         t0 = time.perf_counter()
-        hits = self.search(question, k=k or answer.k, mode=mode, filters=filters)
+        hits = self.search(question, k=k or self.settings.answer.k, mode=mode, filters=filters)
         timings = {"retrieve_s": time.perf_counter() - t0}
-        attention = attention or answer.attention
-        if not hits or self.relevance(question, hits) < answer.abstain_below:
+        return self.answer_hits(question, hits, attention, recompute_top, max_new_tokens, on_token, timings)
+
+    def answer_hits(self, question: str, hits: list[Hit], attention: str | None = None, recompute_top: int | None = None,
+                    max_new_tokens: int | None = None, on_token: Callable[[str], None] | None = None,
+                    timings: dict | None = None):
+        """Answer from passages already retrieved (ask = search + this); abstains below the relevance bar."""
+        attention = attention or self.settings.answer.attention
+        bar = self.settings.answer.abstain_below
+        if not hits or (bar > 0 and self.relevance(question, hits) < bar):
             from .reader import Reader
 
-            return Reader.abstain(question, attention, timings)
+            return Reader.abstain(question, attention, timings or {})
         return self.reader.answer(question, hits, attention, recompute_top, max_new_tokens, on_token, timings)
 
     def relevance(self, question: str, hits: list[Hit]) -> float:

@@ -46,3 +46,33 @@ def test_aspect_success():
     assert aspect_success(RANKING, ["d1", "d2"], 2) == (0.0, 0.5)
     assert aspect_success(RANKING, ["d1", "d2"], 4) == (1.0, 1.0)
     assert aspect_success(RANKING, ["d8", "d6"], 5) == (0.0, 0.0)
+
+
+def test_exact_match_normalises_and_takes_the_best_gold():
+    from longdoc.evaluation.metrics import exact_match
+
+    assert exact_match("The Eiffel Tower!", ["eiffel tower"]) == 1.0
+    assert exact_match("  an  apple ", ["Apple", "pear"]) == 1.0
+    assert exact_match("Eiffel", ["eiffel tower", "the tower"]) == 0.0
+    assert exact_match("", []) == 1.0 and exact_match("Paris", []) == 0.0  # SQuAD v2 unanswerable
+
+
+def test_f1_by_hand():
+    from longdoc.evaluation.metrics import f1_score
+
+    # pred tokens [henry, hall, keeper], gold [henry, hall]: P = 2/3, R = 1, F1 = 0.8
+    assert f1_score("Henry Hall, the keeper", ["Henry Hall"]) == pytest.approx(0.8)
+    # repeated tokens count once per occurrence: pred [a1, a1, b] vs gold [a1, b, c]: overlap 2, P = R = 2/3
+    assert f1_score("x x y", ["x y z"]) == pytest.approx(2 / 3)
+    # several golds: the best wins; gold "1755" gives 0, gold "in 1755 keeper" gives P = 1/2, R = 1/3 -> 0.4
+    assert f1_score("keeper Hall", ["1755", "in 1755 keeper"]) == pytest.approx(0.4)
+    assert f1_score("nothing shared", ["other words"]) == 0.0
+    assert f1_score("", ["x"]) == 0.0 and f1_score("", []) == 1.0
+
+
+def test_contains_answer_on_word_boundaries():
+    from longdoc.evaluation.metrics import contains_answer
+
+    assert contains_answer("It was Henry Hall, aged 94.", ["henry hall"]) == 1.0
+    assert contains_answer("Hallway", ["hall"]) == 0.0
+    assert contains_answer("The answer is 3 goals", ["3"]) == 1.0 and contains_answer("30", ["3"]) == 0.0

@@ -49,3 +49,46 @@ def aspect_success(ranking: Sequence[str], aspects: Sequence[str], n: int) -> tu
     """MRAG's multi-aspect metrics at n picks: (success: all aspects found, success ratio: share found)."""
     found = len(set(aspects) & set(ranking[:n]))
     return float(found == len(set(aspects))), found / len(set(aspects))
+
+
+def _golds(answers: Iterable[str]) -> list[str]:
+    """Gold answers; none (SQuAD v2's unanswerable) means the empty answer is right."""
+    return list(answers) or [""]
+
+
+def exact_match(prediction: str, answers: Iterable[str]) -> float:
+    """SQuAD EM: 1.0 when the normalised prediction equals any normalised gold answer."""
+    pred = normalize_answer(prediction)
+    return float(any(pred == normalize_answer(a) for a in _golds(answers)))
+
+
+def _f1(pred_tokens: list[str], gold_tokens: list[str]) -> float:
+    if not pred_tokens or not gold_tokens:
+        return float(pred_tokens == gold_tokens)
+    common: dict[str, int] = {}
+    for t in pred_tokens:
+        common[t] = common.get(t, 0) + 1
+    overlap = 0
+    for t in gold_tokens:
+        if common.get(t, 0) > 0:
+            overlap += 1
+            common[t] -= 1
+    if overlap == 0:
+        return 0.0
+    precision, recall = overlap / len(pred_tokens), overlap / len(gold_tokens)
+    return 2 * precision * recall / (precision + recall)
+
+
+def f1_score(prediction: str, answers: Iterable[str]) -> float:
+    """SQuAD token F1 over normalised tokens, the best over the gold answers."""
+    pred = normalize_answer(prediction).split()
+    return max(_f1(pred, normalize_answer(a).split()) for a in _golds(answers))
+
+
+def contains_answer(prediction: str, answers: Iterable[str]) -> float:
+    """1.0 when a normalised gold answer appears in the normalised prediction (on word boundaries)."""
+    pred = f" {normalize_answer(prediction)} "
+    golds = _golds(answers)
+    if golds == [""]:
+        return float(pred.strip() == "")
+    return float(any(normalize_answer(a) and f" {normalize_answer(a)} " in pred for a in golds))

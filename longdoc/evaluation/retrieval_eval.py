@@ -5,6 +5,7 @@ mode's final document ranking (hybrid = their fusion) is derived from them, exac
 """
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 
@@ -18,21 +19,38 @@ from .datasets import RetrievalDataset, load_beir, load_quoref, multi_aspect
 from .metrics import answer_in_context, aspect_success, mrr_at_k, ndcg_at_k, recall_at_k
 
 DATASETS = {"quoref": "Quoref (bigbench sdist): 2,942 passages, 6,500 questions",
+            "drop": "DROP (bigbench sdist): discrete reasoning over paragraphs, 6,500 questions",
+            "minute-mysteries": "minute_mysteries_qa (bigbench sdist): 274 mystery stories, long-form answers",
             "quoref-multiaspect": "pairs of Quoref questions about different passages (MRAG-style)",
             "quoref:PATH": "a Quoref task.json-shaped file, e.g. a subset",
-            "beir:PATH": "a BEIR folder (corpus.jsonl, queries.jsonl, qrels/test.tsv)"}
+            "beir:PATH": "a BEIR folder (corpus.jsonl, queries.jsonl, qrels/test.tsv)",
+            "squad:PATH": "SQuAD v1.1/v2.0 JSON",
+            "hotpotqa:PATH": "HotpotQA JSON (distractor setting)",
+            "nq-open:PATH": "NQ-open jsonl (questions only: evaluate against --index)",
+            "flashrag:PATH": "FlashRAG jsonl (passages from corpus.jsonl beside it, if present)",
+            "longbench:PATH": "LongBench jsonl (each context is one long document)"}
 
 
 def load_dataset(name: str, limit: int | None = None, seed: int = 0) -> RetrievalDataset:
+    from . import qa_datasets as qa
+    from .bigbench import bigbench_task
+
+    bigbench = {"drop": ("natural_instructions/subtask028_drop_answer_generation", qa.drop_from_examples),
+                "minute-mysteries": ("minute_mysteries_qa/freetext", qa.mysteries_from_examples)}
     if name == "quoref":
         return load_quoref().limited(limit)
+    if name in bigbench:
+        task, parse = bigbench[name]
+        return parse(json.loads(bigbench_task(task).read_text())["examples"], name).limited(limit)
     if name == "quoref-multiaspect":
         return multi_aspect(load_quoref(), limit or 500, seed=seed)
     kind, _, path = name.partition(":")
-    if kind == "quoref" and path:
-        return load_quoref(path).limited(limit)
-    if kind == "beir" and path:
-        return load_beir(path).limited(limit)
+    files = {"quoref": load_quoref, "beir": load_beir, "squad": qa.load_squad, "hotpotqa": qa.load_hotpotqa,
+             "nq-open": qa.load_nq_open, "flashrag": qa.load_flashrag, "longbench": qa.load_longbench}
+    if kind in files and path:
+        if not Path(path).exists():
+            raise LongdocError(f"{path}: no such {kind} dataset file or folder")
+        return files[kind](path).limited(limit)
     raise LongdocError(f"unknown dataset {name!r}; known: {', '.join(DATASETS)}")
 
 

@@ -52,6 +52,9 @@ def generate(reader: ReaderModel, cache, input_ids: list[int], start: int, max_n
                 break
             tokens.append(token)
             new_text = reader.tokenizer.decode(tokens, skip_special_tokens=True)
+            if "\n" in new_text.strip():  # the answer is one line; a small reader rambles on after it
+                tokens.pop()
+                break
             if on_token and len(new_text) > len(text) and not new_text.endswith("\ufffd"):
                 on_token(new_text[len(text):])
                 text = new_text

@@ -9,8 +9,9 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 
-SYSTEM = ("You answer questions using only the passages the user gives you. "
-          "Reply with a short answer copied from the passages.")
+SYSTEM = "Answer the question from the passages with a name, number or short phrase."
+# The assistant turn opens with this, so a small reader states the answer instead of restating the question.
+ANSWER_PRIMER = "Answer:"
 _SLOT = "\u27e6longdoc-passages\u27e7"
 
 
@@ -60,7 +61,7 @@ def _split_template(tokenizer, question: str) -> tuple[str, str]:
     else:
         rendered = f"{SYSTEM}\n\n{user}\nAnswer:"
     before, after = rendered.split(_SLOT)
-    return before, after
+    return before, after + ANSWER_PRIMER
 
 
 def build_prompt(tokenizer, question: str, hits) -> Prompt:
