@@ -24,6 +24,10 @@ demo: setup
 	$(LONGDOC) status --index $(DEMO_INDEX)
 	$(LONGDOC) docs list --index $(DEMO_INDEX)
 	$(LONGDOC) search "how to get startup ideas" --index $(DEMO_INDEX) -k 5
+	$(LONGDOC) ask "How should you get startup ideas?" --index $(DEMO_INDEX)
+	$(LONGDOC) ask "Why did Viaweb use Lisp?" --index $(DEMO_INDEX)
+	$(LONGDOC) ask "What is the capital of Australia?" --index $(DEMO_INDEX)
+	$(LONGDOC) kv stats --index $(DEMO_INDEX)
 
 test: setup
 	$(PY) -m pytest -q
@@ -33,6 +37,7 @@ test-fast: setup
 
 bench: setup
 	$(PY) bench/indexing.py
+	$(PY) bench/reader.py
 
 clean:
 	rm -rf $(VENV) $(DEMO_INDEX) .pytest_cache

@@ -113,6 +113,13 @@ def test_cli_ask_json_and_kv_commands(reader_index):
     assert stats["entries"] > 0
     assert json.loads(cli("kv", "clear", "--json").stdout)["removed"] == stats["entries"]
     assert json.loads(cli("kv", "stats", "--json").stdout)["entries"] == 0
+    from conftest import DOC_FIXTURES
+
+    files = [str(p) for p in DOC_FIXTURES if p.suffix != ".pdf"]
+    report = json.loads(cli("index", *files, "--kv", "--json").stdout)  # files unchanged: only the KV is new
+    chunks = json.loads(cli("status", "--json").stdout)["chunks"]
+    assert report["unchanged"] == len(files) and report["kv_computed"] == chunks
+    assert json.loads(cli("kv", "stats", "--json").stdout)["entries"] == chunks + 1  # and the prompt prefix
 
 
 def test_a_qwen2_reader_from_a_local_directory(tmp_path, tokenizer, reader_index):

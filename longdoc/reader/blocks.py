@@ -33,7 +33,7 @@ class BlockEncoder:
             cached = self.store.get(key) if self.store else None
             if cached is None:
                 ids = torch.tensor([prompt.prefix], device=self.reader.device)
-                out = self.reader.model(input_ids=ids, use_cache=True)
+                out = self.reader.model(input_ids=ids, use_cache=True, logits_to_keep=1)
                 k, v = _layers(out.past_key_values)
                 cached = (k[:, 0], v[:, 0], 0)
                 if self.store:
@@ -72,7 +72,8 @@ class BlockEncoder:
         cache = stitch_cache(self.reader.model, [prefix], self.reader.dtype, batch=n)
         start = prefix.length
         positions = torch.arange(start, start + width, device=self.reader.device).expand(n, -1)
-        out = self.reader.model(input_ids=ids, past_key_values=cache, position_ids=positions, use_cache=True)
+        out = self.reader.model(input_ids=ids, past_key_values=cache, position_ids=positions, use_cache=True,
+                                logits_to_keep=1)  # only the KV is wanted; skip the vocabulary projection
         keys, values = _layers(out.past_key_values)
         self.computed += n
         return [KVBlock(keys[:, row, :, start:start + len(b)].clone(), values[:, row, :, start:start + len(b)].clone(), start)

@@ -1,0 +1,93 @@
+"""QA dataset loaders, each on a small fixture in its format, and the bigbench example formats."""
+import json
+from pathlib import Path
+
+import pytest
+
+from longdoc.errors import LongdocError
+from longdoc.evaluation import qa_datasets as qa
+from longdoc.evaluation.retrieval_eval import load_dataset
+
+QA = Path(__file__).parent / "fixtures" / "qa"
+
+
+def test_squad_v2_keeps_every_gold_and_marks_unanswerable():
+    d = qa.load_squad(QA / "squad_v2.json")
+    assert len(d.queries) == 4 and len(d.corpus) == 2
+    assert d.answers["sq1"] == ["James Douglass", "Douglass"]
+    assert d.answers["sq3"] == []  # unanswerable: abstaining is right
+    assert d.qrels["sq1"] == d.qrels["sq3"] != d.qrels["sq4"]
+    doc = d.corpus[next(iter(d.qrels["sq2"]))]
+    assert doc["title"] == "Lighthouses" and "1882" in doc["text"]
+
+
+def test_hotpotqa_gold_passages_are_the_supporting_paragraphs():
+    d = qa.load_hotpotqa(QA / "hotpotqa.json")
+    assert d.answers["hp1"] == ["James Douglass"]
+    titles = {d.corpus[doc]["title"] for doc in d.qrels["hp1"]}
+    assert titles == {"James Douglass", "Smeaton's Tower"}
+    assert len(d.corpus) == 4  # "Fog signal" appears twice with the same text: one document
+
+
+def test_nq_open_and_flashrag():
+    nq = qa.load_nq_open(QA / "nq_open.jsonl")
+    assert nq.corpus == {} and nq.answers["nq0"] == ["James Douglass", "Sir James Douglass"]
+    fr = qa.load_flashrag(QA / "flashrag" / "test.jsonl")
+    assert fr.answers["fr1"] == ["a fog signal", "fog signal"]
+    assert fr.corpus["1"] == {"title": "James Douglass", "text": "James Douglass designed the fourth Eddystone tower."}
+
+
+def test_longbench_contexts_become_documents():
+    d = qa.load_longbench(QA / "longbench.jsonl")
+    assert d.answers == {"lb1": ["Thomas Eddy"], "lb2": ["thirty hours"]}
+    assert len(d.corpus) == 1 and d.qrels["lb1"] == d.qrels["lb2"]
+
+
+def test_drop_and_mysteries_in_the_bigbench_formats():
+    drop = qa.drop_from_examples([
+        {"input": "Passage: The Raiders kicked 3 field goals and won. \nQuestion: How many field goals? \nAnswer type: Number ",
+         "target": "['3.']"},
+        {"input": "Passage: Brown kicked a 40-yard goal.\nQuestion: Who kicked? \nAnswer type: Span ", "target": ["Brown."]}])
+    assert drop.queries == {"q0": "How many field goals?", "q1": "Who kicked?"}
+    assert drop.answers == {"q0": ["3"], "q1": ["Brown"]}
+    mysteries = qa.mysteries_from_examples([{"input": "The vase was broken at noon. Only Leo was home. Who broke it? How do we know?",
+                                             "target": "Leo, because he was the only one home.", "comment": "vase"}])
+    assert mysteries.queries["q0"] == "Who broke it? How do we know?"
+    assert mysteries.corpus[next(iter(mysteries.qrels["q0"]))]["text"] == "The vase was broken at noon. Only Leo was home."
+
+
+def test_registry_names_and_clear_errors(tmp_path):
+    assert len(load_dataset(f"squad:{QA / 'squad_v2.json'}", limit=2).queries) == 2
+    assert load_dataset(f"longbench:{QA / 'longbench.jsonl'}").name == "longbench-longbench"
+    with pytest.raises(LongdocError, match="no such squad dataset"):
+        load_dataset(f"squad:{tmp_path / 'missing.json'}")
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"question": "q", "answer": ["a"]}\nnot json\n')
+    with pytest.raises(LongdocError, match=r"bad.jsonl:2: not a JSON line"):
+        qa.load_nq_open(bad)
+    bad.write_text(json.dumps({"question": "q"}) + "\n")
+    with pytest.raises(LongdocError, match="missing field"):
+        qa.load_nq_open(bad)
+    (tmp_path / "s.json").write_text("[]")
+    with pytest.raises(LongdocError, match="not SQuAD JSON"):
+        qa.load_squad(tmp_path / "s.json")
+    with pytest.raises(LongdocError, match="unknown dataset"):
+        load_dataset("trivia")
+
+
+@pytest.mark.slow
+def test_eval_qa_runs_backends_side_by_side(tmp_path):
+    from longdoc.evaluation.qa_eval import evaluate_qa
+
+    data = load_dataset(str(Path(__file__).parent / "fixtures" / "quoref_subset.json").join(["quoref:", ""]), limit=4)
+    result = evaluate_qa(data, tmp_path, ["full", "block", "block-r1"], k=3, progress=False, max_new_tokens=8)
+    assert set(result["backends"]) == {"full", "block", "block-r1"} and result["questions"] == 4
+    for summary in result["backends"].values():
+        assert 0 <= summary["em"] <= summary["f1"] + 1e-9 <= 1 + 1e-9
+        assert summary["citation_precision"] is not None and 0 <= summary["top_citation_gold"] <= 1
+        assert summary["ttft_ms_mean"] > 0 and summary["peak_rss_mb"] >= summary["rss_at_start_mb"] > 0
+    row = next(iter(result["per_question"].values()))
+    assert row["gold"] and len(row["retrieved"]) == 3 and len(row["block"]["citations"]) == 3
+    assert result["kv_fill_s"] > 0
+    with pytest.raises(LongdocError, match="unknown attention backend"):
+        evaluate_qa(data, tmp_path, ["sparse"], progress=False)
