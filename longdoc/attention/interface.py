@@ -42,10 +42,12 @@ def record_attention_mass(recorder: AttentionMass):
 
 
 def _bool_mask(attention_mask: torch.Tensor | None, q_len: int, k_len: int, device) -> torch.Tensor | None:
-    """A boolean (True = attend) mask, bottom-right aligned causal when transformers passed none."""
+    """A boolean (True = attend) mask, or None where SDPA needs none: one query row (it sees every key) or
+    a plain causal square (passed as is_causal, which keeps SDPA on its fused kernels). Queries after a
+    cache (q_len < k_len) get a bottom-right aligned causal mask, which is_causal cannot express."""
     if attention_mask is not None:
         return attention_mask if attention_mask.dtype == torch.bool else attention_mask > torch.finfo(attention_mask.dtype).min / 2
-    if q_len == 1:
+    if q_len == 1 or q_len == k_len:
         return None
     rows = torch.arange(q_len, device=device)[:, None] + (k_len - q_len)
     return (torch.arange(k_len, device=device)[None, :] <= rows)[None, None]
@@ -71,6 +73,7 @@ def longdoc_attention(module, query, key, value, attention_mask, scaling=None, d
     if recorder is not None and query.shape[0] == 1:
         recorder.add(last_row_probs(query, key, mask, scaling))
     out = F.scaled_dot_product_attention(query, key, value, attn_mask=mask, scale=scaling,
+                                         is_causal=mask is None and q_len > 1,
                                          enable_gqa=query.shape[1] != key.shape[1])
     return out.transpose(1, 2).contiguous(), None
 
