@@ -20,6 +20,11 @@ def _ints(text: str) -> list[int]:
         raise typer.BadParameter(f"expected comma-separated integers, got {text!r}") from None
 
 
+def _safe(name: str) -> str:
+    """A file-name-safe form of a dataset name."""
+    return "".join(c if c.isalnum() or c in "-_" else "_" for c in name)[:60]
+
+
 @eval_app.command("retrieval")
 @friendly_errors
 def retrieval(
@@ -40,9 +45,8 @@ def retrieval(
     from ..models.cache import cache_dir
 
     data = load_dataset(dataset, limit, seed)
-    safe = "".join(c if c.isalnum() or c in "-_" else "_" for c in dataset)[:60]
-    corpus = "".join(c if c.isalnum() or c in "-_" else "_" for c in data.corpus_name)[:60]
-    workdir = workdir or cache_dir("eval", corpus)
+    safe = _safe(dataset)
+    workdir = workdir or cache_dir("eval", _safe(data.corpus_name))
     result = evaluate_retrieval(data, workdir, [m.strip() for m in modes.split(",")], _ints(k))
     record = {**run_record(["longdoc", *sys.argv[1:]]), "seed": seed, **result}
     out = out or Path(f"eval-retrieval-{safe}.json")
@@ -60,9 +64,6 @@ def retrieval(
     console.print(table)
     console.print(f"wrote {out}", highlight=False)
 
-
-def _safe(name: str) -> str:
-    return "".join(c if c.isalnum() or c in "-_" else "_" for c in name)[:60]
 
 
 @eval_app.command("qa")

@@ -45,7 +45,11 @@ def generate(reader: ReaderModel, cache, input_ids: list[int], start: int, max_n
                            logits_to_keep=1).logits
             position += ids.shape[1]
             steps += 1
-            token = int(logits[0, -1].argmax())
+            scores = logits[0, -1]
+            if not tokens:  # an empty answer helps no one (abstaining is decided before): no stop first
+                scores = scores.clone()
+                scores[list(reader.stop_ids)] = float("-inf")
+            token = int(scores.argmax())
             if ttft is None:
                 ttft = time.perf_counter() - t0
             if token in reader.stop_ids:

@@ -34,18 +34,21 @@ def dequantize_int8(q: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
 
 
 class KVStore:
-    def __init__(self, root: str | Path, reader_id: str, dtype: str = "float16", max_bytes: int = 4 << 30):
+    def __init__(self, root: str | Path, reader_id: str | None, dtype: str = "float16", max_bytes: int = 4 << 30):
+        """reader_id None: a handle on the whole store (stats, clear, evict), which cannot get or put."""
         if dtype not in DTYPES:
             raise LongdocError(f"unknown KV dtype {dtype!r}; choose one of {', '.join(DTYPES)}")
-        if not _READER_ID.match(reader_id):
+        if reader_id is not None and not _READER_ID.match(reader_id):
             raise LongdocError(f"reader id {reader_id!r} must be letters, digits, '.', '_' or '-'")
         self.root = Path(root)
-        self.dir = self.root / reader_id
+        self.dir = self.root / reader_id if reader_id is not None else None
         self.dtype = dtype
         self.max_bytes = int(max_bytes)
         self._total: int | None = None  # bytes under root, counted on first write
 
     def _path(self, sha: str) -> Path:
+        if self.dir is None:
+            raise LongdocError("this KV store handle has no reader: it can only report, evict and clear")
         if not re.fullmatch(r"[0-9a-f]{16,64}", sha):
             raise LongdocError(f"KV key {sha!r} is not a hex digest")
         return self.dir / sha[:2] / f"{sha}.safetensors"
