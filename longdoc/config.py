@@ -14,6 +14,7 @@ from .errors import LongdocError
 
 DEFAULT_EMBEDDER = "all-MiniLM-L6-v2"
 DEFAULT_READER = "smollm2-135m-instruct"
+ATTENTIONS = ("full", "block")  # the reader's attention backends
 
 
 @dataclass(frozen=True)
@@ -48,6 +49,12 @@ class SearchSettings:
     ivf_nprobe: int = 32
 
 
+def check_attention(attention: str) -> str:
+    if attention not in ATTENTIONS:
+        raise LongdocError(f"unknown attention {attention!r}; choose one of {', '.join(ATTENTIONS)}")
+    return attention
+
+
 @dataclass(frozen=True)
 class ReaderSettings:
     attention: str = "block"  # full | block
@@ -68,8 +75,7 @@ class ReaderSettings:
     kv_max_mb: float = 4096.0  # the KV store's size bound; least recently used entries go first
 
     def __post_init__(self):
-        if self.attention not in ("full", "block"):
-            raise LongdocError(f"unknown attention {self.attention!r}; choose full or block")
+        check_attention(self.attention)
         if self.kv_dtype not in ("float16", "int8", "float32"):
             raise LongdocError(f"unknown kv_dtype {self.kv_dtype!r}; choose float16, int8 or float32")
         if self.k < 1 or self.max_new_tokens < 1 or self.recompute_top < 0 or self.kv_max_mb <= 0:

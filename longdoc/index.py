@@ -6,7 +6,7 @@ import time
 from pathlib import Path
 from typing import Callable
 
-from .config import Settings, load_settings
+from .config import Settings, check_attention, load_settings
 from .errors import IndexMismatchError, IndexNotFoundError
 from .retrieval import Filters, Hit, Searcher
 from .storage import Catalog, VectorStore
@@ -130,7 +130,7 @@ class Index:
                     max_new_tokens: int | None = None, on_token: Callable[[str], None] | None = None,
                     timings: dict | None = None):
         """Answer from passages already retrieved (ask = search + this); abstains below the relevance bar."""
-        attention = attention or self.settings.answer.attention
+        attention = check_attention(attention or self.settings.answer.attention)
         bar = self.settings.answer.abstain_below
         if not hits or (bar > 0 and self.relevance(question, hits) < bar):
             from .reader import Reader

@@ -102,10 +102,10 @@ def test_cli_ask_json_and_kv_commands(reader_index):
         return subprocess.run([sys.executable, "-m", "longdoc", *args, "--index", str(reader_index)],
                               capture_output=True, text=True, timeout=300)
 
-    out = cli("ask", "Who kept the lighthouse log?", "--json", "-k", "3", "--attention", "full")
+    out = cli("ask", "Who kept the lighthouse log?", "--json", "-k", "3", "--attention", "block")
     assert out.returncode == 0, out.stderr
     answer = json.loads(out.stdout)
-    assert answer["attention"] == "full" and len(answer["citations"]) == 3
+    assert answer["attention"] == "block" and len(answer["citations"]) == 3
     assert {"path", "section", "char_start", "char_end", "page", "attention", "marked"} <= set(answer["citations"][0])
     bad = cli("ask", "anything", "--attention", "sparse")
     assert bad.returncode == 1 and "unknown attention" in bad.stderr and "Traceback" not in bad.stderr

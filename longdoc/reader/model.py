@@ -29,7 +29,8 @@ class ReaderModel:
             tid = self.tokenizer.convert_tokens_to_ids(token)
             if isinstance(tid, int) and tid != self.tokenizer.unk_token_id:
                 ids.add(tid)
-        return ids
+        vocab = self.model.get_output_embeddings().weight.shape[0]
+        return {i for i in ids if 0 <= i < vocab}  # a tokenizer may name tokens the model cannot emit
 
     def _fingerprint(self) -> str:
         """Name plus a digest of the config and a sample of the weights: KV from other weights never matches."""

@@ -6,8 +6,7 @@ from pathlib import Path
 from typing import Callable
 
 from ..attention.block import KVBlock, stitch_cache
-from ..config import ReaderSettings
-from ..errors import LongdocError
+from ..config import ReaderSettings, check_attention
 from ..storage.kvstore import KVStore
 from .answer import Answer
 from .blocks import BlockEncoder
@@ -16,7 +15,6 @@ from .generate import generate
 from .model import ReaderModel
 from .prompt import build_prompt
 
-ATTENTIONS = ("full", "block")
 ABSTAIN_TEXT = "I could not find this in the indexed documents."
 
 
@@ -46,9 +44,7 @@ class Reader:
     def answer(self, question: str, hits, attention: str | None = None, recompute_top: int | None = None,
                max_new_tokens: int | None = None, on_token: Callable[[str], None] | None = None,
                timings: dict | None = None) -> Answer:
-        attention = attention or self.settings.attention
-        if attention not in ATTENTIONS:
-            raise LongdocError(f"unknown attention {attention!r}; choose one of {', '.join(ATTENTIONS)}")
+        attention = check_attention(attention or self.settings.attention)
         recompute_top = self.settings.recompute_top if recompute_top is None else recompute_top
         max_new_tokens = max_new_tokens or self.settings.max_new_tokens
         t0 = time.perf_counter()
