@@ -72,7 +72,7 @@ def test_ask_answers_with_citations_of_real_spans_and_streams(reader_index):
     with open_index(reader_index) as ix:
         answer = ix.ask(QUESTION, k=4, on_token=pieces.append)
         again = ix.ask(QUESTION, k=4, attention="block")
-        assert "".join(pieces).strip() == answer.raw
+        assert answer.raw and answer.raw in "".join(pieces)
         assert "sun" in answer.raw.lower() and "moon" in answer.raw.lower()
         assert answer.attention == "block" and not answer.abstained
         assert len(answer.citations) == 4 and answer.citations[0].marked
@@ -138,3 +138,13 @@ def test_a_qwen2_reader_from_a_local_directory(tmp_path, tokenizer, reader_index
     torch.testing.assert_close(first_logits(reader, QUESTION, hits, "block"), full, atol=1e-5, rtol=1e-5)
     answer = reader.answer(QUESTION, ix_hits := hits, "block", max_new_tokens=4)
     assert answer.citations[0].chunk_id == ix_hits[0].chunk_id and answer.timings["new_tokens"] <= 4
+
+
+def test_an_answer_is_one_line_unless_its_first_line_introduces_it():
+    from longdoc.reader.generate import _line_ended
+
+    assert not _line_ended("Heseltine")
+    assert _line_ended("Heseltine\nThe last name of")
+    assert not _line_ended("The answer is:\n")
+    assert not _line_ended("The names are:\nAnna and")
+    assert _line_ended("The names are:\nAnna and Bo.\nMore")

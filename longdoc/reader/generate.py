@@ -21,6 +21,14 @@ class Generation:
     decode_steps: int  # forward passes after the prefill
 
 
+def _line_ended(text: str) -> bool:
+    """A line break after the answer's first line, unless that line ends with a colon ("The answer is:"),
+    which introduces the answer on the next line."""
+    lines = text.split("\n")
+    intro = len(lines) > 1 and lines[0].rstrip().endswith(":")
+    return len(lines) > (2 if intro else 1)
+
+
 @torch.inference_mode()
 def generate(reader: ReaderModel, cache, input_ids: list[int], start: int, max_new_tokens: int,
              on_token: Callable[[str], None] | None = None, t0: float | None = None) -> Generation:
@@ -55,16 +63,18 @@ def generate(reader: ReaderModel, cache, input_ids: list[int], start: int, max_n
             if token in reader.stop_ids:
                 break
             tokens.append(token)
-            new_text = reader.tokenizer.decode(tokens, skip_special_tokens=True)
-            if "\n" in new_text.strip():  # the answer is one line; a small reader rambles on after it
+            new_text = reader.tokenizer.decode(tokens, skip_special_tokens=True).lstrip()
+            if _line_ended(new_text):  # the answer is one line; a small reader rambles on after it
                 tokens.pop()
                 break
             if on_token and len(new_text) > len(text) and not new_text.endswith("\ufffd"):
                 on_token(new_text[len(text):])
                 text = new_text
             ids = torch.tensor([[token]], device=device)
-    final = reader.tokenizer.decode(tokens, skip_special_tokens=True)
+    final = reader.tokenizer.decode(tokens, skip_special_tokens=True).lstrip()
     if on_token and len(final) > len(text):
         on_token(final[len(text):])
+    lines = final.strip().split("\n")
+    final = lines[-1] if len(lines) == 2 else final  # drop a lead-in line such as "The answer is:"
     ttft = ttft if ttft is not None else time.perf_counter() - t0
     return Generation(final.strip(), tokens, recorder.mass, ttft, time.perf_counter() - t0 - ttft, steps - 1)
