@@ -55,7 +55,7 @@ def _bool_mask(attention_mask: torch.Tensor | None, q_len: int, k_len: int, devi
 
 def last_row_probs(query: torch.Tensor, key: torch.Tensor, mask: torch.Tensor | None, scaling: float) -> torch.Tensor:
     """Softmax attention of the last query row, summed over query heads: (K,). Batch 1."""
-    b, hq, _, d = query.shape
+    _, hq, _, d = query.shape
     hkv = key.shape[1]
     q = query[0, :, -1].float().view(hkv, hq // hkv, d)  # GQA: query heads grouped by their KV head
     scores = torch.einsum("hgd,hkd->hgk", q, key[0].float()) * scaling

@@ -9,7 +9,7 @@ from .answer import Citation
 
 def passage_shares(mass: torch.Tensor, spans: list[tuple[int, int]]) -> list[float]:
     """Each passage's share of the attention paid to all passages (the prompt's other tokens excluded)."""
-    per = [float(mass[a:b].sum()) if b <= mass.shape[0] else float(mass[a:].sum()) for a, b in spans]
+    per = [float(mass[a:b].sum()) for a, b in spans]  # a slice past the end stops at the end
     total = sum(per)
     return [p / total if total > 0 else 0.0 for p in per]
 
