@@ -14,7 +14,8 @@ from .errors import LongdocError
 
 DEFAULT_EMBEDDER = "all-MiniLM-L6-v2"
 DEFAULT_READER = "smollm2-135m-instruct"
-ATTENTIONS = ("full", "block")  # the reader's attention backends
+ATTENTIONS = ("full", "block", "landmark", "retrieval")  # the reader's attention backends
+SPARSE_ATTENTIONS = ("landmark", "retrieval")  # long context: sparse attention over a context memory
 
 
 @dataclass(frozen=True)
@@ -57,7 +58,7 @@ def check_attention(attention: str) -> str:
 
 @dataclass(frozen=True)
 class ReaderSettings:
-    attention: str = "block"  # full | block
+    attention: str = "block"  # full | block | landmark | retrieval
     k: int = 5  # passages retrieved for an answer
     max_new_tokens: int = 48
     # Block-Attention: fully re-encode this many of the best passages with the question.
@@ -73,6 +74,15 @@ class ReaderSettings:
     cite_ratio: float = 0.7
     kv_dtype: str = "float16"  # float16 | int8 | float32
     kv_max_mb: float = 4096.0  # the KV store's size bound; least recently used entries go first
+    # Long context (landmark | retrieval): keys read per query row and KV head, the landmark block size,
+    # the retrieval cluster size, the block representative, and the distance from the memory's one
+    # position to the question's first token.
+    sparse_keys: int = 2048
+    landmark_block: int = 64
+    cluster_size: int = 16
+    block_rep: str = "mean"
+    memory_gap: int = 512
+    kernels: str = "auto"  # auto (Triton on a GPU) | triton | torch
 
     def __post_init__(self):
         check_attention(self.attention)
@@ -81,6 +91,23 @@ class ReaderSettings:
         if self.k < 1 or self.max_new_tokens < 1 or self.recompute_top < 0 or self.kv_max_mb <= 0:
             raise LongdocError("reader k and max_new_tokens must be at least 1, recompute_top at least 0, "
                                "kv_max_mb positive")
+        for name in ("landmark_block", "cluster_size"):
+            size = getattr(self, name)
+            if size < 16 or size & (size - 1):
+                raise LongdocError(f"{name} must be a power of two of at least 16, got {size}")
+        if self.sparse_keys < 1 or self.memory_gap < 1:
+            raise LongdocError("sparse_keys and memory_gap must be at least 1")
+        if self.block_rep not in ("mean", "minmax"):
+            raise LongdocError(f"unknown block_rep {self.block_rep!r}; choose mean or minmax")
+        if self.kernels not in ("auto", "triton", "torch"):
+            raise LongdocError(f"unknown kernels {self.kernels!r}; choose auto, triton or torch")
+
+    def sparse_spec(self, attention: str):
+        """The sparse attention parameters of a long-context backend (landmark | retrieval)."""
+        from .attention.memory import SparseSpec
+
+        block = self.landmark_block if attention == "landmark" else self.cluster_size
+        return SparseSpec(attention, block, self.sparse_keys, self.block_rep, self.kernels)
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,7 @@
 """longdoc's attention function, registered with transformers' AttentionInterface.
 
-It is exact attention (torch SDPA, GQA-aware) that can also record, for citations, how much attention the
+It is exact attention (torch SDPA, GQA-aware), merged with sparse attention over a context memory while
+one is active (memory.py), that can also record, for citations, how much attention the
 query rows that produce answer tokens pay to each key position, summed over heads and layers. Models load
 with `attn_implementation="longdoc"`, so Llama/Qwen2-family modelling code runs unchanged."""
 from __future__ import annotations
@@ -10,6 +11,9 @@ import contextvars
 
 import torch
 import torch.nn.functional as F
+
+from .memory import active_memory
+from .sparse import attend, lse_merge
 
 ATTN_IMPLEMENTATION = "longdoc"
 _recorder: contextvars.ContextVar["AttentionMass | None"] = contextvars.ContextVar("longdoc_attention_mass", default=None)
@@ -64,12 +68,36 @@ def last_row_probs(query: torch.Tensor, key: torch.Tensor, mask: torch.Tensor | 
     return torch.softmax(scores, dim=-1).sum(dim=(0, 1))
 
 
+def memory_attention(memory, layer: int, query, key, value, mask, scaling: float, recorder):
+    """Exact attention over the KV cache (sink and local window) merged by log-sum-exp with sparse attention
+    over the context memory. Batch 1. Returns (1, Q, Hq, D)."""
+    q = query[0].transpose(0, 1)  # (Q, Hq, D)
+    q_len, k_len = q.shape[0], key.shape[2]
+    if mask is None:
+        rows = torch.arange(q_len, device=q.device)[:, None] + (k_len - q_len)
+        mask = (torch.arange(k_len, device=q.device)[None, :] <= rows)[None, None]
+    local_mask = mask[0, 0].expand(q_len, k_len)[:, None, :].expand(-1, key.shape[1], -1)
+    local = attend(q, key[0], value[0], scaling, local_mask)
+    out, lse, blocks = memory.attend(layer, q, scaling)
+    merged, total = lse_merge([local, (out, lse)])
+    if recorder is not None:
+        hkv = key.shape[1]
+        s = torch.einsum("hgd,hkd->hgk", q[-1].float().view(hkv, -1, q.shape[-1]), key[0].float()) * scaling
+        s = s.masked_fill(~local_mask[-1][:, None, :], float("-inf"))
+        recorder.add(torch.exp(s - total[-1].view(hkv, -1, 1)).sum(dim=(0, 1)))
+        memory.record(layer, q[-1], blocks[-1], total[-1], scaling)
+    return merged.to(query.dtype).unsqueeze(0)
+
+
 def longdoc_attention(module, query, key, value, attention_mask, scaling=None, dropout=0.0, **kwargs):
     """query (B, Hq, Q, D); key/value (B, Hkv, K, D). Returns ((B, Q, Hq, D), None) as transformers expects."""
     q_len, k_len = query.shape[2], key.shape[2]
     scaling = scaling if scaling is not None else query.shape[-1] ** -0.5
     mask = _bool_mask(attention_mask, q_len, k_len, query.device)
     recorder = _recorder.get()
+    memory = active_memory()
+    if memory is not None:
+        return memory_attention(memory, module.layer_idx, query, key, value, mask, scaling, recorder), None
     if recorder is not None and query.shape[0] == 1:
         recorder.add(last_row_probs(query, key, mask, scaling))
     out = F.scaled_dot_product_attention(query, key, value, attn_mask=mask, scale=scaling,

@@ -1,9 +1,10 @@
-"""Exact PyTorch references for sparse decode attention over cached keys (DESIGN §4):
-block representatives (mean key, or Quest's min/max bounds), per-KV-head block scores (GQA: max over the
-query group), top-k block selection that always keeps the sinks and the local window, exact attention
-over the kept keys, the log-sum-exp merge of partial attentions, and key recall.
+"""Exact PyTorch references for sparse attention over cached keys (DESIGN §4): block representatives
+(mean key, or Quest's min/max bounds), per-KV-head block scores (GQA: max over the query group), top-k
+block selection, exact attention over the kept blocks, the log-sum-exp merge of partial attentions, and
+key recall. The Triton kernels in `kernels.py` compute the same functions and are tested against these.
 
-Shapes, for one decode step of one layer: q (Hq, D); keys and values (Hkv, T, D); Hq = G * Hkv."""
+Shapes: q (S, Hq, D), S query rows (decode: 1); keys and values (Hkv, T, D); Hq = G * Hkv; blocks of
+`block` consecutive stored keys, the last one possibly short."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -34,65 +35,94 @@ def block_reps(keys: torch.Tensor, block: int) -> BlockReps:
     return BlockReps(block, zeros.sum(2) / counts, edge.amin(2), edge.amax(2))
 
 
-def block_scores(q: torch.Tensor, reps: BlockReps, kind: str = "mean") -> torch.Tensor:
-    """(Hkv, nb): each block's score for each KV head, the max over the heads of its query group."""
+def _check_kind(kind: str) -> None:
     if kind not in REPRESENTATIVES:
         raise ValueError(f"unknown block representative {kind!r}; choose one of {', '.join(REPRESENTATIVES)}")
+
+
+def block_scores(q: torch.Tensor, reps: BlockReps, kind: str = "mean") -> torch.Tensor:
+    """(S, Hkv, nb): each block's score for each row and KV head, the max over the heads of its group."""
+    _check_kind(kind)
+    s_rows, hq, d = q.shape
     hkv = reps.mean.shape[0]
-    qg = q.float().view(hkv, -1, q.shape[-1])  # (Hkv, G, D)
+    qg = q.float().view(s_rows, hkv, hq // hkv, d)  # (S, Hkv, G, D)
     if kind == "mean":
-        s = torch.einsum("hgd,hbd->hgb", qg, reps.mean)
+        s = torch.einsum("shgd,hbd->shgb", qg, reps.mean)
     else:  # Quest: an upper bound on q.k over the block
-        s = torch.maximum(qg[:, :, None, :] * reps.kmax[:, None], qg[:, :, None, :] * reps.kmin[:, None]).sum(-1)
-    return s.amax(1)
+        s = torch.maximum(torch.einsum("shgd,hbd->shgbd", qg, reps.kmax),
+                          torch.einsum("shgd,hbd->shgbd", qg, reps.kmin)).sum(-1)
+    return s.amax(2)
 
 
-def select_blocks(scores: torch.Tensor, top_k: int, sink_blocks: int = 1, local_blocks: int = 1) -> torch.Tensor:
-    """(Hkv, nb) bool: the top_k scoring blocks per KV head, plus the first sink_blocks and last local_blocks."""
-    hkv, nb = scores.shape
-    keep = torch.zeros(hkv, nb, dtype=torch.bool, device=scores.device)
-    keep[:, :min(sink_blocks, nb)] = True
-    if local_blocks:
-        keep[:, max(0, nb - local_blocks):] = True
-    free = scores.masked_fill(keep, float("-inf"))
-    k = max(0, min(top_k, nb - int(keep[0].sum())))
-    if k:
-        keep.scatter_(1, free.topk(k, dim=1).indices, True)
-    return keep
+def select_blocks(scores: torch.Tensor, top_k: int) -> torch.Tensor:
+    """(S, Hkv, K) block ids: the top_k scoring blocks per row and KV head (all if fewer), best first."""
+    return scores.topk(min(top_k, scores.shape[-1]), dim=-1).indices
 
 
-def key_mask(blocks: torch.Tensor, block: int, length: int) -> torch.Tensor:
-    """(Hkv, nb) block selection -> (Hkv, T) key selection."""
-    return blocks.repeat_interleave(block, dim=1)[:, :length]
+def block_key_mask(blocks: torch.Tensor, block: int, length: int) -> torch.Tensor:
+    """(S, Hkv, K) block ids -> (S, Hkv, T) bool: the keys those blocks hold."""
+    s_rows, hkv, _ = blocks.shape
+    nb = -(-length // block)
+    kept = torch.zeros(s_rows, hkv, nb, dtype=torch.bool, device=blocks.device)
+    kept.scatter_(-1, blocks, True)
+    return kept.repeat_interleave(block, dim=-1)[..., :length]
 
 
 def attend(q: torch.Tensor, keys: torch.Tensor, values: torch.Tensor, scaling: float,
            mask: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-    """Exact attention of q over the keys where mask (Hkv, T) is True: (out (Hq, D), lse (Hq,)).
-    A head with no key kept gets out 0 and lse -inf, so it carries no weight in a merge."""
-    hkv, t, d = keys.shape
-    qg = q.float().view(hkv, -1, d)
-    s = torch.einsum("hgd,htd->hgt", qg, keys.float()) * scaling
+    """Exact attention of each row over the keys where mask (S, Hkv, T) is True: (out (S, Hq, D),
+    lse (S, Hq)). A row with no key kept gets out 0 and lse -inf, so it carries no weight in a merge."""
+    s_rows, hq, d = q.shape
+    hkv = keys.shape[0]
+    qg = q.float().view(s_rows, hkv, hq // hkv, d)
+    s = torch.einsum("shgd,htd->shgt", qg, keys.float()) * scaling
     if mask is not None:
-        s = s.masked_fill(~mask[:, None, :], float("-inf"))
-    lse = torch.logsumexp(s, dim=-1)  # (Hkv, G)
+        s = s.masked_fill(~mask[:, :, None, :], float("-inf"))
+    lse = torch.logsumexp(s, dim=-1)  # (S, Hkv, G)
     p = torch.exp(s - lse[..., None]).nan_to_num(0.0)
-    out = torch.einsum("hgt,htd->hgd", p, values.float())
-    return out.reshape(-1, d), lse.reshape(-1)
+    out = torch.einsum("shgt,htd->shgd", p, values.float())
+    return out.reshape(s_rows, hq, d), lse.reshape(s_rows, hq)
+
+
+def sparse_attend(q: torch.Tensor, keys: torch.Tensor, values: torch.Tensor, blocks: torch.Tensor, block: int,
+                  length: int, scaling: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """Exact attention of each row over the kept blocks only, reading just those keys: (out, lse).
+    keys/values hold whole blocks (Hkv, nb * block, D); stored keys at or past `length` are padding."""
+    s_rows, hq, d = q.shape
+    hkv, t, _ = keys.shape
+    idx = (blocks[..., None] * block + torch.arange(block, device=blocks.device)).flatten(-2)  # (S, Hkv, K*B)
+    heads = torch.arange(hkv, device=q.device)[None, :, None]
+    k, v = keys[heads, idx].float(), values[heads, idx].float()  # (S, Hkv, K*B, D)
+    qg = q.float().view(s_rows, hkv, hq // hkv, d)
+    s = torch.einsum("shgd,shtd->shgt", qg, k) * scaling
+    s = s.masked_fill((idx >= length)[:, :, None, :], float("-inf"))
+    lse = torch.logsumexp(s, dim=-1)
+    out = torch.einsum("shgt,shtd->shgd", torch.exp(s - lse[..., None]).nan_to_num(0.0), v)
+    return out.reshape(s_rows, hq, d), lse.reshape(s_rows, hq)
 
 
 def lse_merge(parts: list[tuple[torch.Tensor, torch.Tensor]]) -> tuple[torch.Tensor, torch.Tensor]:
     """Merge attentions over disjoint key sets: o = sum_p e^(lse_p - lse) o_p, lse = logsumexp_p lse_p."""
-    outs = torch.stack([o for o, _ in parts])  # (P, Hq, D)
-    lses = torch.stack([l for _, l in parts])  # (P, Hq)
+    outs = torch.stack([o for o, _ in parts])  # (P, ..., D)
+    lses = torch.stack([l for _, l in parts])  # (P, ...)
     lse = torch.logsumexp(lses, dim=0)
     w = torch.exp(lses - lse).nan_to_num(0.0)
     return (w[..., None] * outs).sum(0), lse
 
 
-def key_recall(q: torch.Tensor, keys: torch.Tensor, mask: torch.Tensor, scaling: float) -> torch.Tensor:
-    """(Hq,): the share of each query head's exact softmax mass (over all keys) that the kept keys carry."""
-    hkv, t, d = keys.shape
-    s = torch.einsum("hgd,htd->hgt", q.float().view(hkv, -1, d), keys.float()) * scaling
-    p = torch.softmax(s, dim=-1)
-    return (p * mask[:, None, :]).sum(-1).reshape(-1)
+def key_recall(q: torch.Tensor, keys: torch.Tensor, mask: torch.Tensor, scaling: float,
+               lse_rest: torch.Tensor | None = None) -> torch.Tensor:
+    """(S, Hq): the share of each row's exact softmax mass that the kept keys (mask (S, Hkv, T)) carry.
+    With lse_rest (S, Hq), the log-sum-exp of keys always attended (sink and local window), the softmax
+    also covers those, and they count as kept; without it, the share is of the mass over `keys` alone."""
+    s_rows, hq, d = q.shape
+    hkv = keys.shape[0]
+    s = torch.einsum("shgd,htd->shgt", q.float().view(s_rows, hkv, hq // hkv, d), keys.float()) * scaling
+    lse = torch.logsumexp(s, dim=-1)
+    rest = 0.0
+    if lse_rest is not None:
+        lse_rest = lse_rest.view(s_rows, hkv, -1).float()
+        lse = torch.logaddexp(lse, lse_rest)
+        rest = torch.exp(lse_rest - lse)
+    kept = (torch.exp(s - lse[..., None]) * mask[:, :, None, :]).sum(-1) + rest
+    return kept.reshape(s_rows, hq)

@@ -64,10 +64,11 @@ def _split_template(tokenizer, question: str) -> tuple[str, str]:
     return before, after + ANSWER_PRIMER
 
 
-def build_prompt(tokenizer, question: str, hits) -> Prompt:
+def build_prompt(tokenizer, question: str, hits, in_order: bool = False) -> Prompt:
+    """in_order keeps the hits' order (a document read whole) instead of putting the best hit last."""
     prefix_text, suffix_text = _split_template(tokenizer, question)
     encode = lambda text: tokenizer(text, add_special_tokens=False)["input_ids"]  # noqa: E731
-    order = list(range(len(hits)))[::-1]
+    order = list(range(len(hits))) if in_order else list(range(len(hits)))[::-1]
     texts = [passage_text(hits[i]) for i in order]
     return Prompt(prefix_text, encode(prefix_text), [encode(t) for t in texts],
                   [block_key(prefix_text, t) for t in texts], order, encode(suffix_text))

@@ -5,8 +5,11 @@ import time
 from pathlib import Path
 from typing import Callable
 
+import torch
+
 from ..attention.block import KVBlock, stitch_cache
-from ..config import ReaderSettings, check_attention
+from ..attention.memory import build_memory, use_memory
+from ..config import SPARSE_ATTENTIONS, ReaderSettings, check_attention
 from ..storage.kvstore import KVStore
 from .answer import Answer
 from .blocks import BlockEncoder
@@ -27,8 +30,15 @@ class Reader:
                       if kv_root is not None else None)
         self.encoder = BlockEncoder(self.model, self.store)
 
-    def prompt(self, question: str, hits):
-        return build_prompt(self.model.tokenizer, question, hits)
+    @property
+    def memory_dtype(self) -> torch.dtype:
+        """The context memory holds keys as the KV store does: float16 unless the store keeps float32."""
+        if self.model.dtype != torch.float32 or self.settings.kv_dtype == "float32":
+            return self.model.dtype
+        return torch.float16
+
+    def prompt(self, question: str, hits, in_order: bool = False):
+        return build_prompt(self.model.tokenizer, question, hits, in_order)
 
     def fill_kv(self, hits, progress: Callable[[int], None] | None = None, batch: int = 64) -> int:
         """Compute and store the KV of these passages where the store lacks it; returns how many were computed."""
@@ -43,15 +53,26 @@ class Reader:
 
     def answer(self, question: str, hits, attention: str | None = None, recompute_top: int | None = None,
                max_new_tokens: int | None = None, on_token: Callable[[str], None] | None = None,
-               timings: dict | None = None) -> Answer:
+               timings: dict | None = None, in_order: bool = False) -> Answer:
+        """Answer from `hits` (best first; in_order: a document's passages in reading order)."""
         attention = check_attention(attention or self.settings.attention)
         recompute_top = self.settings.recompute_top if recompute_top is None else recompute_top
         max_new_tokens = max_new_tokens or self.settings.max_new_tokens
         t0 = time.perf_counter()
-        prompt = self.prompt(question, hits)
+        prompt = self.prompt(question, hits, in_order)
         computed = self.encoder.computed
+        memory = None
         if attention == "full":
             cache, feed, start = None, prompt.ids(), 0
+        elif attention in SPARSE_ATTENTIONS:
+            # Long context: the passages become a memory attended sparsely, at one position the model
+            # knows; the question follows the prefix after memory_gap positions.
+            prefix = self.encoder.prefix(prompt)
+            blocks = self.encoder.blocks(prompt, list(range(len(prompt.blocks))))
+            memory = build_memory(self.model.model, blocks, prefix.length, self.settings.sparse_spec(attention),
+                                  self.memory_dtype)
+            cache = stitch_cache(self.model.model, [prefix], self.model.dtype)
+            feed, start = prompt.suffix, prefix.length + self.settings.memory_gap
         else:
             # Blocks nearest the question (the best passages) are re-encoded with it when recompute_top > 0.
             n_cached = max(0, len(prompt.blocks) - recompute_top)
@@ -59,13 +80,22 @@ class Reader:
             cache = stitch_cache(self.model.model, blocks, self.model.dtype)
             start = sum(b.length for b in blocks)
             feed = [t for b in prompt.blocks[n_cached:] for t in b] + prompt.suffix
-        gen = generate(self.model, cache, feed, start, max_new_tokens, on_token, t0=t0)
-        citations = cite(hits, passage_shares(gen.mass, prompt.spans()), self.settings.cite_ratio)
+        if memory is None:
+            gen = generate(self.model, cache, feed, start, max_new_tokens, on_token, t0=t0)
+            mass = gen.mass
+        else:
+            with use_memory(memory):
+                gen = generate(self.model, cache, feed, start, max_new_tokens, on_token, t0=t0)
+            p = len(prompt.prefix)  # the recorded mass is over [prefix | question, answer]; the memory's between
+            mass = torch.cat([gen.mass[:p], memory.mass, gen.mass[p:]])
+        citations = cite(hits, passage_shares(mass, prompt.spans()), self.settings.cite_ratio)
         n = len(gen.tokens)
         times = {**(timings or {}), "ttft_s": gen.ttft_s, "decode_s": gen.decode_s, "new_tokens": n,
                  "ms_per_token": 1000 * gen.decode_s / gen.decode_steps if gen.decode_steps else None,
                  "prompt_tokens": prompt.length, "blocks_computed": self.encoder.computed - computed,
                  "total_s": time.perf_counter() - t0 + (timings or {}).get("retrieve_s", 0.0)}
+        if memory is not None:
+            times["keys_read_share"] = memory.share_read()
         return Answer(question, with_markers(gen.text, citations), gen.text, citations, attention, False, times)
 
     @staticmethod
