@@ -1,25 +1,31 @@
-"""The exact references for sparse decode attention: block representatives and scores, selection,
-attention over kept keys, the log-sum-exp merge and key recall."""
+"""The exact references for sparse attention: block representatives and scores, selection, attention
+over kept blocks, the log-sum-exp merge, key recall, and the balanced clusters of retrieval attention."""
 import math
 
 import pytest
 import torch
 
-from longdoc.attention.sparse import (attend, block_reps, block_scores, key_mask, key_recall, lse_merge,
-                                      select_blocks)
+from longdoc.attention.clusters import cluster_order
+from longdoc.attention.sparse import (attend, block_key_mask, block_reps, block_scores, key_recall, lse_merge,
+                                      select_blocks, sparse_attend)
 
 
-def inputs(seed=0, hq=9, hkv=3, t=203, d=64):
+def inputs(seed=0, rows=2, hq=9, hkv=3, t=203, d=64):
     g = torch.Generator().manual_seed(seed)
-    return torch.randn(hq, d, generator=g), torch.randn(hkv, t, d, generator=g), torch.randn(hkv, t, d, generator=g)
+    return (torch.randn(rows, hq, d, generator=g), torch.randn(hkv, t, d, generator=g),
+            torch.randn(hkv, t, d, generator=g))
 
 
 def full_attention(q, k, v, scaling):
     """The plain reference: repeat KV heads over their query group, softmax, weighted sum."""
-    group = q.shape[0] // k.shape[0]
+    group = q.shape[1] // k.shape[0]
     kk, vv = k.repeat_interleave(group, 0), v.repeat_interleave(group, 0)
-    p = torch.softmax(torch.einsum("hd,htd->ht", q, kk) * scaling, -1)
-    return torch.einsum("ht,htd->hd", p, vv)
+    p = torch.softmax(torch.einsum("shd,htd->sht", q, kk) * scaling, -1)
+    return torch.einsum("sht,htd->shd", p, vv)
+
+
+def padded(x, block):
+    return torch.nn.functional.pad(x, (0, 0, 0, -x.shape[1] % block))
 
 
 def test_block_representatives_by_hand():
@@ -28,27 +34,28 @@ def test_block_representatives_by_hand():
     assert torch.equal(reps.mean, torch.tensor([[[2.0, -1.0], [5.0, 4.0]]]))
     assert torch.equal(reps.kmin, torch.tensor([[[1.0, -2.0], [5.0, 4.0]]]))
     assert torch.equal(reps.kmax, torch.tensor([[[3.0, 0.0], [5.0, 4.0]]]))
-    q = torch.tensor([[1.0, -1.0], [0.0, 2.0]])  # two query heads share the one KV head
+    q = torch.tensor([[[1.0, -1.0], [0.0, 2.0]]])  # one row; two query heads share the one KV head
     # mean: head0 [2+1, 5-4] = [3, 1]; head1 [-2, 8]; max over the group -> [3, 8]
-    assert torch.equal(block_scores(q, reps, "mean"), torch.tensor([[3.0, 8.0]]))
+    assert torch.equal(block_scores(q, reps, "mean"), torch.tensor([[[3.0, 8.0]]]))
     # quest block0: head0 max(1*3, 1*1) + max(-1*0, -1*-2) = 3 + 2 = 5; head1 0 + max(0, -4) = 0 -> 5
-    assert torch.equal(block_scores(q, reps, "minmax"), torch.tensor([[5.0, 8.0]]))
+    assert torch.equal(block_scores(q, reps, "minmax"), torch.tensor([[[5.0, 8.0]]]))
 
 
 def test_quest_bound_is_an_upper_bound_on_every_key_in_the_block():
     q, k, _ = inputs(1)
     reps = block_reps(k, 16)
     bound = block_scores(q, reps, "minmax")
-    exact = torch.einsum("hgd,htd->hgt", q.view(3, 3, -1), k).amax(1)  # (Hkv, T) max over the group
-    per_block = torch.stack([exact[:, b * 16:(b + 1) * 16].amax(1) for b in range(bound.shape[1])], 1)
+    exact = torch.einsum("shgd,htd->shgt", q.view(2, 3, 3, -1), k).amax(2)  # (S, Hkv, T) max over the group
+    per_block = torch.stack([exact[..., b * 16:(b + 1) * 16].amax(-1) for b in range(bound.shape[-1])], -1)
     assert (bound >= per_block - 1e-4).all()
 
 
-def test_selection_keeps_sinks_local_window_and_top_k():
-    scores = torch.tensor([[0.0, 9.0, 1.0, 8.0, 2.0, 3.0], [5.0, 0.0, 7.0, 1.0, 6.0, 0.0]])
-    keep = select_blocks(scores, top_k=2, sink_blocks=1, local_blocks=1)
-    assert keep.tolist() == [[True, True, False, True, False, True], [True, False, True, False, True, True]]
-    assert select_blocks(scores, top_k=50).all()  # more than there are: everything
+def test_selection_takes_the_top_k_per_row_and_head():
+    scores = torch.tensor([[[0.0, 9.0, 1.0, 8.0, 2.0, 3.0], [5.0, 0.0, 7.0, 1.0, 6.0, 0.0]]])
+    assert select_blocks(scores, 2).sort(-1).values.tolist() == [[[1, 3], [2, 4]]]
+    assert select_blocks(scores, 50).shape == (1, 2, 6)  # more than there are: everything
+    mask = block_key_mask(torch.tensor([[[1], [0]]]), 2, 5)
+    assert mask.tolist() == [[[False, False, True, True, False], [True, True, False, False, False]]]
 
 
 @pytest.mark.parametrize("kind", ["mean", "minmax"])
@@ -56,16 +63,28 @@ def test_keeping_every_block_equals_full_attention(kind):
     q, k, v = inputs(2)
     scaling = 64 ** -0.5
     reps = block_reps(k, 32)
-    keep = select_blocks(block_scores(q, reps, kind), top_k=reps.mean.shape[1])
-    out, _ = attend(q, k, v, scaling, key_mask(keep, 32, k.shape[1]))
+    blocks = select_blocks(block_scores(q, reps, kind), reps.mean.shape[1])
+    out, lse = sparse_attend(q, padded(k, 32), padded(v, 32), blocks, 32, k.shape[1], scaling)
     torch.testing.assert_close(out, full_attention(q, k, v, scaling), atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(lse, attend(q, k, v, scaling)[1], atol=1e-5, rtol=1e-5)
+
+
+def test_sparse_attention_reads_only_the_kept_blocks():
+    q, k, v = inputs(4)
+    blocks = select_blocks(block_scores(q, block_reps(k, 16), "mean"), 3)
+    sparse = sparse_attend(q, padded(k, 16), padded(v, 16), blocks, 16, k.shape[1], 0.125)
+    masked = attend(q, k, v, 0.125, block_key_mask(blocks, 16, k.shape[1]))
+    torch.testing.assert_close(sparse, masked, atol=1e-5, rtol=1e-5)
+    poisoned = padded(k, 16).clone()
+    poisoned[:, block_key_mask(blocks, 16, poisoned.shape[1]).sum((0, 1)) == 0] = float("nan")
+    torch.testing.assert_close(sparse_attend(q, poisoned, padded(v, 16), blocks, 16, k.shape[1], 0.125), sparse)
 
 
 def test_lse_merge_of_disjoint_parts_equals_attention_over_their_union():
     q, k, v = inputs(3)
     scaling = 64 ** -0.5
     g = torch.Generator().manual_seed(5)
-    part = torch.randint(0, 3, (3, k.shape[1]), generator=g)  # each key in exactly one of 3 parts
+    part = torch.randint(0, 3, (2, 3, k.shape[1]), generator=g)  # each key in exactly one of 3 parts
     parts = [attend(q, k, v, scaling, part == p) for p in range(3)]
     merged, lse = lse_merge(parts)
     full, full_lse = attend(q, k, v, scaling)
@@ -78,7 +97,26 @@ def test_lse_merge_of_disjoint_parts_equals_attention_over_their_union():
 
 def test_key_recall_by_hand():
     # one head, scores q.k = [ln 1, ln 2, ln 3, ln 4] / scaling 1: softmax = [0.1, 0.2, 0.3, 0.4]
-    q = torch.tensor([[1.0]])
+    q = torch.tensor([[[1.0]]])
     k = torch.tensor([[[math.log(1)], [math.log(2)], [math.log(3)], [math.log(4)]]])
-    assert key_recall(q, k, torch.tensor([[False, True, False, True]]), 1.0).item() == pytest.approx(0.6)
-    assert key_recall(q, k, torch.tensor([[True] * 4]), 1.0).item() == pytest.approx(1.0)
+    assert key_recall(q, k, torch.tensor([[[False, True, False, True]]]), 1.0).item() == pytest.approx(0.6)
+    assert key_recall(q, k, torch.tensor([[[True] * 4]]), 1.0).item() == pytest.approx(1.0)
+    # plus keys always attended with total weight 10 (lse ln 10): all weights [1,2,3,4,10] / 20
+    rest = torch.tensor([[math.log(10)]])
+    assert key_recall(q, k, torch.tensor([[[False, True, False, True]]]), 1.0, rest).item() == pytest.approx(16 / 20)
+
+
+def test_clusters_are_balanced_permutations_that_group_similar_keys():
+    g = torch.Generator().manual_seed(0)
+    centers = torch.nn.functional.normalize(torch.randn(8, 32, generator=g), dim=-1)
+    # each window of 128 keys: 16 keys around each of 8 directions, shuffled; then a short window of 40
+    which = torch.cat([torch.stack([torch.randperm(128, generator=g) % 8 for _ in range(2)]),
+                       torch.randint(0, 8, (2, 40), generator=g)], 1)
+    keys = 3 * centers[which] + 0.1 * torch.randn(2, 168, 32, generator=g)
+    order = cluster_order(keys, size=16, window=128)
+    for row in range(2):
+        assert sorted(order[row].tolist()) == list(range(168))  # a permutation
+        assert (order[row, :128] < 128).all() and (order[row, 128:] >= 128).all()  # within windows
+    labels = which.gather(1, order)[:, :128].reshape(2, 8, 16)
+    purity = (labels == labels.mode(-1).values[..., None]).float().mean()
+    assert purity > 0.95  # the clusters found are the directions planted

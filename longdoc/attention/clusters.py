@@ -35,6 +35,19 @@ def _balanced_assign(sim: torch.Tensor, capacity: torch.Tensor) -> torch.Tensor:
     return assign
 
 
+def _farthest_seeds(x: torch.Tensor, c: int) -> torch.Tensor:
+    """(N, c, D) seeds: the first key, then each time the key least similar to every seed so far."""
+    n = x.shape[0]
+    rows = torch.arange(n, device=x.device)
+    seeds = [x[:, 0]]
+    nearest = x @ x[:, 0, :, None]  # (N, L, 1) similarity to the nearest seed
+    for _ in range(c - 1):
+        pick = nearest[..., 0].argmin(-1)
+        seeds.append(x[rows, pick])
+        nearest = torch.maximum(nearest, x @ seeds[-1][..., None])
+    return torch.stack(seeds, 1)
+
+
 def cluster_order(keys: torch.Tensor, size: int = 16, window: int = 1024, iters: int = 8) -> torch.Tensor:
     """keys (N, T, D) -> (N, T) permutation: stored key j is original key order[:, j]. Within each window
     the keys are grouped into balanced spherical k-means clusters of `size` (the last one may be short)."""
@@ -48,7 +61,7 @@ def cluster_order(keys: torch.Tensor, size: int = 16, window: int = 1024, iters:
         c = -(-length // size)
         capacity = torch.full((n, c), size, dtype=torch.long, device=keys.device)
         capacity[:, -1] = length - size * (c - 1)
-        centroids = x[:, torch.linspace(0, length - 1, c, device=keys.device).long()]  # evenly spread seeds
+        centroids = _farthest_seeds(x, c)
         for _ in range(iters):
             assign = (x @ centroids.transpose(1, 2)).argmax(-1)
             sums = torch.zeros_like(centroids).scatter_add_(1, assign[..., None].expand_as(x), x)

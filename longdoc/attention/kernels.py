@@ -30,6 +30,12 @@ def use_triton(impl: str, t: torch.Tensor) -> bool:
     return impl == "triton" or (impl == "auto" and triton is not None and t.is_cuda)
 
 
+def _poisoned(shape, device) -> torch.Tensor:
+    """Outputs start as NaN, so an element a kernel fails to write cannot pass for a result (the outputs
+    are small next to the keys read, so the fill costs little)."""
+    return torch.full(shape, float("nan"), device=device, dtype=torch.float32)
+
+
 def _pow2(n: int, least: int = 1) -> int:
     return max(least, 1 << (n - 1).bit_length())
 
@@ -121,7 +127,7 @@ def block_scores(q: torch.Tensor, reps: sparse.BlockReps, kind: str = "mean", im
     q = q.contiguous()
     r1, r2 = (reps.mean, reps.mean) if kind == "mean" else (reps.kmax, reps.kmin)
     r1, r2 = r1.contiguous(), r2.contiguous()
-    out = torch.empty(s_rows, hkv, nb, device=q.device, dtype=torch.float32)
+    out = _poisoned((s_rows, hkv, nb), q.device)
     bn = 64 if kind == "mean" else 32
     grid = (s_rows, hkv, triton.cdiv(nb, bn))
     _block_scores_kernel[grid](q, r1, r2, out, nb, q.stride(0), q.stride(1), r1.stride(0), r1.stride(1),
@@ -144,16 +150,15 @@ def sparse_attention(q: torch.Tensor, keys: torch.Tensor, values: torch.Tensor, 
     per_split = triton.cdiv(nk, splits)
     splits = triton.cdiv(nk, per_split)
     q, keys, values, blocks = q.contiguous(), keys.contiguous(), values.contiguous(), blocks.contiguous().int()
-    o_part = torch.empty(s_rows, hq, splits, d, device=q.device, dtype=torch.float32)
-    l_part = torch.empty(s_rows, hq, splits, device=q.device, dtype=torch.float32)
+    o_part = _poisoned((s_rows, hq, splits, d), q.device)
+    l_part = _poisoned((s_rows, hq, splits), q.device)
     g = hq // hkv
     _sparse_partial_kernel[(s_rows, hkv, splits)](
         q, keys, values, blocks, o_part, l_part, length, nk, per_split, scaling,
         q.stride(0), q.stride(1), keys.stride(0), keys.stride(1), blocks.stride(0), blocks.stride(1),
         o_part.stride(0), o_part.stride(1), o_part.stride(2), l_part.stride(0), l_part.stride(1),
         G=g, GP=_pow2(g, 16), D=d, B=block, IEEE=keys.dtype == torch.float32)
-    out = torch.empty(s_rows, hq, d, device=q.device, dtype=torch.float32)
-    lse = torch.empty(s_rows, hq, device=q.device, dtype=torch.float32)
+    out, lse = _poisoned((s_rows, hq, d), q.device), _poisoned((s_rows, hq), q.device)
     _lse_merge_kernel[(s_rows, hq)](o_part, l_part, out, lse, splits, o_part.stride(0), o_part.stride(1),
                                     o_part.stride(2), l_part.stride(0), l_part.stride(1), out.stride(0),
                                     out.stride(1), lse.stride(0), D=d, PP=_pow2(splits))

@@ -80,7 +80,7 @@ class ContextMemory:
         blocks = self.select(layer, q)
         out, lse = kernels.sparse_attention(q, self.keys[layer], self.values[layer], blocks, self.spec.block,
                                             self.length, scaling, self.spec.kernels)
-        self.read += int(blocks.numel()) * self.spec.block
+        self.read += blocks.shape[0] * blocks.shape[1] * min(blocks.shape[2] * self.spec.block, self.length)
         self.rows += blocks.shape[0] * blocks.shape[1]
         return out, lse, blocks
 

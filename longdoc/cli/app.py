@@ -10,7 +10,7 @@ from rich.table import Table
 from .common import IndexOption, JsonOption, console, friendly_errors, human_bytes, print_json
 from .docs import docs_app
 from .models import data_app, models_app
-from .ask import ask
+from .ask import ask, read
 from .evaluate import eval_app
 from .kv import kv_app
 from .search import search
@@ -24,6 +24,7 @@ app.add_typer(eval_app, name="eval")
 app.add_typer(kv_app, name="kv")
 app.command()(search)
 app.command()(ask)
+app.command()(read)
 
 
 @app.command()

@@ -1,4 +1,5 @@
-"""`longdoc ask`: the answer streamed as it is generated, then its citations with snippets."""
+"""`longdoc ask` (from the index) and `longdoc read` (a whole document): the answer streamed as it is
+generated, then its citations with snippets."""
 from __future__ import annotations
 
 import sys
@@ -17,7 +18,8 @@ def ask(
     question: str = typer.Argument(..., help="The question."),
     index_dir: Path = IndexOption,
     k: Optional[int] = typer.Option(None, "-k", help="Passages to read (default 5)."),
-    attention: Optional[str] = typer.Option(None, help="block (reuse cached passage KV; default) or full."),
+    attention: Optional[str] = typer.Option(None, help="block (reuse cached passage KV; default), full, or for "
+                                            "many passages (-k 200) retrieval or landmark."),
     recompute_top: Optional[int] = typer.Option(None, "--recompute-top",
                                                 help="block: fully re-encode this many best passages."),
     mode: Optional[str] = typer.Option(None, help="Retrieval: hybrid (default), dense, multihead or bm25."),
@@ -35,6 +37,11 @@ def ask(
         stream = None if json_out else (lambda piece: (sys.stdout.write(piece), sys.stdout.flush()))
         answer = ix.ask(question, k=k, attention=attention, recompute_top=recompute_top, mode=mode,
                         max_new_tokens=max_new_tokens, on_token=stream)
+    show_answer(answer, question, json_out)
+
+
+def show_answer(answer, question: str, json_out: bool) -> None:
+    """After the streamed text: the citation markers, a table of cited passages, and the timings."""
     if json_out:
         return print_json(answer.as_dict())
     if answer.abstained:
@@ -54,5 +61,28 @@ def ask(
     console.print(table)
     t = answer.timings
     per_token = f", {t['ms_per_token']:.0f} ms/token" if t.get("ms_per_token") else ""
-    console.print(f"[dim]{answer.attention} attention: retrieval {t['retrieve_s'] * 1000:.0f} ms, first token "
-                  f"{t['ttft_s'] * 1000:.0f} ms{per_token}, {t['prompt_tokens']} prompt tokens[/]", highlight=False)
+    retrieval = f"retrieval {t['retrieve_s'] * 1000:.0f} ms, " if "retrieve_s" in t else ""
+    read = f", {t['keys_read_share']:.1%} of context keys read" if "keys_read_share" in t else ""
+    console.print(f"[dim]{answer.attention} attention: {retrieval}first token {t['ttft_s'] * 1000:.0f} ms{per_token}, "
+                  f"{t['prompt_tokens']} prompt tokens{read}[/]", highlight=False)
+
+
+@friendly_errors
+def read(
+    path: Path = typer.Argument(..., help="The document (txt, md, rst, html, pdf)."),
+    question: str = typer.Option(..., "--question", "-q", help="The question."),
+    attention: str = typer.Option("retrieval", help="retrieval (default) or landmark: sparse attention over the "
+                                  "whole document; full or block only while it fits the reader's window."),
+    max_new_tokens: Optional[int] = typer.Option(None, help="Longest answer, in tokens."),
+    reader: Optional[str] = typer.Option(None, help="Reader LLM: packaged name, HF id, local dir or .gguf."),
+    config: Optional[Path] = typer.Option(None, "--config", help="Settings TOML file."),
+    json_out: bool = JsonOption,
+):
+    """Answer a question over a whole document, with no retrieval stage."""
+    from ..config import load_settings
+    from ..reader.read import read as read_document
+
+    settings = load_settings(config, reader=reader)
+    stream = None if json_out else (lambda piece: (sys.stdout.write(piece), sys.stdout.flush()))
+    answer = read_document(path, question, attention, settings, max_new_tokens=max_new_tokens, on_token=stream)
+    show_answer(answer, question, json_out)

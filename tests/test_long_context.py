@@ -1,0 +1,104 @@
+"""Long-context attention on small randomly initialised Llama (GQA) and Qwen2 models: the context memory
+(landmark blocks, retrieval clusters) attended sparsely and merged with the KV cache by log-sum-exp."""
+import pytest
+import torch
+from transformers import DynamicCache
+
+from longdoc.attention import AttentionMass, record_attention_mass, register, rerotate_keys, rotary_cos_sin
+from longdoc.attention.block import KVBlock
+from longdoc.attention.memory import SparseSpec, build_memory, use_memory
+from test_attention import kv, tiny
+
+GAP = 40
+
+
+def context(model, seed=0):
+    """A prefix and three blocks encoded after it (Block-Attention), as the reader builds them."""
+    g = torch.Generator().manual_seed(seed)
+    prefix_ids = torch.randint(0, 128, (1, 5), generator=g)
+    k, v, _ = kv(model, prefix_ids)
+    prefix = KVBlock(k, v, 0)
+    blocks = []
+    for length in (37, 50, 29):
+        ids = torch.randint(0, 128, (1, length), generator=g)
+        bk, bv, _ = kv(model, ids, start=5, cache=prefix_cache(model, prefix))
+        blocks.append(KVBlock(bk[:, :, 5:], bv[:, :, 5:], 5))
+    suffix = torch.randint(0, 128, (1, 6), generator=g)
+    return prefix, blocks, suffix
+
+
+def prefix_cache(model, prefix, extra_keys=None, extra_values=None):
+    cache = DynamicCache(config=model.config)
+    for layer in range(prefix.keys.shape[0]):
+        k, v = prefix.keys[layer], prefix.values[layer]
+        if extra_keys is not None:
+            k, v = torch.cat([k, extra_keys[layer]], 1), torch.cat([v, extra_values[layer]], 1)
+        cache.update(k[None], v[None], layer)
+    return cache
+
+
+def exact_logits(model, prefix, blocks, suffix, steps):
+    """The reference: every memory key in the cache, rotated at the memory's one position 5."""
+    dst = rotary_cos_sin(model, torch.tensor([5]))
+    keys = torch.cat([rerotate_keys(b.keys, rotary_cos_sin(model, torch.arange(5, 5 + b.length)), dst)
+                      for b in blocks], -2)
+    values = torch.cat([b.values for b in blocks], -2)
+    return run(model, prefix_cache(model, prefix, keys, values), suffix, steps)
+
+
+def run(model, cache, suffix, steps):
+    """Logits of the suffix rows, then of `steps` greedy decode steps, with the question at 5 + GAP."""
+    out = []
+    pos = 5 + GAP
+    ids = suffix
+    with torch.no_grad():
+        for _ in range(steps + 1):
+            positions = torch.arange(pos, pos + ids.shape[1]).unsqueeze(0)
+            logits = model(input_ids=ids, past_key_values=cache, position_ids=positions, use_cache=True).logits[0]
+            out.append(logits)
+            pos += ids.shape[1]
+            ids = logits[-1:].argmax(-1, keepdim=True)
+    return torch.cat(out)
+
+
+@pytest.mark.parametrize("family", ["llama", "qwen2"])
+@pytest.mark.parametrize("kind", ["landmark", "retrieval"])
+@pytest.mark.parametrize("impl", ["torch", "triton"])
+def test_keeping_every_block_equals_exact_attention_over_the_whole_context(family, kind, impl):
+    if impl == "triton":
+        pytest.importorskip("triton")
+    model = tiny(family)
+    model.set_attn_implementation(register())
+    prefix, blocks, suffix = context(model)
+    memory = build_memory(model, blocks, 5, SparseSpec(kind, 16, keys=10**6, kernels=impl))
+    with use_memory(memory):
+        sparse = run(model, prefix_cache(model, prefix), suffix, steps=3)
+    torch.testing.assert_close(sparse, exact_logits(model, prefix, blocks, suffix, steps=3), atol=2e-4, rtol=1e-4)
+    assert memory.share_read() == pytest.approx(1.0)
+
+
+def test_a_small_budget_reads_fewer_keys_and_changes_the_output():
+    model = tiny("llama")
+    model.set_attn_implementation(register())
+    prefix, blocks, suffix = context(model, seed=1)
+    memory = build_memory(model, blocks, 5, SparseSpec("landmark", 16, keys=32))
+    with use_memory(memory):
+        sparse = run(model, prefix_cache(model, prefix), suffix, steps=0)
+    assert memory.share_read() == pytest.approx(32 / 116)
+    assert not torch.allclose(sparse, exact_logits(model, prefix, blocks, suffix, steps=0), atol=1e-4)
+
+
+def test_recorded_attention_covers_cache_and_memory_exactly_once():
+    """Each recorded row's attention sums to 1 per head over cache and memory together."""
+    model = tiny("qwen2")
+    model.set_attn_implementation(register())
+    prefix, blocks, suffix = context(model, seed=2)
+    memory = build_memory(model, blocks, 5, SparseSpec("retrieval", 16, keys=10**6))
+    recorder = AttentionMass()
+    with use_memory(memory), record_attention_mass(recorder):
+        run(model, prefix_cache(model, prefix), suffix, steps=2)
+    heads, layers = model.config.num_attention_heads, model.config.num_hidden_layers
+    assert recorder.rows == layers * 3
+    total = recorder.mass.sum() + memory.mass.sum()
+    assert total.item() == pytest.approx(heads * recorder.rows, rel=1e-5)
+    assert (memory.mass > 0).all()  # retrieval's reordering maps every key back to its token
