@@ -1,18 +1,20 @@
-"""longdoc: retrieval-augmented long-document search and question answering."""
+"""longdoc: retrieval-augmented long-document search and question answering.
+
+The public names load lazily, so `import longdoc.attention` (say, on a GPU box without FAISS) pulls in
+neither the index nor its storage."""
 from .config import Settings, load_settings
 from .errors import IndexLockedError, IndexMismatchError, IndexNotFoundError, LongdocError, SkippedFile
-from .index import Index, open_index
-from .indexing.pipeline import IndexReport, index_paths
-from .retrieval import Hit
-
-
-def read(path, question: str, attention: str = "retrieval", **kwargs):
-    """Answer a question over a whole document with no retrieval stage (see longdoc.reader.read)."""
-    from .reader.read import read as _read
-
-    return _read(path, question, attention, **kwargs)
-
 
 __version__ = "0.1.0"
+_LAZY = {"Index": ".index", "open_index": ".index", "IndexReport": ".indexing.pipeline",
+         "index_paths": ".indexing.pipeline", "Hit": ".retrieval", "read": ".reader.read"}
 __all__ = ["Hit", "Index", "IndexLockedError", "IndexMismatchError", "IndexNotFoundError", "IndexReport",
            "LongdocError", "Settings", "SkippedFile", "index_paths", "load_settings", "open_index", "read"]
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name], __name__), name)
+    raise AttributeError(f"module 'longdoc' has no attribute {name!r}")

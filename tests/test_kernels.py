@@ -11,6 +11,11 @@ DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
 # relative error ||out - ref|| / ||ref|| per key dtype (the device tool's METHOD.md): float32 on a GPU goes
 # through tf32 unless asked otherwise; the kernels ask for IEEE float32, so 1e-5 holds on both.
 TOLERANCE = {torch.float32: 1e-5, torch.float16: 2e-3}
+@pytest.fixture(autouse=True)
+def poisoned_outputs(monkeypatch):
+    monkeypatch.setattr(kernels, "POISON_OUTPUTS", True)
+
+
 SHAPES = {"smollm2": (9, 3, 64), "llama3-8b": (32, 8, 128)}
 
 
@@ -30,13 +35,16 @@ def case(seed, shape, t, rows, dtype):
 
 @pytest.mark.parametrize("kind", ["mean", "minmax"])
 @pytest.mark.parametrize("shape", list(SHAPES))
-def test_block_scores_kernel_matches_reference(kind, shape):
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16])
+def test_block_scores_kernel_matches_reference(kind, shape, dtype):
     for seed, (t, block, rows) in enumerate([(203, 16, 1), (1000, 64, 3)]):
         q, k, _ = case(seed, shape, t, rows, torch.float32)
-        reps = sparse.block_reps(k, block)
-        ref = sparse.block_scores(q.cpu(), sparse.BlockReps(block, *(x.cpu() for x in (reps.mean, reps.kmin, reps.kmax))), kind)
+        full = sparse.block_reps(k, block)
+        reps = sparse.BlockReps(block, full.mean.to(dtype), full.kmin.to(dtype), full.kmax.to(dtype))
+        ref = sparse.block_scores(q.cpu().double(), sparse.BlockReps(
+            block, *(x.cpu().double() for x in (reps.mean, reps.kmin, reps.kmax))), kind)
         out = kernels.block_scores(q, reps, kind, "triton").cpu()
-        assert rel_err(out, ref) < 1e-5
+        assert rel_err(out, ref) < TOLERANCE[dtype]
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float16])
@@ -48,9 +56,11 @@ def test_sparse_attention_kernel_matches_reference(dtype, shape, block, t, top_k
     kp, vp = (torch.nn.functional.pad(x, (0, 0, 0, pad)) for x in (k, v))
     blocks = sparse.select_blocks(sparse.block_scores(q, sparse.block_reps(k, block)), top_k)
     scaling = q.shape[-1] ** -0.5
+    valid = torch.arange(t + pad, device=DEVICE) < t
+    valid[block // 2:block // 2 + 3] = False  # padding inside the context too, as between passages
     ref_out, ref_lse = sparse.sparse_attend(q.cpu().double(), kp.cpu().double(), vp.cpu().double(), blocks.cpu(),
-                                            block, t, scaling)
-    out, lse = kernels.sparse_attention(q, kp, vp, blocks, block, t, scaling, "triton", splits)
+                                            block, valid.cpu(), scaling)
+    out, lse = kernels.sparse_attention(q, kp, vp, blocks, block, valid, scaling, "triton", splits)
     assert rel_err(out.cpu(), ref_out) < TOLERANCE[dtype]
     assert rel_err(lse.cpu(), ref_lse) < TOLERANCE[dtype]
 
@@ -58,11 +68,12 @@ def test_sparse_attention_kernel_matches_reference(dtype, shape, block, t, top_k
 def test_more_splits_than_blocks_leave_empty_partials_out_of_the_merge():
     q, k, v = case(7, "smollm2", 64, 1, torch.float32)
     blocks = torch.tensor([[[0, 2], [1, 3], [3, 0]]], device=DEVICE)
-    ref = sparse.sparse_attend(q, k, v, blocks, 16, 64, 0.125)
-    out = kernels.sparse_attention(q, k, v, blocks, 16, 64, 0.125, "triton", splits=2)
+    valid = torch.ones(64, dtype=torch.bool, device=DEVICE)
+    ref = sparse.sparse_attend(q, k, v, blocks, 16, valid, 0.125)
+    out = kernels.sparse_attention(q, k, v, blocks, 16, valid, 0.125, "triton", splits=2)
     assert rel_err(out[0].cpu(), ref[0].cpu()) < 1e-5
-    lone = kernels.sparse_attention(q, k, v, blocks[..., :1], 16, 64, 0.125, "triton", splits=1)
-    assert rel_err(lone[0].cpu(), sparse.sparse_attend(q, k, v, blocks[..., :1], 16, 64, 0.125)[0].cpu()) < 1e-5
+    lone = kernels.sparse_attention(q, k, v, blocks[..., :1], 16, valid, 0.125, "triton", splits=1)
+    assert rel_err(lone[0].cpu(), sparse.sparse_attend(q, k, v, blocks[..., :1], 16, valid, 0.125)[0].cpu()) < 1e-5
 
 
 def test_auto_uses_the_reference_on_the_cpu_and_refuses_unknown_impls():

@@ -12,6 +12,13 @@ from test_attention import kv, tiny
 GAP = 40
 
 
+@pytest.fixture(autouse=True)
+def poisoned_outputs(monkeypatch):
+    from longdoc.attention import kernels
+
+    monkeypatch.setattr(kernels, "POISON_OUTPUTS", True)
+
+
 def context(model, seed=0):
     """A prefix and three blocks encoded after it (Block-Attention), as the reader builds them."""
     g = torch.Generator().manual_seed(seed)

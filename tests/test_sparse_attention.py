@@ -28,6 +28,10 @@ def padded(x, block):
     return torch.nn.functional.pad(x, (0, 0, 0, -x.shape[1] % block))
 
 
+def valid(t, block):
+    return torch.arange(t + -t % block) < t
+
+
 def test_block_representatives_by_hand():
     keys = torch.tensor([[[1.0, -2.0], [3.0, 0.0], [5.0, 4.0]]])  # 1 head, 3 keys, block 2: [k0 k1] [k2]
     reps = block_reps(keys, 2)
@@ -50,6 +54,14 @@ def test_quest_bound_is_an_upper_bound_on_every_key_in_the_block():
     assert (bound >= per_block - 1e-4).all()
 
 
+def test_representatives_leave_padding_out():
+    keys = torch.tensor([[[1.0, -2.0], [3.0, 0.0], [5.0, 4.0], [9.0, 9.0]]])
+    reps = block_reps(keys, 2, torch.tensor([True, True, True, False]))  # the last key is padding
+    assert torch.equal(reps.mean, torch.tensor([[[2.0, -1.0], [5.0, 4.0]]]))
+    assert torch.equal(reps.kmax, torch.tensor([[[3.0, 0.0], [5.0, 4.0]]]))
+    assert torch.equal(reps.kmin, torch.tensor([[[1.0, -2.0], [5.0, 4.0]]]))
+
+
 def test_selection_takes_the_top_k_per_row_and_head():
     scores = torch.tensor([[[0.0, 9.0, 1.0, 8.0, 2.0, 3.0], [5.0, 0.0, 7.0, 1.0, 6.0, 0.0]]])
     assert select_blocks(scores, 2).sort(-1).values.tolist() == [[[1, 3], [2, 4]]]
@@ -64,7 +76,7 @@ def test_keeping_every_block_equals_full_attention(kind):
     scaling = 64 ** -0.5
     reps = block_reps(k, 32)
     blocks = select_blocks(block_scores(q, reps, kind), reps.mean.shape[1])
-    out, lse = sparse_attend(q, padded(k, 32), padded(v, 32), blocks, 32, k.shape[1], scaling)
+    out, lse = sparse_attend(q, padded(k, 32), padded(v, 32), blocks, 32, valid(k.shape[1], 32), scaling)
     torch.testing.assert_close(out, full_attention(q, k, v, scaling), atol=1e-5, rtol=1e-5)
     torch.testing.assert_close(lse, attend(q, k, v, scaling)[1], atol=1e-5, rtol=1e-5)
 
@@ -72,12 +84,12 @@ def test_keeping_every_block_equals_full_attention(kind):
 def test_sparse_attention_reads_only_the_kept_blocks():
     q, k, v = inputs(4)
     blocks = select_blocks(block_scores(q, block_reps(k, 16), "mean"), 3)
-    sparse = sparse_attend(q, padded(k, 16), padded(v, 16), blocks, 16, k.shape[1], 0.125)
+    sparse = sparse_attend(q, padded(k, 16), padded(v, 16), blocks, 16, valid(k.shape[1], 16), 0.125)
     masked = attend(q, k, v, 0.125, block_key_mask(blocks, 16, k.shape[1]))
     torch.testing.assert_close(sparse, masked, atol=1e-5, rtol=1e-5)
     poisoned = padded(k, 16).clone()
     poisoned[:, block_key_mask(blocks, 16, poisoned.shape[1]).sum((0, 1)) == 0] = float("nan")
-    torch.testing.assert_close(sparse_attend(q, poisoned, padded(v, 16), blocks, 16, k.shape[1], 0.125), sparse)
+    torch.testing.assert_close(sparse_attend(q, poisoned, padded(v, 16), blocks, 16, valid(k.shape[1], 16), 0.125), sparse)
 
 
 def test_lse_merge_of_disjoint_parts_equals_attention_over_their_union():

@@ -48,25 +48,35 @@ def _farthest_seeds(x: torch.Tensor, c: int) -> torch.Tensor:
     return torch.stack(seeds, 1)
 
 
+def _window_order(x: torch.Tensor, size: int, iters: int) -> torch.Tensor:
+    """x (N, L, D) unit keys, one window per row -> (N, L) order within the window."""
+    n, length, _ = x.shape
+    c = -(-length // size)
+    capacity = torch.full((n, c), size, dtype=torch.long, device=x.device)
+    capacity[:, -1] = length - size * (c - 1)
+    centroids = _farthest_seeds(x, c)
+    for _ in range(iters):
+        assign = (x @ centroids.transpose(1, 2)).argmax(-1)
+        sums = torch.zeros_like(centroids).scatter_add_(1, assign[..., None].expand_as(x), x)
+        centroids = torch.where(sums.norm(dim=-1, keepdim=True) > 0,
+                                torch.nn.functional.normalize(sums, dim=-1), centroids)
+    return torch.argsort(_balanced_assign(x @ centroids.transpose(1, 2), capacity), dim=-1, stable=True)
+
+
 def cluster_order(keys: torch.Tensor, size: int = 16, window: int = 1024, iters: int = 8) -> torch.Tensor:
     """keys (N, T, D) -> (N, T) permutation: stored key j is original key order[:, j]. Within each window
-    the keys are grouped into balanced spherical k-means clusters of `size` (the last one may be short)."""
+    the keys are grouped into balanced spherical k-means clusters of `size` (the last one may be short).
+    All whole windows are clustered in one batch; a short last window on its own."""
     if window % size:
         raise ValueError(f"window {window} must be a multiple of the cluster size {size}")
-    n, t, _ = keys.shape
+    n, t, d = keys.shape
+    x = torch.nn.functional.normalize(keys.float(), dim=-1)
+    whole = t // window * window
     orders = []
-    for start in range(0, t, window):
-        x = torch.nn.functional.normalize(keys[:, start:start + window].float(), dim=-1)
-        length = x.shape[1]
-        c = -(-length // size)
-        capacity = torch.full((n, c), size, dtype=torch.long, device=keys.device)
-        capacity[:, -1] = length - size * (c - 1)
-        centroids = _farthest_seeds(x, c)
-        for _ in range(iters):
-            assign = (x @ centroids.transpose(1, 2)).argmax(-1)
-            sums = torch.zeros_like(centroids).scatter_add_(1, assign[..., None].expand_as(x), x)
-            centroids = torch.where(sums.norm(dim=-1, keepdim=True) > 0,
-                                    torch.nn.functional.normalize(sums, dim=-1), centroids)
-        assign = _balanced_assign(x @ centroids.transpose(1, 2), capacity)
-        orders.append(torch.argsort(assign, dim=-1, stable=True) + start)
+    if whole:
+        w = whole // window
+        local = _window_order(x[:, :whole].reshape(n * w, window, d), size, iters).view(n, w, window)
+        orders.append((local + torch.arange(0, whole, window, device=keys.device)[:, None]).reshape(n, whole))
+    if whole < t:
+        orders.append(_window_order(x[:, whole:], size, iters) + whole)
     return torch.cat(orders, dim=1)

@@ -20,6 +20,8 @@ except ImportError:  # the kernels are optional: the torch reference computes th
     triton = None
 
 IMPLS = ("auto", "triton", "torch")
+# Tests set this: outputs then start as NaN, so an element a kernel fails to write cannot pass for a result.
+POISON_OUTPUTS = False
 
 
 def use_triton(impl: str, t: torch.Tensor) -> bool:
@@ -31,9 +33,9 @@ def use_triton(impl: str, t: torch.Tensor) -> bool:
 
 
 def _poisoned(shape, device) -> torch.Tensor:
-    """Outputs start as NaN, so an element a kernel fails to write cannot pass for a result (the outputs
-    are small next to the keys read, so the fill costs little)."""
-    return torch.full(shape, float("nan"), device=device, dtype=torch.float32)
+    if POISON_OUTPUTS:
+        return torch.full(shape, float("nan"), device=device, dtype=torch.float32)
+    return torch.empty(shape, device=device, dtype=torch.float32)
 
 
 def _pow2(n: int, least: int = 1) -> int:
@@ -44,25 +46,27 @@ if triton is not None:
     @triton.jit
     def _block_scores_kernel(Q, R1, R2, OUT, NB, sq_s, sq_h, sr_h, sr_b, so_s, so_h,
                              G: tl.constexpr, GP: tl.constexpr, D: tl.constexpr, BN: tl.constexpr,
-                             QUEST: tl.constexpr):
+                             QUEST: tl.constexpr, IEEE: tl.constexpr):
         s, h, nblk = tl.program_id(0), tl.program_id(1), tl.program_id(2)
         g = tl.arange(0, GP)
         d = tl.arange(0, D)
         n = nblk * BN + tl.arange(0, BN)
         q = tl.load(Q + s * sq_s + (h * G + g)[:, None] * sq_h + d[None, :], mask=(g < G)[:, None], other=0.0)
-        q = q.to(tl.float32)
         r_off = h * sr_h + n[:, None] * sr_b + d[None, :]
         r1 = tl.load(R1 + r_off, mask=(n < NB)[:, None], other=0.0)
         if QUEST:  # an upper bound of q.k over the block: sum_i max(q_i * max_i, q_i * min_i)
-            r2 = tl.load(R2 + r_off, mask=(n < NB)[:, None], other=0.0)
-            sc = tl.sum(tl.maximum(q[:, None, :] * r1[None, :, :], q[:, None, :] * r2[None, :, :]), axis=2)
-        else:
-            sc = tl.sum(q[:, None, :] * r1[None, :, :], axis=2)
+            q = q.to(tl.float32)
+            r2 = tl.load(R2 + r_off, mask=(n < NB)[:, None], other=0.0).to(tl.float32)
+            sc = tl.sum(tl.maximum(q[:, None, :] * r1.to(tl.float32)[None, :, :], q[:, None, :] * r2[None, :, :]), axis=2)
+        elif IEEE:  # float32 representatives: exact float32 products
+            sc = tl.dot(q.to(tl.float32), tl.trans(r1.to(tl.float32)), input_precision="ieee")
+        else:  # half representatives: the matrix units, float32 accumulation
+            sc = tl.dot(q.to(r1.dtype), tl.trans(r1))
         sc = tl.where((g < G)[:, None], sc, float("-inf"))
         tl.store(OUT + s * so_s + h * so_h + n, tl.max(sc, axis=0), mask=n < NB)
 
     @triton.jit
-    def _sparse_partial_kernel(Q, K, V, BLOCKS, O_PART, L_PART, LENGTH, NK, PER_SPLIT, scale,
+    def _sparse_partial_kernel(Q, K, V, BLOCKS, VALID, O_PART, L_PART, NK, PER_SPLIT, scale,
                                sq_s, sq_h, sk_h, sk_t, sb_s, sb_h, sp_s, sp_h, sp_p, sl_s, sl_h,
                                G: tl.constexpr, GP: tl.constexpr, D: tl.constexpr, B: tl.constexpr,
                                IEEE: tl.constexpr):
@@ -85,7 +89,8 @@ if triton is not None:
                 sc = tl.dot(q, tl.trans(k), input_precision="ieee") * scale
             else:
                 sc = tl.dot(q, tl.trans(k)) * scale
-            sc = tl.where(t[None, :] < LENGTH, sc, float("-inf"))  # padding past the last key
+            ok = tl.load(VALID + t) != 0
+            sc = tl.where(ok[None, :], sc, float("-inf"))  # padding keys
             m_new = tl.maximum(m_i, tl.max(sc, axis=1))
             p = tl.exp(sc - m_new[:, None])
             alpha = tl.exp(m_i - m_new)
@@ -128,20 +133,21 @@ def block_scores(q: torch.Tensor, reps: sparse.BlockReps, kind: str = "mean", im
     r1, r2 = (reps.mean, reps.mean) if kind == "mean" else (reps.kmax, reps.kmin)
     r1, r2 = r1.contiguous(), r2.contiguous()
     out = _poisoned((s_rows, hkv, nb), q.device)
-    bn = 64 if kind == "mean" else 32
+    quest = kind == "minmax"
+    bn = 32 if quest else 128
     grid = (s_rows, hkv, triton.cdiv(nb, bn))
     _block_scores_kernel[grid](q, r1, r2, out, nb, q.stride(0), q.stride(1), r1.stride(0), r1.stride(1),
-                               out.stride(0), out.stride(1), G=hq // hkv, GP=_pow2(hq // hkv), D=d, BN=bn,
-                               QUEST=kind == "minmax")
+                               out.stride(0), out.stride(1), G=hq // hkv, GP=_pow2(hq // hkv, 1 if quest else 16),
+                               D=d, BN=bn, QUEST=quest, IEEE=r1.dtype == torch.float32)
     return out
 
 
 def sparse_attention(q: torch.Tensor, keys: torch.Tensor, values: torch.Tensor, blocks: torch.Tensor, block: int,
-                     length: int, scaling: float, impl: str = "auto", splits: int | None = None
+                     valid: torch.Tensor, scaling: float, impl: str = "auto", splits: int | None = None
                      ) -> tuple[torch.Tensor, torch.Tensor]:
     """(out (S, Hq, D), lse (S, Hq)) over the kept blocks; the same function as sparse.sparse_attend."""
     if not use_triton(impl, q):
-        return sparse.sparse_attend(q, keys, values, blocks, block, length, scaling)
+        return sparse.sparse_attend(q, keys, values, blocks, block, valid, scaling)
     s_rows, hq, d = q.shape
     hkv = keys.shape[0]
     nk = blocks.shape[-1]
@@ -154,7 +160,7 @@ def sparse_attention(q: torch.Tensor, keys: torch.Tensor, values: torch.Tensor, 
     l_part = _poisoned((s_rows, hq, splits), q.device)
     g = hq // hkv
     _sparse_partial_kernel[(s_rows, hkv, splits)](
-        q, keys, values, blocks, o_part, l_part, length, nk, per_split, scaling,
+        q, keys, values, blocks, valid.to(torch.uint8), o_part, l_part, nk, per_split, scaling,
         q.stride(0), q.stride(1), keys.stride(0), keys.stride(1), blocks.stride(0), blocks.stride(1),
         o_part.stride(0), o_part.stride(1), o_part.stride(2), l_part.stride(0), l_part.stride(1),
         G=g, GP=_pow2(g, 16), D=d, B=block, IEEE=keys.dtype == torch.float32)

@@ -44,21 +44,56 @@ class SparseSpec:
         return max(1, self.keys // self.block)
 
 
-class ContextMemory:
-    """Per-layer memory: keys (layers, Hkv, nb * block, D) rotated at one position, values alike, padded
-    to whole blocks; `order` maps each stored key to its token in the context (retrieval reorders)."""
+@dataclass
+class Part:
+    """One passage made ready for the memory: keys rotated to the memory's position, reordered into
+    clusters for retrieval, and padded to whole blocks. It depends only on the passage, so it is cached."""
+    keys: torch.Tensor  # (layers, Hkv, Tp, D)
+    values: torch.Tensor
+    valid: torch.Tensor  # (Tp,) False on padding
+    order: torch.Tensor | None  # (layers, Hkv, Tp): token of each stored key within the passage
+    tokens: int
 
-    def __init__(self, keys: torch.Tensor, values: torch.Tensor, length: int, spec: SparseSpec,
-                 order: torch.Tensor | None = None):
+
+def prepare_part(model, block: KVBlock, position: int, spec: SparseSpec, dtype: torch.dtype) -> Part:
+    device = next(model.parameters()).device
+    src = rotary_cos_sin(model, torch.arange(block.start, block.start + block.length, device=device))
+    keys = rerotate_keys(block.keys.to(device, torch.float32), src,
+                         rotary_cos_sin(model, torch.tensor([position], device=device))).to(dtype)
+    values = block.values.to(device, dtype)
+    layers, hkv, t, d = keys.shape
+    order = None
+    if spec.kind == "retrieval":  # the passage is one clustering window: a short cluster goes last
+        window = -(-t // spec.block) * spec.block
+        order = cluster_order(keys.reshape(layers * hkv, t, d), spec.block, window).view(layers, hkv, t)
+        keys = keys.gather(2, order[..., None].expand(-1, -1, -1, d))
+        values = values.gather(2, order[..., None].expand(-1, -1, -1, d))
+    pad = -t % spec.block
+    valid = torch.arange(t + pad, device=device) < t
+    if order is not None:
+        order = torch.nn.functional.pad(order, (0, pad))
+    return Part(torch.nn.functional.pad(keys, (0, 0, 0, pad)), torch.nn.functional.pad(values, (0, 0, 0, pad)),
+                valid, order, t)
+
+
+class ContextMemory:
+    """Per-layer memory: keys (layers, Hkv, T, D) rotated at one position, values alike, passages padded
+    to whole blocks (`valid` marks real keys); `order` maps each stored key to its context token."""
+
+    def __init__(self, parts: list[Part], spec: SparseSpec):
         self.spec = spec
-        self.length = length
-        nb = -(-length // spec.block)
-        pad = nb * spec.block - length
-        self.keys = torch.nn.functional.pad(keys, (0, 0, 0, pad))
-        self.values = torch.nn.functional.pad(values, (0, 0, 0, pad))
-        self.reps = [sparse.block_reps(keys[layer], spec.block) for layer in range(keys.shape[0])]
-        self.order = order
-        self.mass = torch.zeros(length, dtype=torch.float64)  # attention of answer rows per context token
+        self.keys = torch.cat([p.keys for p in parts], dim=2)
+        self.values = torch.cat([p.values for p in parts], dim=2)
+        self.valid = torch.cat([p.valid for p in parts])
+        self.length = sum(p.tokens for p in parts)  # context tokens
+        orders, offset = [], 0
+        for p in parts:
+            local = p.order if p.order is not None else torch.arange(p.valid.shape[0]).expand(*p.keys.shape[:3])
+            orders.append(local + offset)
+            offset += p.tokens
+        self.order = torch.cat(orders, dim=2)
+        self.reps = [sparse.block_reps(self.keys[layer], spec.block, self.valid) for layer in range(self.keys.shape[0])]
+        self.mass = torch.zeros(self.length, dtype=torch.float64)  # attention of answer rows per context token
         self.read = 0  # keys read, summed over rows, layers and KV heads
         self.rows = 0  # (row, layer, KV head) triples served
 
@@ -79,7 +114,7 @@ class ContextMemory:
 
         blocks = self.select(layer, q)
         out, lse = kernels.sparse_attention(q, self.keys[layer], self.values[layer], blocks, self.spec.block,
-                                            self.length, scaling, self.spec.kernels)
+                                            self.valid, scaling, self.spec.kernels)
         self.read += blocks.shape[0] * blocks.shape[1] * min(blocks.shape[2] * self.spec.block, self.length)
         self.rows += blocks.shape[0] * blocks.shape[1]
         return out, lse, blocks
@@ -91,33 +126,58 @@ class ContextMemory:
         keys = self.keys[layer][torch.arange(hkv, device=q.device)[:, None], idx].float()  # (Hkv, K*B, D)
         s = torch.einsum("hgd,htd->hgt", q.float().view(hkv, -1, q.shape[-1]), keys) * scaling
         p = torch.exp(s - lse.view(hkv, -1, 1).float()).sum(1)  # (Hkv, K*B), summed over the group
-        valid = idx < self.length
-        tokens = idx if self.order is None else self.order[layer].gather(1, idx.clamp(max=self.length - 1))
-        self.mass.index_add_(0, tokens[valid].cpu(), p[valid].double().cpu())
+        ok = self.valid[idx]
+        tokens = self.order[layer].gather(1, idx)
+        self.mass.index_add_(0, tokens[ok].cpu(), p[ok].double().cpu())
 
     def share_read(self) -> float:
-        """The mean share of the memory's keys read per query row and KV head."""
+        """The mean share of the context's keys read per query row and KV head."""
         return self.read / max(1, self.rows) / self.length
 
 
-def build_memory(model, blocks: list[KVBlock], position: int, spec: SparseSpec,
-                 dtype: torch.dtype = torch.float32) -> ContextMemory:
-    """A ContextMemory of these blocks (in order), every key re-rotated to `position`."""
+class PartCache:
+    """Prepared passages by content key, least recently used dropped past max_bytes."""
+
+    def __init__(self, max_bytes: int):
+        from collections import OrderedDict
+
+        self.max_bytes = max_bytes
+        self.bytes = 0
+        self._parts: "OrderedDict[tuple, Part]" = OrderedDict()
+
+    @staticmethod
+    def size(part: Part) -> int:
+        return sum(t.numel() * t.element_size() for t in (part.keys, part.values, part.order) if t is not None)
+
+    def get(self, key: tuple) -> Part | None:
+        part = self._parts.get(key)
+        if part is not None:
+            self._parts.move_to_end(key)
+        return part
+
+    def __setitem__(self, key: tuple, part: Part) -> None:
+        self._parts[key] = part
+        self.bytes += self.size(part)
+        while self.bytes > self.max_bytes and len(self._parts) > 1:
+            self.bytes -= self.size(self._parts.popitem(last=False)[1])
+
+
+def build_memory(model, blocks: list[KVBlock], position: int, spec: SparseSpec, dtype: torch.dtype = torch.float32,
+                 names: list[str] | None = None, cache: PartCache | dict | None = None) -> ContextMemory:
+    """A ContextMemory of these blocks (in order), every key re-rotated to `position`. With `names`
+    (a content key per block) and a `cache` dict, prepared passages are reused across calls."""
     if spec.kind not in KINDS:
         raise ValueError(f"unknown sparse attention {spec.kind!r}; choose one of {', '.join(KINDS)}")
-    device = next(model.parameters()).device
-    dst = rotary_cos_sin(model, torch.tensor([position], device=device))
-    keys = torch.cat([rerotate_keys(b.keys.to(device, torch.float32),
-                                    rotary_cos_sin(model, torch.arange(b.start, b.start + b.length, device=device)),
-                                    dst).to(dtype) for b in blocks], dim=-2)
-    values = torch.cat([b.values.to(device, dtype) for b in blocks], dim=-2)
-    order = None
-    if spec.kind == "retrieval":
-        layers, hkv, t, d = keys.shape
-        order = cluster_order(keys.reshape(layers * hkv, t, d), spec.block).view(layers, hkv, t)
-        keys = keys.gather(2, order[..., None].expand(-1, -1, -1, d))
-        values = values.gather(2, order[..., None].expand(-1, -1, -1, d))
-    return ContextMemory(keys, values, keys.shape[2], spec, order)
+    parts = []
+    for i, block in enumerate(blocks):
+        key = (names[i], position, spec.kind, spec.block, dtype) if names is not None and cache is not None else None
+        part = cache.get(key) if key is not None else None
+        if part is None:
+            part = prepare_part(model, block, position, spec, dtype)
+            if key is not None:
+                cache[key] = part
+        parts.append(part)
+    return ContextMemory(parts, spec)
 
 
 @contextlib.contextmanager

@@ -22,8 +22,17 @@ class BlockReps:
     kmax: torch.Tensor  # (Hkv, nb, D)
 
 
-def block_reps(keys: torch.Tensor, block: int) -> BlockReps:
-    """Representatives of each block of `block` keys; a short last block uses the keys it has."""
+def block_reps(keys: torch.Tensor, block: int, valid: torch.Tensor | None = None) -> BlockReps:
+    """Representatives of each block of `block` keys; a short last block uses the keys it has. With
+    valid (T,) bool (T a multiple of block), padding keys are left out of every representative."""
+    if valid is not None:
+        h, t, d = keys.shape
+        k = keys.float().view(h, t // block, block, d)
+        ok = valid.view(1, t // block, block, 1)
+        mean = (k * ok).sum(2) / ok.sum(2).clamp(min=1)
+        kmin = k.masked_fill(~ok, float("inf")).amin(2)
+        kmax = k.masked_fill(~ok, float("-inf")).amax(2)
+        return BlockReps(block, mean, kmin, kmax)
     h, t, d = keys.shape
     nb = -(-t // block)
     pad = nb * block - t
@@ -47,10 +56,10 @@ def block_scores(q: torch.Tensor, reps: BlockReps, kind: str = "mean") -> torch.
     hkv = reps.mean.shape[0]
     qg = q.float().view(s_rows, hkv, hq // hkv, d)  # (S, Hkv, G, D)
     if kind == "mean":
-        s = torch.einsum("shgd,hbd->shgb", qg, reps.mean)
+        s = torch.einsum("shgd,hbd->shgb", qg, reps.mean.float())
     else:  # Quest: an upper bound on q.k over the block
-        s = torch.maximum(torch.einsum("shgd,hbd->shgbd", qg, reps.kmax),
-                          torch.einsum("shgd,hbd->shgbd", qg, reps.kmin)).sum(-1)
+        s = torch.maximum(torch.einsum("shgd,hbd->shgbd", qg, reps.kmax.float()),
+                          torch.einsum("shgd,hbd->shgbd", qg, reps.kmin.float())).sum(-1)
     return s.amax(2)
 
 
@@ -85,9 +94,9 @@ def attend(q: torch.Tensor, keys: torch.Tensor, values: torch.Tensor, scaling: f
 
 
 def sparse_attend(q: torch.Tensor, keys: torch.Tensor, values: torch.Tensor, blocks: torch.Tensor, block: int,
-                  length: int, scaling: float) -> tuple[torch.Tensor, torch.Tensor]:
+                  valid: torch.Tensor, scaling: float) -> tuple[torch.Tensor, torch.Tensor]:
     """Exact attention of each row over the kept blocks only, reading just those keys: (out, lse).
-    keys/values hold whole blocks (Hkv, nb * block, D); stored keys at or past `length` are padding."""
+    keys/values hold whole blocks (Hkv, nb * block, D); stored keys where valid (T,) is False are padding."""
     s_rows, hq, d = q.shape
     hkv, t, _ = keys.shape
     idx = (blocks[..., None] * block + torch.arange(block, device=blocks.device)).flatten(-2)  # (S, Hkv, K*B)
@@ -95,7 +104,7 @@ def sparse_attend(q: torch.Tensor, keys: torch.Tensor, values: torch.Tensor, blo
     k, v = keys[heads, idx].float(), values[heads, idx].float()  # (S, Hkv, K*B, D)
     qg = q.float().view(s_rows, hkv, hq // hkv, d)
     s = torch.einsum("shgd,shtd->shgt", qg, k) * scaling
-    s = s.masked_fill((idx >= length)[:, :, None, :], float("-inf"))
+    s = s.masked_fill(~valid[idx][:, :, None, :], float("-inf"))
     lse = torch.logsumexp(s, dim=-1)
     out = torch.einsum("shgt,shtd->shgd", torch.exp(s - lse[..., None]).nan_to_num(0.0), v)
     return out.reshape(s_rows, hq, d), lse.reshape(s_rows, hq)

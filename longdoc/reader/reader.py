@@ -8,7 +8,7 @@ from typing import Callable
 import torch
 
 from ..attention.block import KVBlock, stitch_cache
-from ..attention.memory import build_memory, use_memory
+from ..attention.memory import PartCache, build_memory, use_memory
 from ..config import SPARSE_ATTENTIONS, ReaderSettings, check_attention
 from ..storage.kvstore import KVStore
 from .answer import Answer
@@ -29,6 +29,8 @@ class Reader:
         self.store = (KVStore(kv_root, self.model.reader_id, self.settings.kv_dtype, int(self.settings.kv_max_mb * 2**20))
                       if kv_root is not None else None)
         self.encoder = BlockEncoder(self.model, self.store)
+        # Passages made ready for the long-context memory, reused while the same document is read again.
+        self.parts = PartCache(int(self.settings.kv_max_mb * 2**20))
 
     @property
     def memory_dtype(self) -> torch.dtype:
@@ -70,7 +72,7 @@ class Reader:
             prefix = self.encoder.prefix(prompt)
             blocks = self.encoder.blocks(prompt, list(range(len(prompt.blocks))))
             memory = build_memory(self.model.model, blocks, prefix.length, self.settings.sparse_spec(attention),
-                                  self.memory_dtype)
+                                  self.memory_dtype, prompt.block_keys, self.parts)
             cache = stitch_cache(self.model.model, [prefix], self.model.dtype)
             feed, start = prompt.suffix, prefix.length + self.settings.memory_gap
         else:
