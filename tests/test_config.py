@@ -27,6 +27,12 @@ def test_defaults_and_no_request(monkeypatch):
     ("batch_size = 'many'\n", "cannot read"),
     ("[chunk]\ntokens = 4\n", "at least 16"),
     ("this is = = not toml", "cannot read settings"),
+    ("[answer]\nattention = 'sliding'\n", "unknown attention"),
+    ("[answer]\nlandmark_block = 48\n", "power of two"),
+    ("[answer]\ncluster_size = 8\n", "power of two of at least 16"),
+    ("[answer]\nblock_rep = 'median'\n", "unknown block_rep"),
+    ("[answer]\nsparse_keys = 0\n", "sparse_keys and memory_gap"),
+    ("[answer]\nkernels = 'cuda'\n", "unknown kernels"),
 ])
 def test_bad_settings_are_named(tmp_path, text, match):
     cfg = tmp_path / "bad.toml"

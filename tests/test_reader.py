@@ -9,7 +9,7 @@ import torch
 
 from longdoc import index_paths, open_index
 from longdoc.attention import stitch_cache
-from longdoc.config import ReaderSettings, load_settings
+from longdoc.config import ReaderSettings, Settings, load_settings
 from longdoc.reader import Reader
 
 pytestmark = pytest.mark.slow
@@ -86,6 +86,19 @@ def test_ask_answers_with_citations_of_real_spans_and_streams(reader_index):
         assert again.raw == answer.raw and again.timings["blocks_computed"] == 0  # the KV store served all 4
         assert answer.timings["ttft_s"] > 0 and answer.timings["prompt_tokens"] > 100
         assert ix.kv_store().stats()["entries"] >= 5  # 4 passages and the prompt prefix
+
+
+@pytest.mark.parametrize("attention", ["retrieval", "landmark"])
+def test_ask_over_many_passages_with_sparse_attention(reader_index, attention):
+    """k far past the 128-key budget: the answer still comes from the best passages, with real spans."""
+    settings = Settings().replace(answer_sparse_keys=128)
+    with open_index(reader_index, settings=settings) as ix:
+        answer = ix.ask(QUESTION, k=30, attention=attention)
+        assert answer.attention == attention and answer.raw
+        assert len(answer.citations) == 30
+        assert answer.timings["keys_read_share"] < 0.2
+        for c in answer.citations:
+            assert ix.document_text(c.doc_id)[c.char_start:c.char_end] == c.text
 
 
 def test_ask_abstains_when_nothing_relevant_is_retrieved(reader_index):

@@ -65,7 +65,10 @@ def prepare_part(model, block: KVBlock, position: int, spec: SparseSpec, dtype: 
     order = None
     if spec.kind == "retrieval":  # the passage is one clustering window: a short cluster goes last
         window = -(-t // spec.block) * spec.block
-        order = cluster_order(keys.reshape(layers * hkv, t, d), spec.block, window).view(layers, hkv, t)
+        # Keys share a large common component, which would dominate their directions; a query's logits
+        # shift by a constant under it, so cluster on what sets keys apart: keys minus the passage mean.
+        centred = keys.float() - keys.float().mean(dim=2, keepdim=True)
+        order = cluster_order(centred.reshape(layers * hkv, t, d), spec.block, window).view(layers, hkv, t)
         keys = keys.gather(2, order[..., None].expand(-1, -1, -1, d))
         values = values.gather(2, order[..., None].expand(-1, -1, -1, d))
     pad = -t % spec.block
@@ -162,15 +165,21 @@ class PartCache:
             self.bytes -= self.size(self._parts.popitem(last=False)[1])
 
 
-def build_memory(model, blocks: list[KVBlock], position: int, spec: SparseSpec, dtype: torch.dtype = torch.float32,
-                 names: list[str] | None = None, cache: PartCache | dict | None = None) -> ContextMemory:
+def part_key(name: str, position: int, spec: SparseSpec, dtype: torch.dtype) -> tuple:
+    return name, position, spec.kind, spec.block, dtype
+
+
+def build_memory(model, blocks: list[KVBlock | None], position: int, spec: SparseSpec,
+                 dtype: torch.dtype = torch.float32, names: list[str] | None = None,
+                 cache: PartCache | dict | None = None) -> ContextMemory:
     """A ContextMemory of these blocks (in order), every key re-rotated to `position`. With `names`
-    (a content key per block) and a `cache` dict, prepared passages are reused across calls."""
+    (a content key per block) and a `cache`, prepared passages are reused across calls; a block may
+    then be None where its part is cached."""
     if spec.kind not in KINDS:
         raise ValueError(f"unknown sparse attention {spec.kind!r}; choose one of {', '.join(KINDS)}")
     parts = []
     for i, block in enumerate(blocks):
-        key = (names[i], position, spec.kind, spec.block, dtype) if names is not None and cache is not None else None
+        key = part_key(names[i], position, spec, dtype) if names is not None and cache is not None else None
         part = cache.get(key) if key is not None else None
         if part is None:
             part = prepare_part(model, block, position, spec, dtype)

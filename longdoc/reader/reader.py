@@ -8,7 +8,7 @@ from typing import Callable
 import torch
 
 from ..attention.block import KVBlock, stitch_cache
-from ..attention.memory import PartCache, build_memory, use_memory
+from ..attention.memory import PartCache, build_memory, part_key, use_memory
 from ..config import SPARSE_ATTENTIONS, ReaderSettings, check_attention
 from ..storage.kvstore import KVStore
 from .answer import Answer
@@ -70,8 +70,13 @@ class Reader:
             # Long context: the passages become a memory attended sparsely, at one position the model
             # knows; the question follows the prefix after memory_gap positions.
             prefix = self.encoder.prefix(prompt)
-            blocks = self.encoder.blocks(prompt, list(range(len(prompt.blocks))))
-            memory = build_memory(self.model.model, blocks, prefix.length, self.settings.sparse_spec(attention),
+            spec = self.settings.sparse_spec(attention)
+            # Passages already prepared for the memory need not even be read from the KV store.
+            ready = [self.parts.get(part_key(name, prefix.length, spec, self.memory_dtype)) is not None
+                     for name in prompt.block_keys]
+            need = [i for i, r in enumerate(ready) if not r]
+            loaded = dict(zip(need, self.encoder.blocks(prompt, need)))
+            memory = build_memory(self.model.model, [loaded.get(i) for i in range(len(ready))], prefix.length, spec,
                                   self.memory_dtype, prompt.block_keys, self.parts)
             cache = stitch_cache(self.model.model, [prefix], self.model.dtype)
             feed, start = prompt.suffix, prefix.length + self.settings.memory_gap

@@ -1,0 +1,215 @@
+"""Long-context reading with the default reader (SmolLM2-135M, 8K window) over the Paul Graham essays:
+
+1. key recall: real SmolLM2 queries (the question's rows, every layer) over real essay keys at 8K, 32K
+   and 128K tokens; the share of the exact softmax mass over the memory that the kept keys carry, for
+   landmark (mean and min/max representatives) and retrieval, at several key budgets;
+2. passkey: lengths 4K-128K x depths 0-100% in 11 steps; full (up to 8K, where it fits), landmark and
+   retrieval; a depth x length heatmap PNG and JSON;
+3. speed: ms per decoded token, time to first token and memory held, against context length.
+
+The haystack's passage KV is computed once into the KV store; each trial recomputes only the passage
+holding the needle. python bench/long_context.py [--quick]"""
+from __future__ import annotations
+
+import json
+import random
+import resource
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).parent))
+from common import RESULTS, write_result  # noqa: E402
+
+from longdoc.attention import sparse  # noqa: E402
+from longdoc.attention.block import stitch_cache  # noqa: E402
+from longdoc.attention.memory import ContextMemory, use_memory  # noqa: E402
+from longdoc.config import Settings  # noqa: E402
+from longdoc.evaluation import needle  # noqa: E402
+from longdoc.evaluation.corpora import corpus_path  # noqa: E402
+from longdoc.models.cache import cache_dir  # noqa: E402
+from longdoc.reader import Reader  # noqa: E402
+
+K = 1024
+QUICK = "--quick" in sys.argv
+LENGTHS = [4 * K, 8 * K, 16 * K] if QUICK else [4 * K, 8 * K, 16 * K, 32 * K, 64 * K, 128 * K]
+DEPTHS = [0.0, 0.5, 1.0] if QUICK else [i / 10 for i in range(11)]
+RECALL_LENGTHS = [8 * K] if QUICK else [8 * K, 32 * K, 128 * K]
+BUDGETS = [256, 512, 1024, 2048, 4096]
+FULL_UP_TO = 8 * K
+
+
+def rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def prefix_passages(passages: list[str], counts: list[int], tokens: int) -> list[str]:
+    total, n = 0, 0
+    while total < tokens and n < len(passages):
+        total += counts[n]
+        n += 1
+    return passages[:n]
+
+
+class Capture(ContextMemory):
+    """A memory that also keeps the query rows each layer sends it."""
+
+    def __init__(self, base: ContextMemory):
+        self.__dict__.update(base.__dict__)
+        self.queries: dict[int, torch.Tensor] = {}
+
+    def attend(self, layer, q, scaling):
+        self.queries.setdefault(layer, q.detach().clone())
+        return super().attend(layer, q, scaling)
+
+
+def key_recall_table(reader: Reader, passages: list[str]) -> list[dict]:
+    """Per length, representative and budget: recall per layer for the question's rows."""
+    from longdoc.attention.memory import build_memory
+
+    rows = []
+    model = reader.model.model
+    for kind, rep in (("landmark", "mean"), ("landmark", "minmax"), ("retrieval", "mean")):
+        spec = reader.settings.sparse_spec(kind)
+        spec = type(spec)(kind, spec.block, spec.keys, rep, spec.kernels)
+        for length in RECALL_LENGTHS:
+            hits = needle.passage_hits(passages[length])
+            prompt = reader.prompt(needle.QUESTION, hits, in_order=True)
+            prefix = reader.encoder.prefix(prompt)
+            blocks = reader.encoder.blocks(prompt, list(range(len(prompt.blocks))))
+            memory = Capture(build_memory(model, blocks, prefix.length, spec, reader.memory_dtype,
+                                          prompt.block_keys, reader.parts))
+            cache = stitch_cache(model, [prefix], reader.model.dtype)
+            start = prefix.length + reader.settings.memory_gap
+            ids = torch.tensor([prompt.suffix])
+            with torch.inference_mode(), use_memory(memory):
+                model(input_ids=ids, past_key_values=cache, use_cache=True, logits_to_keep=1,
+                      position_ids=torch.arange(start, start + ids.shape[1]).unsqueeze(0))
+            valid = memory.valid
+            scaling = reader.model.model.model.layers[0].self_attn.scaling
+            s_rows = ids.shape[1]
+            per_budget = {budget: {"keys_read_share": min(1.0, max(1, budget // spec.block) * spec.block / memory.length),
+                                   "recall": [], "recall_memory": [], "oracle": []} for budget in BUDGETS}
+            for layer in sorted(memory.queries):
+                q = memory.queries[layer]
+                keys = memory.keys[layer][:, valid]
+                # the keys always attended (sink: the system turn; local: the question), causal per row
+                local_k, local_v = cache.layers[layer].keys[0], cache.layers[layer].values[0]
+                p_len = local_k.shape[1] - s_rows
+                causal = torch.arange(p_len + s_rows)[None, :] <= torch.arange(s_rows)[:, None] + p_len
+                _, lse_rest = sparse.attend(q, local_k, local_v, scaling, causal[:, None, :].expand(-1, keys.shape[0], -1))
+                scores = sparse.block_scores(q, memory.reps[layer], rep)
+                logits = torch.einsum("shgd,htd->shgt", q.float().view(s_rows, keys.shape[0], -1, q.shape[-1]),
+                                      keys.float()).amax(2)
+                for budget, out in per_budget.items():
+                    top_k = max(1, budget // spec.block)
+                    kept = sparse.block_key_mask(sparse.select_blocks(scores, top_k), spec.block, valid.shape[0])[..., valid]
+                    out["recall"].append(sparse.key_recall(q, keys, kept, scaling, lse_rest).mean().item())
+                    out["recall_memory"].append(sparse.key_recall(q, keys, kept, scaling).mean().item())
+                    # the best any selection of that many keys could do: the exact top keys per row and head
+                    n = min(top_k * spec.block, keys.shape[1])
+                    best = torch.zeros_like(logits, dtype=torch.bool).scatter_(-1, logits.topk(n, dim=-1).indices, True)
+                    out["oracle"].append(sparse.key_recall(q, keys, best, scaling, lse_rest).mean().item())
+            for out in per_budget.values():
+                for name in ("recall", "recall_memory", "oracle"):
+                    out[f"{name}_mean"] = sum(out[name]) / len(out[name])
+                out["recall_min_layer"] = min(out["recall"])
+            rows.append({"kind": kind, "rep": rep, "block": spec.block, "tokens": memory.length, "budgets": per_budget})
+            for budget, b in per_budget.items():
+                print(f"recall {kind:9s} {rep:6s} {memory.length:7d} tokens, {budget:4d} keys ({b['keys_read_share']:5.1%}): "
+                      f"{b['recall_mean']:.3f} (worst layer {b['recall_min_layer']:.3f}; memory only "
+                      f"{b['recall_memory_mean']:.3f}; exact top keys {b['oracle_mean']:.3f})", flush=True)
+    return rows
+
+
+def heatmap(trials: list[dict], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    backends = ["full", "landmark", "retrieval"]
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4.8), sharey=True)
+    for ax, backend in zip(axes, backends):
+        grid = torch.full((len(DEPTHS), len(LENGTHS)), float("nan"))
+        for t in trials:
+            if t["backend"] == backend:
+                grid[DEPTHS.index(t["depth"]), LENGTHS.index(t["target"])] = float(t["found"])
+        ax.imshow(grid.numpy(), cmap="RdYlGn", vmin=0, vmax=1, aspect="auto", origin="upper")
+        for i in range(len(DEPTHS)):
+            for j in range(len(LENGTHS)):
+                v = grid[i, j].item()
+                ax.text(j, i, "-" if v != v else ("✓" if v else "✗"), ha="center", va="center", fontsize=9)
+        acc = [grid[:, j][~grid[:, j].isnan()].mean().item() if (~grid[:, j].isnan()).any() else float("nan")
+               for j in range(len(LENGTHS))]
+        ax.set_xticks(range(len(LENGTHS)),
+                      [f"{n // K}K\n{a:.0%}" if a == a else f"{n // K}K\nn/a" for n, a in zip(LENGTHS, acc)])
+        ax.set_title(f"{backend}")
+        ax.set_xlabel("context length (accuracy)")
+    axes[0].set_yticks(range(len(DEPTHS)), [f"{d:.0%}" for d in DEPTHS])
+    axes[0].set_ylabel("needle depth")
+    fig.suptitle("Passkey in the Paul Graham essays, SmolLM2-135M-Instruct (8K window), 2-core CPU")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+
+
+def main():
+    settings = Settings()
+    reader = Reader(settings.reader, cache_dir("bench", "needle-kv"), settings.answer)
+    reader.parts.max_bytes = 8 * 2**30  # both kinds' prepared 128K memories stay cached
+    tok = reader.model.tokenizer
+    hay = needle.build_haystack(tok, needle.essay_sentences(corpus_path("paul-graham-essays")), max(LENGTHS))
+    counts = [len(tok(" " + p, add_special_tokens=False)["input_ids"]) for p in hay.passages]
+    t0 = time.perf_counter()
+    reader.fill_kv(needle.passage_hits(hay.passages))
+    print(f"haystack: {len(hay.passages)} passages, {hay.tokens} tokens, KV ready in {time.perf_counter() - t0:.0f} s",
+          flush=True)
+    passages = {n: prefix_passages(hay.passages, counts, n) for n in set(LENGTHS + RECALL_LENGTHS)}
+
+    recall = key_recall_table(reader, passages)
+    write_result("long_context", {"key_recall": recall, "trials": []})
+
+    rng = random.Random(0)
+    trials = []
+    for length in LENGTHS:
+        base = needle.Haystack(passages[length], sum(counts[:len(passages[length])]))
+        backends = (["full"] if length <= FULL_UP_TO else []) + ["landmark", "retrieval"]
+        keys = [needle.pass_key(rng) for _ in DEPTHS]
+        for backend in backends:
+            for depth, key in zip(DEPTHS, keys):
+                texts, where = needle.insert_needle(base, depth, key)
+                hits = needle.passage_hits(texts)
+                t = time.perf_counter()
+                a = reader.answer(needle.QUESTION, hits, backend, max_new_tokens=12, in_order=True)
+                trials.append({"target": length, "tokens": a.timings["prompt_tokens"], "depth": depth,
+                               "backend": backend, "key": key, "answer": a.raw, "found": needle.found(a.raw, key),
+                               "needle_passage": where, "top_citation": a.citations[0].chunk_id if a.citations else None,
+                               "ttft_s": a.timings["ttft_s"], "ms_per_token": a.timings["ms_per_token"],
+                               "keys_read_share": a.timings.get("keys_read_share"), "wall_s": time.perf_counter() - t,
+                               "rss_mb": rss_mb()})
+                r = trials[-1]
+                print(f"{length // K:4d}K depth {depth:.1f} {backend:9s} {'OK ' if r['found'] else 'no '} {a.raw!r:40.40s} "
+                      f"ttft {r['ttft_s']:.1f}s {r['ms_per_token'] or 0:.0f} ms/tok wall {r['wall_s']:.1f}s", flush=True)
+        write_result("long_context", {"key_recall": recall, "trials": trials})
+
+    summary = {}
+    for t in trials:
+        s = summary.setdefault(f"{t['backend']}@{t['target'] // K}K", {"n": 0, "found": 0, "ms_per_token": [], "ttft_s": []})
+        s["n"] += 1
+        s["found"] += t["found"]
+        s["ms_per_token"].append(t["ms_per_token"] or 0)
+        s["ttft_s"].append(t["ttft_s"])
+    for s in summary.values():
+        s["accuracy"] = s["found"] / s["n"]
+        s["ms_per_token"] = sorted(s["ms_per_token"])[len(s["ms_per_token"]) // 2]
+        s["ttft_s"] = sorted(s["ttft_s"])[len(s["ttft_s"]) // 2]
+    write_result("long_context", {"key_recall": recall, "summary": summary, "trials": trials})
+    heatmap(trials, RESULTS / "needle_heatmap.png")
+    for name, s in summary.items():
+        print(f"{name:16s} accuracy {s['accuracy']:.2f}  ttft {s['ttft_s']:.1f} s  {s['ms_per_token']:.0f} ms/token")
+
+
+if __name__ == "__main__":
+    main()

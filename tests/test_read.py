@@ -1,0 +1,91 @@
+"""Reading a whole document with the default reader and the long-context backends: answers with exact
+citation spans, a share of keys read below one on a document longer than the budget, the CLI, and the
+Triton kernels on real SmolLM2 queries and keys."""
+import json
+
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from longdoc.attention import kernels, sparse
+from longdoc.attention.memory import ContextMemory, use_memory
+from longdoc.config import ReaderSettings, Settings
+from longdoc.indexing.loaders import load_document
+from longdoc.reader import Reader, read
+
+pytestmark = pytest.mark.slow
+QUESTION = "How long did the tower at Carrow Point take to build?"
+
+
+@pytest.fixture(scope="module")
+def reader(tmp_path_factory):
+    return Reader("smollm2-135m-instruct", tmp_path_factory.mktemp("kv"), ReaderSettings(sparse_keys=256), "cpu")
+
+
+@pytest.fixture(scope="module")
+def long_doc(tmp_path_factory):
+    """A real document several times longer than the 256-key budget."""
+    from conftest import FIXTURES
+
+    parts = [(FIXTURES / name).read_text() for name in ("lighthouses.md", "fog_signals.txt")]
+    path = tmp_path_factory.mktemp("doc") / "coast.md"
+    path.write_text("\n\n".join(parts * 2))
+    return path
+
+
+@pytest.mark.parametrize("attention", ["retrieval", "landmark"])
+def test_read_cites_exact_spans_and_reads_a_fraction_of_the_keys(reader, long_doc, attention):
+    answer = read(long_doc, QUESTION, attention, reader=reader, max_new_tokens=16)
+    text = load_document(long_doc).text
+    assert answer.attention == attention and answer.text
+    assert answer.timings["passages"] >= 3
+    assert 0 < answer.timings["keys_read_share"] < 0.5
+    assert answer.citations
+    for c in answer.citations:
+        assert text[c.char_start:c.char_end] == c.text
+    assert abs(sum(c.attention for c in answer.citations) - 1) < 1e-6
+
+
+def test_read_refuses_an_unknown_backend(reader, long_doc):
+    with pytest.raises(Exception, match="unknown attention"):
+        read(long_doc, QUESTION, "sliding", reader=reader)
+
+
+def test_kernels_match_the_reference_on_real_queries_and_keys(reader, long_doc, monkeypatch):
+    """Queries and keys from SmolLM2 reading a real document, through both kernels (Triton interpreter)."""
+    pytest.importorskip("triton")
+    monkeypatch.setattr(kernels, "POISON_OUTPUTS", True)
+    seen = {}
+    attend = ContextMemory.attend
+
+    def spy(self, layer, q, scaling):
+        seen.setdefault(layer, (self, q.clone()))
+        return attend(self, layer, q, scaling)
+
+    monkeypatch.setattr(ContextMemory, "attend", spy)
+    read(long_doc, QUESTION, "retrieval", reader=reader, max_new_tokens=2)
+    for layer in (0, 15, 29):
+        memory, q = seen[layer]
+        for rep in ("mean", "minmax"):
+            ref = sparse.block_scores(q, memory.reps[layer], rep)
+            out = kernels.block_scores(q, memory.reps[layer], rep, "triton")
+            assert ((out - ref).norm() / ref.norm()) < 1e-5
+        blocks = sparse.select_blocks(ref, 8)
+        args = (memory.keys[layer], memory.values[layer], blocks, memory.spec.block, memory.valid, 0.125)
+        ref_out, ref_lse = sparse.sparse_attend(q, *args)
+        out, lse = kernels.sparse_attention(q, *args, impl="triton")
+        assert ((out - ref_out).norm() / ref_out.norm()) < 2e-3  # float16 keys
+        assert ((lse - ref_lse).norm() / ref_lse.norm()) < 2e-3
+
+
+def test_cli_read_json(long_doc, tmp_path, monkeypatch):
+    from longdoc.cli.app import app
+
+    monkeypatch.setenv("LONGDOC_ANSWER_SPARSE_KEYS", "256")
+    result = CliRunner().invoke(app, ["read", str(long_doc), "-q", QUESTION, "--attention", "landmark",
+                                      "--max-new-tokens", "8", "--json"])
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.output[result.output.index("{"):])
+    assert data["attention"] == "landmark" and data["citations"]
+    bad = CliRunner().invoke(app, ["read", str(long_doc), "-q", QUESTION, "--attention", "nope"])
+    assert bad.exit_code != 0 and "unknown attention" in bad.output
