@@ -95,7 +95,7 @@ def test_ask_over_many_passages_with_sparse_attention(reader_index, attention):
     with open_index(reader_index, settings=settings) as ix:
         answer = ix.ask(QUESTION, k=30, attention=attention)
         assert answer.attention == attention and answer.raw
-        assert len(answer.citations) == 30
+        assert len(answer.citations) == len(ix.search(QUESTION, k=30)) > 20  # every passage read is cited
         assert answer.timings["keys_read_share"] < 0.2
         for c in answer.citations:
             assert ix.document_text(c.doc_id)[c.char_start:c.char_end] == c.text
