@@ -1,6 +1,7 @@
 """The Reader: retrieved passages in, a cited answer out, with the full or Block-Attention backend."""
 from __future__ import annotations
 
+import contextlib
 import time
 from pathlib import Path
 from typing import Callable
@@ -67,19 +68,9 @@ class Reader:
         if attention == "full":
             cache, feed, start = None, prompt.ids(), 0
         elif attention in SPARSE_ATTENTIONS:
-            # Long context: the passages become a memory attended sparsely, at one position the model
-            # knows; the question follows the prefix after memory_gap positions.
-            prefix = self.encoder.prefix(prompt)
-            spec = self.settings.sparse_spec(attention)
-            # Passages already prepared for the memory need not even be read from the KV store.
-            ready = [self.parts.get(part_key(name, prefix.length, spec, self.memory_dtype)) is not None
-                     for name in prompt.block_keys]
-            need = [i for i, r in enumerate(ready) if not r]
-            loaded = dict(zip(need, self.encoder.blocks(prompt, need)))
-            memory = build_memory(self.model.model, [loaded.get(i) for i in range(len(ready))], prefix.length, spec,
-                                  self.memory_dtype, prompt.block_keys, self.parts)
-            cache = stitch_cache(self.model.model, [prefix], self.model.dtype)
-            feed, start = prompt.suffix, prefix.length + self.settings.memory_gap
+            memory, cache = self._memory(prompt, attention)
+            # The question follows the prefix memory_gap positions after the memory's one position.
+            feed, start = prompt.suffix, len(prompt.prefix) + self.settings.memory_gap
         else:
             # Blocks nearest the question (the best passages) are re-encoded with it when recompute_top > 0.
             n_cached = max(0, len(prompt.blocks) - recompute_top)
@@ -87,14 +78,12 @@ class Reader:
             cache = stitch_cache(self.model.model, blocks, self.model.dtype)
             start = sum(b.length for b in blocks)
             feed = [t for b in prompt.blocks[n_cached:] for t in b] + prompt.suffix
-        if memory is None:
+        with use_memory(memory) if memory is not None else contextlib.nullcontext():
             gen = generate(self.model, cache, feed, start, max_new_tokens, on_token, t0=t0)
-            mass = gen.mass
-        else:
-            with use_memory(memory):
-                gen = generate(self.model, cache, feed, start, max_new_tokens, on_token, t0=t0)
-            p = len(prompt.prefix)  # the recorded mass is over [prefix | question, answer]; the memory's between
-            mass = torch.cat([gen.mass[:p], memory.mass, gen.mass[p:]])
+        mass = gen.mass
+        if memory is not None:  # the recorded mass is over [prefix | question, answer]; the memory's between
+            p = len(prompt.prefix)
+            mass = torch.cat([mass[:p], memory.mass, mass[p:]])
         citations = cite(hits, passage_shares(mass, prompt.spans()), self.settings.cite_ratio)
         n = len(gen.tokens)
         times = {**(timings or {}), "ttft_s": gen.ttft_s, "decode_s": gen.decode_s, "new_tokens": n,
@@ -104,6 +93,18 @@ class Reader:
         if memory is not None:
             times["keys_read_share"] = memory.share_read()
         return Answer(question, with_markers(gen.text, citations), gen.text, citations, attention, False, times)
+
+    def _memory(self, prompt, attention: str):
+        """Long context: the passages as a context memory attended sparsely, and a cache of the prefix."""
+        prefix = self.encoder.prefix(prompt)
+        spec = self.settings.sparse_spec(attention)
+        # Passages already prepared for the memory need not even be read from the KV store.
+        need = [i for i, name in enumerate(prompt.block_keys)
+                if self.parts.get(part_key(name, prefix.length, spec, self.memory_dtype)) is None]
+        loaded = dict(zip(need, self.encoder.blocks(prompt, need)))
+        memory = build_memory(self.model.model, [loaded.get(i) for i in range(len(prompt.blocks))], prefix.length,
+                              spec, self.memory_dtype, prompt.block_keys, self.parts)
+        return memory, stitch_cache(self.model.model, [prefix], self.model.dtype)
 
     @staticmethod
     def abstain(question: str, attention: str, timings: dict) -> Answer:
