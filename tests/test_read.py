@@ -46,6 +46,17 @@ def test_read_cites_exact_spans_and_reads_a_fraction_of_the_keys(reader, long_do
     assert abs(sum(c.attention for c in answer.citations) - 1) < 1e-6
 
 
+def test_a_second_question_over_the_same_document_reuses_its_memory(reader, long_doc):
+    first = read(long_doc, QUESTION, "retrieval", reader=reader, max_new_tokens=8)
+    memory = reader._last_memory[1]
+    again = read(long_doc, QUESTION, "retrieval", reader=reader, max_new_tokens=8)
+    assert reader._last_memory[1] is memory  # not rebuilt
+    assert again.raw == first.raw and again.timings["blocks_computed"] == 0
+    assert [c.attention for c in again.citations] == pytest.approx([c.attention for c in first.citations])
+    other = read(long_doc, "Who kept the light?", "landmark", reader=reader, max_new_tokens=8)
+    assert reader._last_memory[1] is not memory and other.attention == "landmark"
+
+
 def test_read_refuses_an_unknown_backend(reader, long_doc):
     with pytest.raises(Exception, match="unknown attention"):
         read(long_doc, QUESTION, "sliding", reader=reader)

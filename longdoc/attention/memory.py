@@ -96,6 +96,10 @@ class ContextMemory:
             offset += p.tokens
         self.order = torch.cat(orders, dim=2)
         self.reps = [sparse.block_reps(self.keys[layer], spec.block, self.valid) for layer in range(self.keys.shape[0])]
+        self.reset()
+
+    def reset(self) -> None:
+        """Clear what one answer recorded, so the memory can serve the next question."""
         self.mass = torch.zeros(self.length, dtype=torch.float64)  # attention of answer rows per context token
         self.read = 0  # keys read, summed over rows, layers and KV heads
         self.rows = 0  # (row, layer, KV head) triples served

@@ -30,8 +30,10 @@ class Reader:
         self.store = (KVStore(kv_root, self.model.reader_id, self.settings.kv_dtype, int(self.settings.kv_max_mb * 2**20))
                       if kv_root is not None else None)
         self.encoder = BlockEncoder(self.model, self.store)
-        # Passages made ready for the long-context memory, reused while the same document is read again.
+        # Passages made ready for the long-context memory, and the last memory built from them: the
+        # same passages asked about again (a document read whole) skip building it.
         self.parts = PartCache(int(self.settings.kv_max_mb * 2**20))
+        self._last_memory: tuple[tuple, object] | None = None
 
     @property
     def memory_dtype(self) -> torch.dtype:
@@ -98,12 +100,17 @@ class Reader:
         """Long context: the passages as a context memory attended sparsely, and a cache of the prefix."""
         prefix = self.encoder.prefix(prompt)
         spec = self.settings.sparse_spec(attention)
-        # Passages already prepared for the memory need not even be read from the KV store.
-        need = [i for i, name in enumerate(prompt.block_keys)
-                if self.parts.get(part_key(name, prefix.length, spec, self.memory_dtype)) is None]
-        loaded = dict(zip(need, self.encoder.blocks(prompt, need)))
-        memory = build_memory(self.model.model, [loaded.get(i) for i in range(len(prompt.blocks))], prefix.length,
-                              spec, self.memory_dtype, prompt.block_keys, self.parts)
+        names = [part_key(name, prefix.length, spec, self.memory_dtype) for name in prompt.block_keys]
+        if self._last_memory is not None and self._last_memory[0] == (spec, *names):
+            memory = self._last_memory[1]
+            memory.reset()
+        else:
+            # Passages already prepared for the memory need not even be read from the KV store.
+            need = [i for i, name in enumerate(names) if self.parts.get(name) is None]
+            loaded = dict(zip(need, self.encoder.blocks(prompt, need)))
+            memory = build_memory(self.model.model, [loaded.get(i) for i in range(len(names))], prefix.length,
+                                  spec, self.memory_dtype, prompt.block_keys, self.parts)
+            self._last_memory = ((spec, *names), memory)
         return memory, stitch_cache(self.model.model, [prefix], self.model.dtype)
 
     @staticmethod
