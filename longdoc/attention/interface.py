@@ -6,13 +6,13 @@ query rows that produce answer tokens pay to each key position, summed over head
 with `attn_implementation="longdoc"`, so Llama/Qwen2-family modelling code runs unchanged."""
 from __future__ import annotations
 
-import contextlib
 import contextvars
 
 import torch
 import torch.nn.functional as F
 
 from .memory import active_memory
+from .scoped import scoped
 from .sparse import attend, lse_merge
 
 ATTN_IMPLEMENTATION = "longdoc"
@@ -35,14 +35,9 @@ class AttentionMass:
         self.rows += 1
 
 
-@contextlib.contextmanager
 def record_attention_mass(recorder: AttentionMass):
     """While active, every attention call adds its last query row's attention to `recorder`."""
-    token = _recorder.set(recorder)
-    try:
-        yield recorder
-    finally:
-        _recorder.reset(token)
+    return scoped(_recorder, recorder)
 
 
 def _bool_mask(attention_mask: torch.Tensor | None, q_len: int, k_len: int, device) -> torch.Tensor | None:

@@ -16,7 +16,6 @@ Because every memory key sits at one position, its rotation is one fixed linear 
 already rotated there, and a query's score against them is exactly its attention logit."""
 from __future__ import annotations
 
-import contextlib
 import contextvars
 from dataclasses import dataclass
 
@@ -26,6 +25,7 @@ from . import sparse
 from .block import KVBlock
 from .clusters import cluster_order
 from .rope import rerotate_keys, rotary_cos_sin
+from .scoped import scoped
 
 KINDS = ("landmark", "retrieval")
 _active: contextvars.ContextVar["ContextMemory | None"] = contextvars.ContextVar("longdoc_memory", default=None)
@@ -193,14 +193,9 @@ def build_memory(model, blocks: list[KVBlock | None], position: int, spec: Spars
     return ContextMemory(parts, spec)
 
 
-@contextlib.contextmanager
 def use_memory(memory: ContextMemory):
     """While active, longdoc attention also attends to `memory` (see interface.longdoc_attention)."""
-    token = _active.set(memory)
-    try:
-        yield memory
-    finally:
-        _active.reset(token)
+    return scoped(_active, memory)
 
 
 def active_memory() -> ContextMemory | None:
