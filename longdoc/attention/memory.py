@@ -104,10 +104,6 @@ class ContextMemory:
         self.read = 0  # keys read, summed over rows, layers and KV heads
         self.rows = 0  # (row, layer, KV head) triples served
 
-    @property
-    def n_blocks(self) -> int:
-        return self.reps[0].mean.shape[1]
-
     def select(self, layer: int, q: torch.Tensor) -> torch.Tensor:
         """(S, Hkv, K) block ids kept for the rows of q (S, Hq, D)."""
         from . import kernels
