@@ -91,3 +91,49 @@ def test_eval_qa_runs_backends_side_by_side(tmp_path):
     assert result["kv_fill_s"] > 0
     with pytest.raises(LongdocError, match="unknown attention backend"):
         evaluate_qa(data, tmp_path, ["sparse"], progress=False)
+
+
+def _pydocs_rows():
+    from longdoc.evaluation.qa_datasets import PYTHON_DOCS_QA
+
+    return [json.loads(line) for line in PYTHON_DOCS_QA.read_text().splitlines()]
+
+
+def test_python_docs_questions_each_hold_an_answer_in_their_quoted_source():
+    rows = _pydocs_rows()
+    assert len(rows) >= 20 and len({r["id"] for r in rows}) == len(rows)
+    for r in rows:
+        assert r["source"].endswith(".rst.txt") and r["question"].endswith("?")
+        assert any(a.lower() in r["evidence"].lower() for a in r["answers"]), r["id"]
+
+
+def test_python_docs_qa_loads_over_a_manual_and_names_a_missing_source(tmp_path):
+    from longdoc.evaluation.qa_datasets import PYTHON_DOCS_QA, load_python_docs_qa
+
+    rows = _pydocs_rows()
+    for r in rows:  # a stand-in manual holding just the quoted passages, plus an unrelated file
+        path = tmp_path / "docs" / r["source"]
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text((path.read_text() if path.exists() else "Title\n=====\n\n") + r["evidence"] + "\n\n")
+    (tmp_path / "docs" / "about.rst.txt").write_text("About these documents\n")
+    ds = load_python_docs_qa(PYTHON_DOCS_QA, tmp_path / "docs")
+    assert ds.name == "python-docs-qa" and len(ds.queries) == len(rows) and "about.rst.txt" in ds.corpus
+    for r in rows:
+        assert ds.qrels[r["id"]] == {r["source"]: 1} and ds.answers[r["id"]] == r["answers"]
+    (tmp_path / "docs" / rows[0]["source"]).unlink()
+    with pytest.raises(LongdocError, match="is not in"):
+        load_python_docs_qa(PYTHON_DOCS_QA, tmp_path / "docs")
+
+
+def test_python_docs_evidence_is_quoted_from_the_real_manual():
+    import re
+
+    from longdoc.models.cache import cache_dir
+
+    root = cache_dir("data", "python-docs")
+    if not (root / ".complete").exists():
+        pytest.skip("the Python manual is not fetched here (longdoc data pull python-docs)")
+    sources = root / "usr/share/doc/python3.11/html/_sources"
+    norm = lambda t: re.sub(r"\s+", " ", t)  # noqa: E731
+    for r in _pydocs_rows():
+        assert norm(r["evidence"]) in norm((sources / r["source"]).read_text()), r["id"]

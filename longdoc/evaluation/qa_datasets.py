@@ -181,3 +181,27 @@ def load_longbench(path: str | Path) -> RetrievalDataset:
         qrels[qid] = {corpus.add(row["context"], row.get("dataset", "")): 1}
         answers[qid] = list(row["answers"])
     return RetrievalDataset(f"longbench-{Path(path).stem}", corpus.docs, queries, qrels, answers)
+
+
+PYTHON_DOCS_QA = Path(__file__).resolve().parents[2] / "bench" / "data" / "python_docs_qa.jsonl"
+
+
+def load_python_docs_qa(path: str | Path = PYTHON_DOCS_QA, docs_root: str | Path | None = None) -> RetrievalDataset:
+    """Long-document QA over the Python 3.11 manual: questions written for longdoc (bench/data), each
+    with answers and its source file. The corpus is every reStructuredText source of the manual (one
+    document per file, doc id = its path under _sources), fetched with `corpus_path("python-docs")`."""
+    from .corpora import corpus_path
+
+    root = Path(docs_root) if docs_root is not None else corpus_path("python-docs")
+    corpus = {str(p.relative_to(root)): {"title": p.name.removesuffix(".rst.txt"), "text": p.read_text(errors="replace")}
+              for p in sorted(root.rglob("*.rst.txt"))}
+    queries, qrels, answers = {}, {}, {}
+    for n, line in enumerate(Path(path).read_text().splitlines(), 1):
+        row = json.loads(line)
+        _need(row, ("id", "question", "answers", "source"), f"{path}: line {n}")
+        if row["source"] not in corpus:
+            raise LongdocError(f"{path}: line {n}: source {row['source']!r} is not in {root}")
+        queries[row["id"]] = row["question"]
+        qrels[row["id"]] = {row["source"]: 1}
+        answers[row["id"]] = list(row["answers"])
+    return RetrievalDataset("python-docs-qa", corpus, queries, qrels, answers)

@@ -21,6 +21,7 @@ from .metrics import answer_in_context, aspect_success, mrr_at_k, ndcg_at_k, rec
 DATASETS = {"quoref": "Quoref (bigbench sdist): 2,942 passages, 6,500 questions",
             "drop": "DROP (bigbench sdist): discrete reasoning over paragraphs, 6,500 questions",
             "minute-mysteries": "minute_mysteries_qa (bigbench sdist): 274 mystery stories, long-form answers",
+            "python-docs-qa": "24 questions over the whole Python 3.11 manual (497 files, Debian python3.11-doc)",
             "quoref-multiaspect": "pairs of Quoref questions about different passages (MRAG-style)",
             "quoref:PATH": "a Quoref task.json-shaped file, e.g. a subset",
             "beir:PATH": "a BEIR folder (corpus.jsonl, queries.jsonl, qrels/test.tsv)",
@@ -42,6 +43,8 @@ def load_dataset(name: str, limit: int | None = None, seed: int = 0) -> Retrieva
     if name in bigbench:
         task, parse = bigbench[name]
         return parse(json.loads(bigbench_task(task).read_text())["examples"], name).limited(limit)
+    if name == "python-docs-qa":
+        return qa.load_python_docs_qa().limited(limit)
     if name == "quoref-multiaspect":
         return multi_aspect(load_quoref(), limit or 500, seed=seed)
     kind, _, path = name.partition(":")
