@@ -188,20 +188,23 @@ PYTHON_DOCS_QA = Path(__file__).resolve().parents[2] / "bench" / "data" / "pytho
 
 def load_python_docs_qa(path: str | Path = PYTHON_DOCS_QA, docs_root: str | Path | None = None) -> RetrievalDataset:
     """Long-document QA over the Python 3.11 manual: questions written for longdoc (bench/data), each
-    with answers and its source file. The corpus is every reStructuredText source of the manual (one
-    document per file, doc id = its path under _sources), fetched with `corpus_path("python-docs")`."""
+    with answers and its source file. The corpus is every reStructuredText source of the manual, one
+    document per file, fetched with `corpus_path("python-docs")`. A doc id is the file's path under
+    _sources with dots for slashes ("library.functools"), so corpus files stay in one folder."""
     from .corpora import corpus_path
 
     root = Path(docs_root) if docs_root is not None else corpus_path("python-docs")
-    corpus = {str(p.relative_to(root)): {"title": p.name.removesuffix(".rst.txt"), "text": p.read_text(errors="replace")}
+    doc_id = lambda source: source.removesuffix(".rst.txt").replace("/", ".")  # noqa: E731
+    corpus = {doc_id(str(p.relative_to(root))): {"title": p.name.removesuffix(".rst.txt"),
+                                                 "text": p.read_text(errors="replace")}
               for p in sorted(root.rglob("*.rst.txt"))}
     queries, qrels, answers = {}, {}, {}
     for n, line in enumerate(Path(path).read_text().splitlines(), 1):
         row = json.loads(line)
         _need(row, ("id", "question", "answers", "source"), f"{path}: line {n}")
-        if row["source"] not in corpus:
+        if doc_id(row["source"]) not in corpus:
             raise LongdocError(f"{path}: line {n}: source {row['source']!r} is not in {root}")
         queries[row["id"]] = row["question"]
-        qrels[row["id"]] = {row["source"]: 1}
+        qrels[row["id"]] = {doc_id(row["source"]): 1}
         answers[row["id"]] = list(row["answers"])
     return RetrievalDataset("python-docs-qa", corpus, queries, qrels, answers)
