@@ -102,6 +102,10 @@ class ReaderSettings:
         if self.kernels not in ("auto", "triton", "torch"):
             raise LongdocError(f"unknown kernels {self.kernels!r}; choose auto, triton or torch")
 
+    @property
+    def kv_max_bytes(self) -> int:
+        return int(self.kv_max_mb * 2**20)
+
     def sparse_spec(self, attention: str):
         """The sparse attention parameters of a long-context backend (landmark | retrieval)."""
         from .attention.memory import SparseSpec
@@ -125,6 +129,10 @@ class Settings:
     commit_chunks: int = 1024
     # Vectors are flushed to the FAISS files after this many committed documents.
     flush_every_docs: int = 200
+
+    @property
+    def max_file_bytes(self) -> int:
+        return int(self.max_file_mb * 2**20)
 
     def replace(self, **changes) -> "Settings":
         """Copy with flat keys changed: `batch_size=8`, `chunk_tokens=64`, `search_rrf_k=30`."""

@@ -164,7 +164,7 @@ class Index:
         from .storage.kvstore import KVStore
 
         a = self.settings.answer
-        return KVStore(self.path / "kv", None, a.kv_dtype, int(a.kv_max_mb * 2**20))
+        return KVStore(self.path / "kv", None, a.kv_dtype, a.kv_max_bytes)
 
     # --- writing ----------------------------------------------------------------------------------
     def add(self, paths: list[str | Path], prune: bool = False, progress: bool = False, settings: Settings | None = None):

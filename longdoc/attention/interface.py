@@ -48,6 +48,11 @@ def _bool_mask(attention_mask: torch.Tensor | None, q_len: int, k_len: int, devi
         return attention_mask if attention_mask.dtype == torch.bool else attention_mask > torch.finfo(attention_mask.dtype).min / 2
     if q_len == 1 or q_len == k_len:
         return None
+    return _bottom_right_causal(q_len, k_len, device)
+
+
+def _bottom_right_causal(q_len: int, k_len: int, device) -> torch.Tensor:
+    """(1, 1, Q, K) bool: query row i, the last Q of K positions, sees keys up to its own."""
     rows = torch.arange(q_len, device=device)[:, None] + (k_len - q_len)
     return (torch.arange(k_len, device=device)[None, :] <= rows)[None, None]
 
@@ -69,8 +74,7 @@ def memory_attention(memory, layer: int, query, key, value, mask, scaling: float
     q = query[0].transpose(0, 1)  # (Q, Hq, D)
     q_len, k_len = q.shape[0], key.shape[2]
     if mask is None:
-        rows = torch.arange(q_len, device=q.device)[:, None] + (k_len - q_len)
-        mask = (torch.arange(k_len, device=q.device)[None, :] <= rows)[None, None]
+        mask = _bottom_right_causal(q_len, k_len, q.device)
     local_mask = mask[0, 0].expand(q_len, k_len)[:, None, :].expand(-1, key.shape[1], -1)
     local = attend(q, key[0], value[0], scaling, local_mask)
     out, lse, blocks = memory.attend(layer, q, scaling)

@@ -67,7 +67,8 @@ def prepare_part(model, block: KVBlock, position: int, spec: SparseSpec, dtype: 
         window = -(-t // spec.block) * spec.block
         # Keys share a large common component, which would dominate their directions; a query's logits
         # shift by a constant under it, so cluster on what sets keys apart: keys minus the passage mean.
-        centred = keys.float() - keys.float().mean(dim=2, keepdim=True)
+        flat = keys.float()
+        centred = flat - flat.mean(dim=2, keepdim=True)
         order = cluster_order(centred.reshape(layers * hkv, t, d), spec.block, window).view(layers, hkv, t)
         keys = keys.gather(2, order[..., None].expand(-1, -1, -1, d))
         values = values.gather(2, order[..., None].expand(-1, -1, -1, d))
@@ -125,7 +126,7 @@ class ContextMemory:
     def record(self, layer: int, q: torch.Tensor, blocks: torch.Tensor, lse: torch.Tensor, scaling: float) -> None:
         """Add one row's attention (q (Hq, D), its kept blocks (Hkv, K), total lse (Hq,)) to `mass`."""
         hkv, k = blocks.shape
-        idx = (blocks[..., None] * self.spec.block + torch.arange(self.spec.block, device=q.device)).flatten(-2)
+        idx = sparse.block_key_ids(blocks, self.spec.block)
         keys = self.keys[layer][torch.arange(hkv, device=q.device)[:, None], idx].float()  # (Hkv, K*B, D)
         s = torch.einsum("hgd,htd->hgt", q.float().view(hkv, -1, q.shape[-1]), keys) * scaling
         p = torch.exp(s - lse.view(hkv, -1, 1).float()).sum(1)  # (Hkv, K*B), summed over the group

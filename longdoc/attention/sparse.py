@@ -23,25 +23,19 @@ class BlockReps:
 
 
 def block_reps(keys: torch.Tensor, block: int, valid: torch.Tensor | None = None) -> BlockReps:
-    """Representatives of each block of `block` keys; a short last block uses the keys it has. With
-    valid (T,) bool (T a multiple of block), padding keys are left out of every representative."""
-    if valid is not None:
-        h, t, d = keys.shape
-        k = keys.float().view(h, t // block, block, d)
-        ok = valid.view(1, t // block, block, 1)
-        mean = (k * ok).sum(2) / ok.sum(2).clamp(min=1)
-        kmin = k.masked_fill(~ok, float("inf")).amin(2)
-        kmax = k.masked_fill(~ok, float("-inf")).amax(2)
-        return BlockReps(block, mean, kmin, kmax)
+    """Representatives of each block of `block` keys, over the keys where valid (T,) is True (padding
+    is left out); without `valid`, every key counts and a short last block uses the keys it has."""
     h, t, d = keys.shape
-    nb = -(-t // block)
-    pad = nb * block - t
-    k = keys.float()
-    zeros = torch.cat([k, k.new_zeros(h, pad, d)], 1).view(h, nb, block, d)  # for the sums
-    edge = torch.cat([k, k[:, -1:].expand(h, pad, d)], 1).view(h, nb, block, d)  # min/max unchanged
-    counts = torch.full((nb, 1), float(block), device=keys.device)
-    counts[-1] = block - pad
-    return BlockReps(block, zeros.sum(2) / counts, edge.amin(2), edge.amax(2))
+    pad = -t % block
+    if valid is None:
+        valid = torch.ones(t, dtype=torch.bool, device=keys.device)
+    valid = torch.cat([valid, valid.new_zeros(pad)])
+    k = torch.nn.functional.pad(keys.float(), (0, 0, 0, pad)).view(h, -1, block, d)
+    ok = valid.view(1, -1, block, 1)
+    mean = (k * ok).sum(2) / ok.sum(2).clamp(min=1)
+    kmin = k.masked_fill(~ok, float("inf")).amin(2)
+    kmax = k.masked_fill(~ok, float("-inf")).amax(2)
+    return BlockReps(block, mean, kmin, kmax)
 
 
 def _check_kind(kind: str) -> None:
@@ -66,6 +60,11 @@ def block_scores(q: torch.Tensor, reps: BlockReps, kind: str = "mean") -> torch.
 def select_blocks(scores: torch.Tensor, top_k: int) -> torch.Tensor:
     """(S, Hkv, K) block ids: the top_k scoring blocks per row and KV head (all if fewer), best first."""
     return scores.topk(min(top_k, scores.shape[-1]), dim=-1).indices
+
+
+def block_key_ids(blocks: torch.Tensor, block: int) -> torch.Tensor:
+    """(..., K) block ids -> (..., K * block) ids of the stored keys those blocks hold."""
+    return (blocks[..., None] * block + torch.arange(block, device=blocks.device)).flatten(-2)
 
 
 def block_key_mask(blocks: torch.Tensor, block: int, length: int) -> torch.Tensor:
@@ -99,7 +98,7 @@ def sparse_attend(q: torch.Tensor, keys: torch.Tensor, values: torch.Tensor, blo
     keys/values hold whole blocks (Hkv, nb * block, D); stored keys where valid (T,) is False are padding."""
     s_rows, hq, d = q.shape
     hkv, t, _ = keys.shape
-    idx = (blocks[..., None] * block + torch.arange(block, device=blocks.device)).flatten(-2)  # (S, Hkv, K*B)
+    idx = block_key_ids(blocks, block)  # (S, Hkv, K*B)
     heads = torch.arange(hkv, device=q.device)[None, :, None]
     k, v = keys[heads, idx].float(), values[heads, idx].float()  # (S, Hkv, K*B, D)
     qg = q.float().view(s_rows, hkv, hq // hkv, d)

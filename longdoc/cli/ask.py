@@ -34,10 +34,14 @@ def ask(
 
     settings = load_settings(config, reader=reader)
     with open_index(index_dir, settings=settings) as ix:
-        stream = None if json_out else (lambda piece: (sys.stdout.write(piece), sys.stdout.flush()))
         answer = ix.ask(question, k=k, attention=attention, recompute_top=recompute_top, mode=mode,
-                        max_new_tokens=max_new_tokens, on_token=stream)
+                        max_new_tokens=max_new_tokens, on_token=_stream(json_out))
     show_answer(answer, question, json_out)
+
+
+def _stream(json_out: bool):
+    """The answer's text is printed as it comes, unless the whole Answer is wanted as JSON."""
+    return None if json_out else (lambda piece: (sys.stdout.write(piece), sys.stdout.flush()))
 
 
 def show_answer(answer, question: str, json_out: bool) -> None:
@@ -83,6 +87,6 @@ def read(
     from ..reader.read import read as read_document
 
     settings = load_settings(config, reader=reader)
-    stream = None if json_out else (lambda piece: (sys.stdout.write(piece), sys.stdout.flush()))
-    answer = read_document(path, question, attention, settings, max_new_tokens=max_new_tokens, on_token=stream)
+    answer = read_document(path, question, attention, settings, max_new_tokens=max_new_tokens,
+                           on_token=_stream(json_out))
     show_answer(answer, question, json_out)

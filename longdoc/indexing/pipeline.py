@@ -125,7 +125,7 @@ def _run(catalog, settings, embedder, roots, prune, console, show_progress, star
     report.run_id = catalog.start_run(roots)
     files, problems = discover(roots)
     known = catalog.known_documents()
-    max_bytes = int(settings.max_file_mb * 2**20)
+    max_bytes = settings.max_file_bytes
 
     def skip(path: str, reason: str):
         report.skipped += 1

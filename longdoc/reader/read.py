@@ -36,7 +36,7 @@ def read(path: str | Path, question: str, attention: str = "retrieval", settings
     attention = check_attention(attention)
     if reader is None:
         reader = Reader(settings.reader, cache_dir("kv"), settings.answer, settings.device)
-    hits = document_passages(reader, path, int(settings.max_file_mb * 2**20))
+    hits = document_passages(reader, path, settings.max_file_bytes)
     if not hits:
         raise LongdocError(f"{path}: no text to read")
     return reader.answer(question, hits, attention, max_new_tokens=max_new_tokens, on_token=on_token,

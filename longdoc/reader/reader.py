@@ -27,12 +27,12 @@ class Reader:
                  device: str = "auto"):
         self.settings = settings or ReaderSettings()
         self.model = ReaderModel(name, device)
-        self.store = (KVStore(kv_root, self.model.reader_id, self.settings.kv_dtype, int(self.settings.kv_max_mb * 2**20))
+        self.store = (KVStore(kv_root, self.model.reader_id, self.settings.kv_dtype, self.settings.kv_max_bytes)
                       if kv_root is not None else None)
         self.encoder = BlockEncoder(self.model, self.store)
         # Passages made ready for the long-context memory, and the last memory built from them: the
         # same passages asked about again (a document read whole) skip building it.
-        self.parts = PartCache(int(self.settings.kv_max_mb * 2**20))
+        self.parts = PartCache(self.settings.kv_max_bytes)
         self._last_memory: tuple[tuple, object] | None = None
 
     @property
