@@ -25,7 +25,7 @@ from common import write_result  # noqa: E402
 
 from longdoc import index_paths, open_index  # noqa: E402
 from longdoc.evaluation.datasets import RetrievalDataset, load_quoref  # noqa: E402
-from longdoc.evaluation.retrieval_eval import write_corpus  # noqa: E402
+from longdoc.evaluation.registry import write_corpus  # noqa: E402
 from longdoc.models.cache import cache_dir  # noqa: E402
 
 INDEXED, PER_CLASS, K = 300, 400, 5

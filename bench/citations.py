@@ -1,6 +1,6 @@
 """Which passages to mark [n] in an answer: sweep the share-of-top ratio over a QA evaluation's answers.
 
-Reads the per-question citations (attention shares, in citation order) of `longdoc eval qa` results, so
+Reads the per-question citations (attention shares, in citation order) of the JSON results of the former `longdoc eval qa` (bench/results/eval-qa-*.json), so
 the reader is not run again. A passage is marked when its share of the answer's attention is at least
 `ratio` x the top passage's share. Precision: marked passages from the gold passage; recall: questions
 where a gold passage was retrieved and is marked.

@@ -2,7 +2,7 @@
 questions the evaluation reports (the first 2000). Grid over per-mode weights and rrf_k; the score
 is MRR@10 at document level, from one retrieval pass per question.
 
-    python bench/fusion_weights.py    # needs the index from `longdoc eval retrieval --dataset quoref`
+    python bench/fusion_weights.py    # needs the index from `longdoc eval run --dataset quoref`
 """
 from __future__ import annotations
 

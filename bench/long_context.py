@@ -45,14 +45,6 @@ def rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def prefix_passages(passages: list[str], counts: list[int], tokens: int) -> list[str]:
-    total, n = 0, 0
-    while total < tokens and n < len(passages):
-        total += counts[n]
-        n += 1
-    return passages[:n]
-
-
 class Capture(ContextMemory):
     """A memory that also keeps the query rows each layer sends it."""
 
@@ -166,7 +158,7 @@ def main():
     reader.fill_kv(needle.passage_hits(hay.passages))
     print(f"haystack: {len(hay.passages)} passages, {hay.tokens} tokens, KV ready in {time.perf_counter() - t0:.0f} s",
           flush=True)
-    passages = {n: prefix_passages(hay.passages, counts, n) for n in set(LENGTHS + RECALL_LENGTHS)}
+    passages = {n: needle.haystack_prefix(hay, counts, n).passages for n in set(LENGTHS + RECALL_LENGTHS)}
 
     recall = key_recall_table(reader, passages)
     write_result("long_context", {"key_recall": recall, "trials": []})

@@ -7,7 +7,7 @@ Rerankers:
   - reader query likelihood: mean log P(question tokens | passage) under SmolLM2-135M-Instruct.
 Reports recall@1/5 and MRR@10 against hybrid's own order, on the first N questions.
 
-    python bench/rerank.py [--limit 60 --candidates 10]   # needs the index `longdoc eval retrieval --dataset quoref` built
+    python bench/rerank.py [--limit 60 --candidates 10]   # needs the index `longdoc eval run --dataset quoref` built
 """
 from __future__ import annotations
 
@@ -67,7 +67,7 @@ def main():
     from common import write_result
     from longdoc import open_index
     from longdoc.evaluation.metrics import mrr_at_k, recall_at_k
-    from longdoc.evaluation.retrieval_eval import load_dataset
+    from longdoc.evaluation.registry import load_dataset
     from longdoc.models import load_reader
     from longdoc.models.cache import cache_dir
 

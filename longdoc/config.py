@@ -172,21 +172,23 @@ def settings_requested(config_file=None, **overrides) -> bool:
     return config_file is not None or env or any(v is not None for v in overrides.values())
 
 
-def load_settings(config_file: str | Path | None = None, **overrides) -> Settings:
-    """Settings from a TOML file (flat keys or a [chunk] table), LONGDOC_* env vars, then overrides."""
+def load_settings(config_file: str | Path | None = None, table: dict | None = None, **overrides) -> Settings:
+    """Settings from a TOML file (flat keys or a [chunk] table) or a table already read (an eval
+    config's [settings]), then LONGDOC_* env vars, then overrides."""
     known = _flat_fields()
     values: dict[str, object] = {}
+    data = dict(table or {})
     if config_file is not None:
         path = Path(config_file)
         try:
             data = tomllib.loads(path.read_text())
         except (OSError, tomllib.TOMLDecodeError) as e:
             raise LongdocError(f"{path}: cannot read settings: {e}") from None
-        for key, val in data.items():
-            if key in _SECTIONS and isinstance(val, dict):
-                values.update({f"{key}_{k}": v for k, v in val.items()})
-            else:
-                values[key] = val
+    for key, val in data.items():
+        if key in _SECTIONS and isinstance(val, dict):
+            values.update({f"{key}_{k}": v for k, v in val.items()})
+        else:
+            values[key] = val
     for name in known:
         env = os.environ.get(f"LONGDOC_{name.upper()}")
         if env is not None:

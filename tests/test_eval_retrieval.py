@@ -1,14 +1,9 @@
-import json
-import os
-import subprocess
-import sys
-
 import pytest
 from conftest import FIXTURES
 
 from longdoc.errors import LongdocError
 from longdoc.evaluation.datasets import load_beir, load_quoref, multi_aspect
-from longdoc.evaluation.retrieval_eval import evaluate_retrieval, load_dataset
+from longdoc.evaluation.registry import load_dataset
 
 
 def test_quoref_subset_loads_passages_questions_and_answers():
@@ -46,38 +41,6 @@ def test_multi_aspect_queries_need_different_documents():
         assert len(rel) == 2
         assert data.queries[qid].count("?") == 2
     assert multi_aspect(base, 10, aspects=2, seed=3).queries == data.queries  # seeded
-
-
-@pytest.mark.slow
-def test_evaluate_retrieval_on_the_quoref_subset(tmp_path, embedder):
-    data = load_quoref(FIXTURES / "quoref_subset.json")
-    result = evaluate_retrieval(data, tmp_path, ["dense", "multihead", "bm25", "hybrid"], [1, 5], progress=False,
-                                embedder=embedder)
-    assert result["documents"] == 12 and result["queries"] == 27
-    for mode, m in result["modes"].items():
-        assert 0 <= m["recall@1"] <= m["recall@5"] <= 1
-        assert m["recall@1"] <= m["mrr@10"] <= 1
-        assert m["answer_in_context@5"] >= 0
-    # 12 passages: every mode should find most questions' passage in its top 5.
-    assert result["modes"]["hybrid"]["recall@5"] >= 0.8
-    # The second run reuses the index: nothing is embedded again.
-    again = evaluate_retrieval(data, tmp_path, ["bm25"], [1], progress=False, embedder=embedder)
-    assert again["chunks_embedded_now"] == 0 and again["modes"]["bm25"]["recall@1"] == result["modes"]["bm25"]["recall@1"]
-
-
-@pytest.mark.slow
-def test_eval_retrieval_cli_writes_a_json_record(tmp_path):
-    out = tmp_path / "result.json"
-    proc = subprocess.run([sys.executable, "-m", "longdoc", "eval", "retrieval", "--dataset",
-                           f"beir:{FIXTURES / 'beir_mini'}", "--modes", "dense,bm25,hybrid", "-k", "1,3",
-                           "--workdir", str(tmp_path / "work"), "--out", str(out)],
-                          capture_output=True, text=True, env=dict(os.environ, HF_HUB_OFFLINE="1"), timeout=300)
-    assert proc.returncode == 0, proc.stderr
-    record = json.loads(out.read_text())
-    assert record["git_commit"] and record["versions"]["torch"] and record["command"].startswith("longdoc eval retrieval")
-    assert set(record["modes"]) == {"dense", "bm25", "hybrid"}
-    assert record["modes"]["hybrid"]["recall@3"] == pytest.approx(1.0)
-    assert "recall@1" in proc.stdout
 
 
 def test_datasets_share_an_index_only_when_they_share_a_corpus():

@@ -6,7 +6,7 @@ import pytest
 
 from longdoc.errors import LongdocError
 from longdoc.evaluation import qa_datasets as qa
-from longdoc.evaluation.retrieval_eval import load_dataset
+from longdoc.evaluation.registry import load_dataset
 
 QA = Path(__file__).parent / "fixtures" / "qa"
 
@@ -73,24 +73,6 @@ def test_registry_names_and_clear_errors(tmp_path):
         qa.load_squad(tmp_path / "s.json")
     with pytest.raises(LongdocError, match="unknown dataset"):
         load_dataset("trivia")
-
-
-@pytest.mark.slow
-def test_eval_qa_runs_backends_side_by_side(tmp_path):
-    from longdoc.evaluation.qa_eval import evaluate_qa
-
-    data = load_dataset(str(Path(__file__).parent / "fixtures" / "quoref_subset.json").join(["quoref:", ""]), limit=4)
-    result = evaluate_qa(data, tmp_path, ["full", "block", "block-r1"], k=3, progress=False, max_new_tokens=8)
-    assert set(result["backends"]) == {"full", "block", "block-r1"} and result["questions"] == 4
-    for summary in result["backends"].values():
-        assert 0 <= summary["em"] <= summary["f1"] + 1e-9 <= 1 + 1e-9
-        assert summary["citation_precision"] is not None and 0 <= summary["top_citation_gold"] <= 1
-        assert summary["ttft_ms_mean"] > 0 and summary["peak_rss_mb"] >= summary["rss_at_start_mb"] > 0
-    row = next(iter(result["per_question"].values()))
-    assert row["gold"] and len(row["retrieved"]) == 3 and len(row["block"]["citations"]) == 3
-    assert result["kv_fill_s"] > 0
-    with pytest.raises(LongdocError, match="unknown attention backend"):
-        evaluate_qa(data, tmp_path, ["sparse"], progress=False)
 
 
 def _pydocs_rows():

@@ -49,6 +49,16 @@ def build_haystack(tokenizer, sentences: list[str], tokens: int, passage_tokens:
     return Haystack(passages, total)
 
 
+def haystack_prefix(haystack: Haystack, counts: list[int], tokens: int) -> Haystack:
+    """The first passages of `haystack` that reach `tokens` (counts: each passage's reader tokens), so
+    every length is a prefix of the longest and shares its stored passage KV."""
+    total, n = 0, 0
+    while total < tokens and n < len(haystack.passages):
+        total += counts[n]
+        n += 1
+    return Haystack(haystack.passages[:n], total)
+
+
 def insert_needle(haystack: Haystack, depth: float, key: str) -> tuple[list[str], int]:
     """(passages with the needle inserted, index of the passage holding it). depth 0 puts it at the start
     of the haystack, 1 at the end; it goes in at the sentence end nearest that point."""
