@@ -54,11 +54,14 @@ def _rows(path):
         rows = db.execute("SELECT dataset, task, mode, attention, k, qid, metrics, detail FROM results").fetchall()
     import json
 
-    out = {}
+    out, shares = {}, {}
     for *key, metrics, detail in rows:
         m = {k: v for k, v in json.loads(metrics).items() if k not in TIMINGS}
-        out[tuple(key)] = (m, json.loads(detail))
-    return out, len(rows)
+        detail = json.loads(detail)
+        # Attention shares are floats from float16 KV computed in other batches: equal to ~1e-4.
+        shares[tuple(key)] = [c.pop("attention") for c in detail.get("citations", [])]
+        out[tuple(key)] = (m, detail)
+    return out, shares, len(rows)
 
 
 @pytest.mark.slow
@@ -89,16 +92,18 @@ def test_a_killed_run_resumes_to_the_same_results_without_duplicates(tmp_path):
             break
         time.sleep(0.05)
     proc.wait(timeout=60)
-    _, partial = _rows(killed)
+    *_, partial = _rows(killed)
     assert 0 < partial < total, "the run was not stopped midway"
 
     resumed = subprocess.run(cmd + ["--out", str(killed)], capture_output=True, text=True, env=env, timeout=600)
     assert resumed.returncode == 0, resumed.stderr
     assert f"{total - partial} results scored now, {partial} already there" in resumed.stdout
-    expected, n_ref = _rows(tmp_path / "ref.db")
-    got, n_got = _rows(killed)
+    expected, expected_shares, n_ref = _rows(tmp_path / "ref.db")
+    got, got_shares, n_got = _rows(killed)
     assert n_ref == n_got == len(got) == total  # no duplicates
-    assert got == expected  # the same scores and answers as the run that was never stopped
+    assert got == expected  # the same scores, answers and citations as the run that was never stopped
+    for key, shares in expected_shares.items():
+        assert got_shares[key] == pytest.approx(shares, abs=2e-3)
     with ResultsDB(killed) as db:
         runs = db.runs()
         assert len(runs) == 2 and runs[0]["finished"] is None and runs[1]["finished"]

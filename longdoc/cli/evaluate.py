@@ -59,7 +59,8 @@ def run(
                               "qa.attention": _list(attention), "qa.k": _list(qa_k, int), "qa.modes": _list(qa_modes)})
     counts = run_eval(cfg, out, ["longdoc", *sys.argv[1:]], progress=not quiet)
     console.print(f"{out}: {counts['scored']} results scored now, {counts['skipped']} already there "
-                  f"(run {counts['run_id']}); `longdoc eval report {out}` writes the report", highlight=False)
+                  f"(run {counts['run_id']}); `longdoc eval report {out}` writes the report", highlight=False,
+                  soft_wrap=True)
 
 
 @eval_app.command("report")
@@ -74,7 +75,7 @@ def report(
 
     written = write_report(results, out, resamples)
     for path in written.values():
-        console.print(f"wrote {path}", highlight=False)
+        console.print(f"wrote {path}", highlight=False, soft_wrap=True)
 
 
 @eval_app.command("datasets")
