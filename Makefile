@@ -5,7 +5,11 @@ LONGDOC := $(VENV)/bin/longdoc
 STAMP := $(VENV)/.installed
 DEMO_INDEX ?= demo-index
 
-.PHONY: setup demo test test-fast bench clean
+BENCH_VENV ?= .venv-bench
+BPY := $(BENCH_VENV)/bin/python
+BSTAMP := $(BENCH_VENV)/.installed
+
+.PHONY: setup demo test test-fast bench bench-quick bench-setup clean
 
 $(STAMP): pyproject.toml
 	python3 -m venv $(VENV)
@@ -35,9 +39,39 @@ test: setup
 test-fast: setup
 	$(PY) -m pytest -q -m "not slow"
 
-bench: setup
-	$(PY) bench/indexing.py
-	$(PY) bench/reader.py
+# The benchmark environment: longdoc plus the peers it is compared with (never project dependencies).
+$(BSTAMP): pyproject.toml bench/requirements-peers.txt
+	python3 -m venv $(BENCH_VENV)
+	$(BPY) -m pip install -q --upgrade pip
+	$(BPY) -m pip install -q torch==2.13.0
+	$(BPY) -m pip install -q -e '.[cpu]' -r bench/requirements-peers.txt
+	touch $(BSTAMP)
+
+bench-setup: $(BSTAMP)
+
+# The CPU suite, then bench/results/SUMMARY.md. Hours on 2 cores (full Quoref index, 128K contexts).
+bench: bench-setup
+	$(BPY) bench/peers.py
+	$(BENCH_VENV)/bin/longdoc eval run bench/eval.toml --out bench/results/eval.db
+	$(BENCH_VENV)/bin/longdoc eval report bench/results/eval.db --out bench/results/eval
+	$(BPY) bench/indexing.py
+	$(BPY) bench/search.py
+	$(BPY) bench/reader.py
+	$(BPY) bench/long_context.py
+	$(BPY) bench/decode_speed.py
+	$(BPY) bench/summary.py
+
+# The same suite on small slices, in under 20 minutes on 2 cores once the models and data are cached.
+bench-quick: bench-setup
+	$(BPY) bench/peers.py --quick
+	rm -f bench/results/eval-quick.db*
+	$(BENCH_VENV)/bin/longdoc eval run bench/eval-quick.toml --out bench/results/eval-quick.db
+	$(BENCH_VENV)/bin/longdoc eval report bench/results/eval-quick.db --out bench/results/eval-quick
+	$(BPY) bench/indexing.py --quick
+	$(BPY) bench/search.py --quick
+	$(BPY) bench/reader.py --quick
+	$(BPY) bench/long_context.py --quick
+	$(BPY) bench/summary.py --quick
 
 clean:
-	rm -rf $(VENV) $(DEMO_INDEX) .pytest_cache
+	rm -rf $(VENV) $(BENCH_VENV) $(DEMO_INDEX) .pytest_cache

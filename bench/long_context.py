@@ -11,7 +11,6 @@ The haystack's passage KV is computed once into the KV store; each trial recompu
 holding the needle. python bench/long_context.py [--quick]"""
 from __future__ import annotations
 
-import json
 import random
 import resource
 import sys
@@ -37,6 +36,7 @@ QUICK = "--quick" in sys.argv
 LENGTHS = [4 * K, 8 * K, 16 * K] if QUICK else [4 * K, 8 * K, 16 * K, 32 * K, 64 * K, 128 * K]
 DEPTHS = [0.0, 0.5, 1.0] if QUICK else [i / 10 for i in range(11)]
 RECALL_LENGTHS = [8 * K] if QUICK else [8 * K, 32 * K, 128 * K]
+NAME = "long_context-quick" if QUICK else "long_context"
 BUDGETS = [256, 512, 1024, 2048, 4096]
 FULL_UP_TO = 8 * K
 
@@ -117,34 +117,12 @@ def key_recall_table(reader: Reader, passages: list[str]) -> list[dict]:
 
 
 def heatmap(trials: list[dict], path: Path) -> None:
-    import matplotlib
+    from longdoc.evaluation.plots import needle_heatmap
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    backends = ["full", "landmark", "retrieval"]
-    fig, axes = plt.subplots(1, 3, figsize=(15, 4.8), sharey=True)
-    for ax, backend in zip(axes, backends):
-        grid = torch.full((len(DEPTHS), len(LENGTHS)), float("nan"))
-        for t in trials:
-            if t["backend"] == backend:
-                grid[DEPTHS.index(t["depth"]), LENGTHS.index(t["target"])] = float(t["found"])
-        ax.imshow(grid.numpy(), cmap="RdYlGn", vmin=0, vmax=1, aspect="auto", origin="upper")
-        for i in range(len(DEPTHS)):
-            for j in range(len(LENGTHS)):
-                v = grid[i, j].item()
-                ax.text(j, i, "-" if v != v else ("✓" if v else "✗"), ha="center", va="center", fontsize=9)
-        acc = [grid[:, j][~grid[:, j].isnan()].mean().item() if (~grid[:, j].isnan()).any() else float("nan")
-               for j in range(len(LENGTHS))]
-        ax.set_xticks(range(len(LENGTHS)),
-                      [f"{n // K}K\n{a:.0%}" if a == a else f"{n // K}K\nn/a" for n, a in zip(LENGTHS, acc)])
-        ax.set_title(f"{backend}")
-        ax.set_xlabel("context length (accuracy)")
-    axes[0].set_yticks(range(len(DEPTHS)), [f"{d:.0%}" for d in DEPTHS])
-    axes[0].set_ylabel("needle depth")
-    fig.suptitle("Passkey in the Paul Graham essays, SmolLM2-135M-Instruct (8K window), 2-core CPU")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    panels: dict[str, dict] = {}
+    for t in trials:
+        panels.setdefault(t["backend"], {})[(t["depth"], t["target"])] = float(t["found"])
+    needle_heatmap(panels, path, "Passkey in the Paul Graham essays, SmolLM2-135M-Instruct (8K window), 2-core CPU")
 
 
 def main():
@@ -161,7 +139,7 @@ def main():
     passages = {n: needle.haystack_prefix(hay, counts, n).passages for n in set(LENGTHS + RECALL_LENGTHS)}
 
     recall = key_recall_table(reader, passages)
-    write_result("long_context", {"key_recall": recall, "trials": []})
+    write_result(NAME, {"key_recall": recall, "trials": []})
 
     rng = random.Random(0)
     trials = []
@@ -184,7 +162,7 @@ def main():
                 r = trials[-1]
                 print(f"{length // K:4d}K depth {depth:.1f} {backend:9s} {'OK ' if r['found'] else 'no '} {a.raw!r:40.40s} "
                       f"ttft {r['ttft_s']:.1f}s {r['ms_per_token'] or 0:.0f} ms/tok wall {r['wall_s']:.1f}s", flush=True)
-        write_result("long_context", {"key_recall": recall, "trials": trials})
+        write_result(NAME, {"key_recall": recall, "trials": trials})
 
     summary = {}
     for t in trials:
@@ -197,8 +175,8 @@ def main():
         s["accuracy"] = s["found"] / s["n"]
         s["ms_per_token"] = sorted(s["ms_per_token"])[len(s["ms_per_token"]) // 2]
         s["ttft_s"] = sorted(s["ttft_s"])[len(s["ttft_s"]) // 2]
-    write_result("long_context", {"key_recall": recall, "summary": summary, "trials": trials})
-    heatmap(trials, RESULTS / "needle_heatmap.png")
+    write_result(NAME, {"key_recall": recall, "summary": summary, "trials": trials})
+    heatmap(trials, RESULTS / ("needle_heatmap-quick.png" if QUICK else "needle_heatmap.png"))
     for name, s in summary.items():
         print(f"{name:16s} accuracy {s['accuracy']:.2f}  ttft {s['ttft_s']:.1f} s  {s['ms_per_token']:.0f} ms/token")
 

@@ -82,6 +82,8 @@ def report(
 @friendly_errors
 def datasets():
     """The datasets the runner knows, whether each is here offline, and how to fetch the rest."""
+    from rich.markup import escape
+
     from ..evaluation.registry import dataset_table
 
     table = Table(title="Evaluation datasets")
@@ -89,5 +91,6 @@ def datasets():
         table.add_column(column)
     for row in dataset_table():
         style = {"here": "green", "not fetched": "yellow"}.get(row["offline"], "")
-        table.add_row(row["name"], row["about"], f"[{style}]{row['offline']}[/]" if style else row["offline"], row["fetch"])
+        table.add_row(escape(row["name"]), escape(row["about"]),
+                      f"[{style}]{row['offline']}[/]" if style else row["offline"], escape(row["fetch"]))
     console.print(table)

