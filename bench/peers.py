@@ -209,7 +209,7 @@ def main():
         lines.append("| " + " | ".join(cells) + " |")
     lines += [""] + [f"- {s} could not run here: {why}" for s, why in failures.items()]
     (RESULTS / f"{name}.md").write_text("\n".join(lines) + "\n")
-    Console().print(table)
+    Console(width=180).print(table)
     print(f"wrote {path} and {RESULTS / (name + '.md')}")
 
 

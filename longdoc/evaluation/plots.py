@@ -47,18 +47,14 @@ def metric_bars(groups: dict[str, dict[str, tuple[float, float, float]]], path: 
     plt = _pyplot()
     metrics = list(dict.fromkeys(m for g in groups.values() for m in g))
     width = 0.8 / max(1, len(metrics))
-    fig, ax = plt.subplots(figsize=(max(6.0, 1.1 * len(groups) * max(1, len(metrics)) + 2), 4.4))
+    fig, ax = plt.subplots(figsize=(min(13.0, max(6.0, 0.55 * len(groups) * max(1, len(metrics)) + 2.5)), 4.4))
     x = np.arange(len(groups))
     for i, metric in enumerate(metrics):
         vals = [groups[g].get(metric, (math.nan, math.nan, math.nan)) for g in groups]
         mean = np.array([v[0] for v in vals])
         err = np.array([[v[0] - v[1] for v in vals], [v[2] - v[0] for v in vals]])
-        bars = ax.bar(x + (i - (len(metrics) - 1) / 2) * width, mean, width, yerr=err, capsize=3, label=metric)
-        for bar, m in zip(bars, mean):
-            if m == m:
-                ax.annotate(f"{m:.2f}", (bar.get_x() + bar.get_width() / 2, 0), xytext=(0, 2),
-                            textcoords="offset points", ha="center", va="bottom", fontsize=7, color="white"
-                            if m > 0.12 else "black")
+        ax.bar(x + (i - (len(metrics) - 1) / 2) * width, mean, width, yerr=err, capsize=3, label=metric,
+               error_kw={"elinewidth": 1, "ecolor": "#333"})
     ax.set_xticks(x, list(groups), rotation=20 if len(groups) > 4 else 0, ha="right" if len(groups) > 4 else "center",
                   fontsize=8)
     ax.set_ylim(0, 1.05)
@@ -109,31 +105,33 @@ def _tokens(n: int) -> str:
 
 
 def latency_histograms(panels: dict[str, dict[str, list[float]]], path: Path) -> Path:
-    """panels: title (with unit) -> series label -> values; one histogram panel each, log-spaced bins."""
+    """panels: title (with unit) -> series label -> values. Small multiples: one column per panel, one
+    histogram row per series on a shared log axis, so overlapping series stay readable."""
     plt = _pyplot()
-    fig, axes = plt.subplots(1, len(panels), figsize=(5.2 * len(panels) + 1.5, 3.8), squeeze=False)
-    for ax, (title, series) in zip(axes[0], panels.items()):
-        values = [v for vs in series.values() for v in vs if v and v > 0]
-        if not values:
-            ax.set_visible(False)
-            continue
-        bins = np.geomspace(min(values), max(values) * 1.0001, 25) if max(values) > min(values) else 10
-        for label, vs in series.items():
-            vs = [v for v in vs if v and v > 0]
-            if vs:
-                ax.hist(vs, bins=bins, alpha=0.55, label=f"{label} (p50 {np.median(vs):.0f})")
-        if max(values) > min(values):
-            from matplotlib.ticker import MaxNLocator, NullFormatter, ScalarFormatter
+    from matplotlib.ticker import MaxNLocator, NullFormatter, ScalarFormatter
 
-            ax.set_xscale("log")
-            ax.xaxis.set_major_formatter(ScalarFormatter())
-            ax.xaxis.set_minor_formatter(NullFormatter())
-            ax.yaxis.set_major_locator(MaxNLocator(integer=True))
-        ax.set_title(title, fontsize=10)
-        ax.set_ylabel("questions")
-        ax.legend(fontsize=7)
-        ax.grid(alpha=0.3)
-    fig.tight_layout()
+    panels = {t: {k: [v for v in vs if v and v > 0] for k, vs in series.items()} for t, series in panels.items()}
+    panels = {t: {k: vs for k, vs in series.items() if vs} for t, series in panels.items()}
+    panels = {t: series for t, series in panels.items() if series}
+    rows = max(len(series) for series in panels.values())
+    fig = plt.figure(figsize=(4.6 * len(panels), 0.95 * rows + 1.0), layout="constrained")
+    for sub, (title, series) in zip(np.atleast_1d(fig.subfigures(1, len(panels))), panels.items()):
+        values = [v for vs in series.values() for v in vs]
+        spread = max(values) > min(values) * 1.001
+        bins = np.geomspace(min(values), max(values) * 1.001, 30) if spread else 5
+        axes = np.atleast_1d(sub.subplots(len(series), 1, sharex=True))
+        for ax, (label, vs), colour in zip(axes, series.items(), plt.rcParams["axes.prop_cycle"].by_key()["color"] * 4):
+            ax.hist(vs, bins=bins, color=colour, alpha=0.8)
+            ax.text(0.99, 0.85, f"{label}: p50 {np.median(vs):,.0f}, p95 {np.quantile(vs, 0.95):,.0f}",
+                    transform=ax.transAxes, ha="right", va="top", fontsize=7)
+            ax.yaxis.set_major_locator(MaxNLocator(2, integer=True))
+            ax.tick_params(labelsize=7)
+            if spread:
+                ax.set_xscale("log")
+                ax.xaxis.set_major_formatter(ScalarFormatter())
+                ax.xaxis.set_minor_formatter(NullFormatter())
+        sub.suptitle(title, fontsize=9)
+        axes[-1].set_xlabel("log scale; count of questions per bin", fontsize=7)
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path
