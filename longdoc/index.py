@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import threading
 import time
 from pathlib import Path
 from typing import Callable
@@ -20,6 +21,7 @@ class Index:
         self._embedder = None
         self._vectors: VectorStore | None = None
         self._reader = None
+        self._lock = threading.RLock()  # the service shares one Index between request threads
         if embedder is not None and embedder.lower() != self.manifest["embedder"].lower():
             raise IndexMismatchError(f"index {self.path} was built with embedder {self.manifest['embedder']!r}, "
                                      f"not {embedder!r}; its vectors cannot be searched with another embedder")
@@ -74,27 +76,30 @@ class Index:
     # --- search --------------------------------------------------------------------------------
     @property
     def embedder(self):
-        if self._embedder is None:
-            from .indexing.embedder import MultiHeadEmbedder
+        with self._lock:
+            if self._embedder is None:
+                from .indexing.embedder import MultiHeadEmbedder
 
-            manifest = self.manifest
-            embedder = MultiHeadEmbedder(manifest["embedder"])
-            if embedder.fingerprint != manifest["fingerprint"]:
-                raise IndexMismatchError(f"index {self.path} was built with embedder weights {manifest['fingerprint']}, "
-                                         f"but {manifest['embedder']!r} here computes {embedder.fingerprint}")
-            self._embedder = embedder
-        return self._embedder
+                manifest = self.manifest
+                embedder = MultiHeadEmbedder(manifest["embedder"])
+                if embedder.fingerprint != manifest["fingerprint"]:
+                    raise IndexMismatchError(f"index {self.path} was built with embedder weights "
+                                             f"{manifest['fingerprint']}, but {manifest['embedder']!r} here "
+                                             f"computes {embedder.fingerprint}")
+                self._embedder = embedder
+            return self._embedder
 
     @property
     def vectors(self) -> VectorStore:
         """The FAISS indexes, brought up to the catalog's committed state in memory (no writes)."""
-        m = self.manifest
-        if self._vectors is None:
-            search = self.settings.search
-            self._vectors = VectorStore(self.path, m["dim"], m["heads"], m["head_dim"],
-                                        search.ivf_threshold, search.ivf_nprobe).load()
-        self._vectors.sync(self.catalog)
-        return self._vectors
+        with self._lock:
+            m = self.manifest
+            if self._vectors is None:
+                search = self.settings.search
+                self._vectors = VectorStore(self.path, m["dim"], m["heads"], m["head_dim"],
+                                            search.ivf_threshold, search.ivf_nprobe).load()
+            self._vectors.sync(self.catalog)
+            return self._vectors
 
     def search(self, query: str, k: int = 10, mode: str | None = None, filters: Filters | dict | None = None,
                per: str = "chunk", context: int = 0, rerank: str | None = None) -> list[Hit]:
@@ -109,11 +114,13 @@ class Index:
     @property
     def reader(self):
         """The reader LLM (loaded on first use), with this index's KV store under <index>/kv."""
-        if self._reader is None:
-            from .reader import Reader
+        with self._lock:
+            if self._reader is None:
+                from .reader import Reader
 
-            self._reader = Reader(self.settings.reader, self.path / "kv", self.settings.answer, self.settings.device)
-        return self._reader
+                self._reader = Reader(self.settings.reader, self.path / "kv", self.settings.answer,
+                                      self.settings.device)
+            return self._reader
 
     def ask(self, question: str, k: int | None = None, attention: str | None = None, recompute_top: int | None = None,
             mode: str | None = None, filters: Filters | dict | None = None, max_new_tokens: int | None = None,

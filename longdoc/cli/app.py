@@ -14,6 +14,7 @@ from .ask import ask, read
 from .evaluate import eval_app
 from .kv import kv_app
 from .search import search
+from .serve import serve
 
 app = typer.Typer(help="Index long documents, search them and ask questions with citations.",
                   no_args_is_help=True, pretty_exceptions_enable=False)
@@ -25,6 +26,7 @@ app.add_typer(kv_app, name="kv")
 app.command()(search)
 app.command()(ask)
 app.command()(read)
+app.command()(serve)
 
 
 @app.command()

@@ -7,6 +7,7 @@ over tokens they give H vectors of d dims per text (DESIGN §3).
 from __future__ import annotations
 
 import hashlib
+import threading
 from typing import Callable
 
 import numpy as np
@@ -49,6 +50,7 @@ class MultiHeadEmbedder:
         self.tokenizer = self.model.tokenizer
         self.max_tokens = int(self.model.max_seq_length)
         self._captured: list[torch.Tensor] = []
+        self._lock = threading.Lock()
         _find_attn_out(backbone).register_forward_pre_hook(lambda _m, args: self._captured.append(args[0]))
         self.fingerprint = self._fingerprint()
 
@@ -59,6 +61,12 @@ class MultiHeadEmbedder:
 
     @torch.inference_mode()
     def _encode_batch(self, texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
+        # One batch at a time: the hook's capture is shared state. Locking per batch, not per encode,
+        # lets a served query slip in between an indexing job's batches.
+        with self._lock:
+            return self._encode_batch_locked(texts)
+
+    def _encode_batch_locked(self, texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
         features = self.model.preprocess(texts)
         features = {k: (v.to(self.model.device) if torch.is_tensor(v) else v) for k, v in features.items()}
         self._captured.clear()

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import sqlite3
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
@@ -35,7 +36,8 @@ class Catalog:
                 raise IndexNotFoundError(f"no longdoc index at {index_dir} (missing {CATALOG_FILE}); "
                                          f"create one with: longdoc index PATH --index {index_dir}")
             index_dir.mkdir(parents=True, exist_ok=True)
-        db = sqlite_utils.Database(path)
+        # The service reads one catalog from its request threads; SQLite serialises the calls itself.
+        db = sqlite_utils.Database(sqlite3.connect(str(path), check_same_thread=False))
         db.conn.execute("PRAGMA busy_timeout = 10000")  # readers wait out a writer's commit
         if create or db.journal_mode != "wal":
             db.enable_wal()

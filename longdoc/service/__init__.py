@@ -1,0 +1,1 @@
+"""The HTTP service: `longdoc serve` (FastAPI; install the `serve` extra)."""

@@ -1,0 +1,353 @@
+"""The HTTP service over one index (FastAPI, OpenAPI at /openapi.json and /docs).
+
+- GET /healthz (alive), GET /readyz (models loaded and index open), both without a token;
+- POST /v1/search, POST /v1/ask (`"stream": true` answers as server-sent events);
+- GET /v1/status, GET /v1/documents, POST /v1/documents (uploaded content, or a path inside the
+  configured roots), DELETE /v1/documents/{id}, GET /v1/jobs/{id}.
+
+Every /v1 route needs `Authorization: Bearer <token>`. Bodies are capped, requests are timed out, and
+every error is JSON ({"error": {"code", "message"}}) with no stack trace. Models load once, in the
+background at start-up, and are shared by every request; concurrent queries share one embedder pass
+(batching.py); writes go to one writer thread (jobs.py) while searches go on."""
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import hmac
+import json
+import logging
+import os
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal, Optional
+
+from fastapi import Depends, FastAPI, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, StreamingResponse
+from pydantic import BaseModel, Field
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from ..config import ATTENTIONS, Settings
+from ..errors import LongdocError
+from ..indexing.loaders import format_of
+from ..retrieval import MODES
+from .batching import BatchingEncoder
+from .jobs import Writer
+
+log = logging.getLogger("longdoc.service")
+
+
+@dataclass(frozen=True)
+class ServiceConfig:
+    index: Path
+    token: str | None  # None only for --insecure-local on 127.0.0.1
+    settings: Settings = field(default_factory=Settings)
+    roots: tuple[Path, ...] = ()  # server folders documents may be added from by path
+    max_request_bytes: int = 16 * 2**20
+    timeout_s: float = 120.0
+    max_k: int = 100
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, code: str, message: str, headers: dict | None = None):
+        super().__init__(message)
+        self.status, self.code, self.message, self.headers = status, code, message, headers
+
+
+def _error(status: int, code: str, message: str, headers: dict | None = None) -> JSONResponse:
+    return JSONResponse({"error": {"code": code, "message": message}}, status_code=status, headers=headers)
+
+
+class SearchRequest(BaseModel):
+    query: str = Field(min_length=1, max_length=2000)
+    k: int = Field(10, ge=1)
+    mode: Optional[Literal[tuple(MODES)]] = None  # type: ignore[valid-type]
+    per: Literal["chunk", "document"] = "chunk"
+    context: int = Field(0, ge=0, le=5)
+    filters: Optional[dict] = None
+
+
+class AskRequest(BaseModel):
+    question: str = Field(min_length=1, max_length=2000)
+    k: Optional[int] = Field(None, ge=1)
+    attention: Optional[Literal[tuple(ATTENTIONS)]] = None  # type: ignore[valid-type]
+    mode: Optional[Literal[tuple(MODES)]] = None  # type: ignore[valid-type]
+    max_new_tokens: Optional[int] = Field(None, ge=1, le=512)
+    stream: bool = False
+
+
+class AddDocument(BaseModel):
+    filename: Optional[str] = Field(None, max_length=200)
+    content_base64: Optional[str] = None
+    text: Optional[str] = None
+    path: Optional[str] = None  # a file inside the configured roots
+
+
+class BodyLimit:
+    """Refuse bodies over the cap: by Content-Length at once, else by reading (a chunked body) up to
+    the cap before the app sees any of it."""
+
+    def __init__(self, app, limit: int):
+        self.app, self.limit = app, limit
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        too_large = _error(413, "too_large", f"request body over {self.limit} bytes")
+        declared = dict(scope["headers"]).get(b"content-length")
+        if declared is not None:
+            if declared.isdigit() and int(declared) > self.limit:
+                return await too_large(scope, receive, send)
+            return await self.app(scope, receive, send)  # the server holds it to the declared length
+        body, more = [], True
+        while more:
+            message = await receive()
+            if message["type"] != "http.request":
+                return
+            body.append(message.get("body", b""))
+            more = message.get("more_body", False)
+            if sum(map(len, body)) > self.limit:
+                return await too_large(scope, receive, send)
+        replay = [{"type": "http.request", "body": b"".join(body), "more_body": False}]
+
+        async def buffered():
+            return replay.pop() if replay else await receive()
+
+        await self.app(scope, buffered, send)
+
+
+class Service:
+    """What the routes share: the index, the batched encoder, the reader lock and the writer."""
+
+    def __init__(self, config: ServiceConfig):
+        from ..index import open_index
+
+        self.config = config
+        self.index = open_index(config.index, settings=config.settings)
+        self.reader_lock = threading.Lock()
+        self.writer = Writer()
+        self.ready = threading.Event()
+        self.load_error: str | None = None
+        self.encoder: BatchingEncoder | None = None
+        threading.Thread(target=self._load, name="longdoc-load", daemon=True).start()
+
+    def _load(self) -> None:
+        try:
+            self.encoder = BatchingEncoder(self.index.embedder)
+            self.index._embedder = self.encoder  # search encodes through the batcher
+            self.index.vectors  # noqa: B018 - FAISS loaded and in sync before the first query
+            self.index.reader  # noqa: B018
+            self.ready.set()
+        except Exception as e:  # noqa: BLE001 - readyz reports it
+            self.load_error = str(e)
+            log.error("loading models failed: %s", e)
+
+    def search(self, query: str, **kwargs):
+        self.encoder.encode([query])  # batched with concurrent queries, outside the index lock
+        with self.index._lock:
+            return self.index.search(query, **kwargs)
+
+    def require_ready(self) -> None:
+        if not self.ready.is_set():
+            raise ApiError(503, "not_ready", self.load_error or "models are still loading; retry shortly")
+
+
+def create_app(config: ServiceConfig) -> FastAPI:
+    service = Service(config)
+    uploads = config.index.resolve() / "uploads"  # the server's copies of uploaded documents
+    app = FastAPI(title="longdoc", version="0.1.0",
+                  description="Search and question answering over long documents, with citations.")
+    app.state.service = service
+
+    @app.exception_handler(ApiError)
+    async def api_error(request, e: ApiError):
+        return _error(e.status, e.code, e.message, e.headers)
+
+    @app.exception_handler(LongdocError)
+    async def longdoc_error(request, e: LongdocError):
+        return _error(400, "bad_request", str(e))
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(request, e: RequestValidationError):
+        problems = ["request body is not valid JSON" if err["type"] == "json_invalid" else
+                    f"{'.'.join(str(p) for p in err['loc'][1:]) or 'body'}: {err['msg']}" for err in e.errors()]
+        return _error(422, "invalid_request", "; ".join(problems)[:1000])
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request, e: StarletteHTTPException):
+        return _error(e.status_code, "http_error", str(e.detail))
+
+    @app.exception_handler(Exception)
+    async def internal(request, e: Exception):
+        log.exception("internal error on %s", request.url.path)
+        return _error(500, "internal", "internal error; see the server log")
+
+    def authorized(request: Request) -> None:
+        if config.token is None:
+            return
+        scheme, _, value = request.headers.get("authorization", "").partition(" ")
+        if scheme.lower() != "bearer" or not hmac.compare_digest(value.strip().encode(), config.token.encode()):
+            raise ApiError(401, "unauthorized", "missing or wrong bearer token", {"WWW-Authenticate": "Bearer"})
+
+    async def timed(fn, *args, **kwargs):
+        try:
+            return await asyncio.wait_for(run_in_threadpool(fn, *args, **kwargs), config.timeout_s)
+        except asyncio.TimeoutError:
+            raise ApiError(504, "timeout", f"request took over {config.timeout_s:g} s") from None
+
+    def check_k(k: int | None) -> None:
+        if k is not None and k > config.max_k:
+            raise ApiError(422, "invalid_request", f"k: at most {config.max_k}")
+
+    @app.get("/healthz")
+    def healthz():
+        return {"status": "ok"}
+
+    @app.get("/readyz")
+    def readyz():
+        if not service.ready.is_set():
+            return _error(503, "not_ready", service.load_error or "loading models")
+        return {"status": "ready", "index": str(config.index)}
+
+    @app.get("/v1/status", dependencies=[Depends(authorized)])
+    def status():
+        enc = service.encoder
+        return {**service.index.status(), "ready": service.ready.is_set(), "jobs_pending": service.writer.pending(),
+                "query_batches": {"batches": enc.batches, "queries": enc.queries} if enc else None}
+
+    @app.post("/v1/search", dependencies=[Depends(authorized)])
+    async def search(body: SearchRequest):
+        service.require_ready()
+        check_k(body.k)
+        hits = await timed(service.search, body.query, k=body.k, mode=body.mode, per=body.per,
+                           context=body.context, filters=body.filters)
+        return {"query": body.query, "hits": [h.as_dict() for h in hits]}
+
+    def answer(body: AskRequest, on_token=None):
+        hits = service.search(body.question, k=body.k or config.settings.answer.k, mode=body.mode)
+        with service.reader_lock:  # one generation at a time on the one reader
+            return service.index.answer_hits(body.question, hits, body.attention, None, body.max_new_tokens, on_token)
+
+    @app.post("/v1/ask", dependencies=[Depends(authorized)])
+    async def ask(body: AskRequest):
+        service.require_ready()
+        check_k(body.k)
+        if not body.stream:
+            return (await timed(answer, body)).as_dict()
+        loop = asyncio.get_running_loop()
+        events: asyncio.Queue = asyncio.Queue()
+
+        def produce():
+            try:
+                result = answer(body, lambda piece: loop.call_soon_threadsafe(events.put_nowait, ("token", {"text": piece})))
+                loop.call_soon_threadsafe(events.put_nowait, ("answer", result.as_dict()))
+            except LongdocError as e:
+                loop.call_soon_threadsafe(events.put_nowait, ("error", {"code": "bad_request", "message": str(e)}))
+            except Exception:  # noqa: BLE001 - the stream ends with an error event, never a trace
+                log.exception("streaming ask failed")
+                loop.call_soon_threadsafe(events.put_nowait, ("error", {"code": "internal", "message": "internal error"}))
+
+        async def stream():
+            worker = loop.run_in_executor(None, produce)
+            deadline = loop.time() + config.timeout_s
+            while True:
+                try:
+                    kind, data = await asyncio.wait_for(events.get(), max(0.0, deadline - loop.time()))
+                except asyncio.TimeoutError:
+                    yield _sse("error", {"code": "timeout", "message": f"over {config.timeout_s:g} s"})
+                    return
+                yield _sse(kind, data)
+                if kind != "token":
+                    await worker
+                    return
+
+        return StreamingResponse(stream(), media_type="text/event-stream", headers={"Cache-Control": "no-store"})
+
+    @app.get("/v1/documents", dependencies=[Depends(authorized)])
+    def documents():
+        return {"documents": service.index.documents()}
+
+    @app.post("/v1/documents", status_code=202, dependencies=[Depends(authorized)])
+    def add_document(body: AddDocument):
+        service.require_ready()
+        source = _document_source(body, config)
+        if isinstance(source, Path):
+            target, content = source, None
+        else:
+            name, content = source
+            target = uploads / name
+        raw = service.encoder._embedder if service.encoder else None
+
+        def work():
+            from ..indexing.pipeline import index_paths
+
+            if content is not None:
+                target.parent.mkdir(parents=True, exist_ok=True)
+                tmp = target.with_name(f".{target.name}.part")
+                tmp.write_bytes(content)
+                os.replace(tmp, target)
+            report = index_paths(config.index, [target], None, progress=False, embedder=raw)
+            return {"added": report.added, "updated": report.updated, "chunks_embedded": report.chunks_embedded,
+                    "skipped": [list(s) for s in report.skipped_files]}
+
+        return {"job": service.writer.submit("add", str(target), work).as_dict()}
+
+    @app.delete("/v1/documents/{doc_id}", status_code=202, dependencies=[Depends(authorized)])
+    def remove_document(doc_id: int):
+        path = next((d["path"] for d in service.index.documents() if d["id"] == doc_id), None)
+        if path is None:
+            raise ApiError(404, "not_found", f"no document {doc_id} in the index")
+        def work():
+            removed = service.index.remove([path])
+            if Path(path).parent == uploads:  # the server's own copy goes too
+                Path(path).unlink(missing_ok=True)
+            return {"removed": removed}
+
+        job = service.writer.submit("remove", path, work)
+        return {"job": job.as_dict()}
+
+    @app.get("/v1/jobs/{job_id}", dependencies=[Depends(authorized)])
+    def job(job_id: int):
+        if job_id not in service.writer.jobs:
+            raise ApiError(404, "not_found", f"no job {job_id}")
+        return service.writer.jobs[job_id].as_dict()
+
+    return BodyLimit(app, config.max_request_bytes)
+
+
+def _sse(event: str, data: dict) -> str:
+    return f"event: {event}\ndata: {json.dumps(data, default=str)}\n\n"
+
+
+def _document_source(body: AddDocument, config: ServiceConfig):
+    """(file name, bytes) for uploaded content, or a Path inside the roots; anything else is refused."""
+    given = [x for x in (body.content_base64, body.text, body.path) if x is not None]
+    if len(given) != 1:
+        raise ApiError(422, "invalid_request", "give exactly one of content_base64, text or path")
+    if body.path is not None:
+        if not config.roots:
+            raise ApiError(403, "forbidden", "adding by server path is off: the server has no --root folders")
+        path = Path(body.path).expanduser().resolve()
+        if not any(path.is_relative_to(root.resolve()) for root in config.roots):
+            raise ApiError(403, "forbidden", f"{body.path}: outside the configured roots")
+        if not path.is_file():
+            raise ApiError(404, "not_found", f"{body.path}: no such file under the roots")
+        return path
+    name = body.filename or ""
+    if not name or name != Path(name).name or name.startswith(".") or "\\" in name or "\x00" in name:
+        raise ApiError(422, "invalid_request", f"filename {name!r}: a plain file name is needed (no folders)")
+    if not format_of(Path(name)):
+        raise ApiError(415, "unsupported", f"{name}: not a supported format (.txt, .md, .rst, .html, .pdf)")
+    if body.text is not None:
+        content = body.text.encode("utf-8")
+    else:
+        try:
+            content = base64.b64decode(body.content_base64, validate=True)
+        except (binascii.Error, ValueError):
+            raise ApiError(422, "invalid_request", "content_base64 is not valid base64") from None
+    if len(content) > config.settings.max_file_bytes:
+        raise ApiError(413, "too_large", f"{name}: over {config.settings.max_file_bytes} bytes")
+    return name, content

@@ -1,0 +1,202 @@
+"""The HTTP service, as a real `longdoc serve` process on a free loopback port, over a real index."""
+import base64
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import threading
+import time
+
+import httpx
+import pytest
+from conftest import FIXTURES
+
+TOKEN = "test-token-0123456789abcdef"
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _cli(*args, env=None, timeout=120):
+    return subprocess.run([sys.executable, "-m", "longdoc", *map(str, args)], capture_output=True, text=True,
+                          env={**os.environ, "HF_HUB_OFFLINE": "1", **(env or {})}, timeout=timeout)
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("service")
+    corpus, roots = tmp / "corpus", tmp / "roots"
+    corpus.mkdir()
+    roots.mkdir()
+    for name in ("fog_signals.txt", "lighthouses.md", "tides.rst"):
+        shutil.copy(FIXTURES / name, corpus / name)
+    shutil.copy(FIXTURES / "phare_latin1.txt", roots / "phare_latin1.txt")
+    assert _cli("index", corpus, "--index", tmp / "index").returncode == 0
+    port = _free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "longdoc", "serve", "--index", str(tmp / "index"), "--port", str(port),
+                             "--root", str(roots), "--max-request-mb", "1", "--timeout", "60"],
+                            env={**os.environ, "HF_HUB_OFFLINE": "1", "LONGDOC_API_TOKEN": TOKEN},
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.time() + 180
+    while time.time() < deadline:
+        try:
+            if httpx.get(f"{base}/readyz").status_code == 200:
+                break
+        except httpx.TransportError:
+            pass
+        assert proc.poll() is None, proc.stdout.read()
+        time.sleep(0.3)
+    else:
+        proc.kill()
+        pytest.fail("the server did not become ready")
+    yield {"base": base, "roots": roots, "index": tmp / "index"}
+    proc.terminate()
+    proc.wait(timeout=30)
+
+
+def _wait_job(base, job_id, timeout=120):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        job = httpx.get(f"{base}/v1/jobs/{job_id}", headers=AUTH).json()
+        if job["state"] in ("done", "failed"):
+            return job
+        time.sleep(0.1)
+    raise AssertionError(f"job {job_id} did not finish")
+
+
+def test_the_server_refuses_to_start_without_a_token(tmp_path):
+    proc = _cli("serve", "--index", tmp_path, env={"LONGDOC_API_TOKEN": ""})
+    assert proc.returncode == 1 and "refusing to serve without a token" in proc.stderr
+    proc = _cli("serve", "--index", tmp_path, "--insecure-local", "--host", "0.0.0.0", env={"LONGDOC_API_TOKEN": ""})
+    assert proc.returncode == 1 and "only on 127.0.0.1" in proc.stderr
+    proc = _cli("serve", "--index", tmp_path, env={"LONGDOC_API_TOKEN": "short"})
+    assert proc.returncode == 1 and "too short" in proc.stderr
+
+
+@pytest.mark.slow
+def test_auth_is_refused_and_accepted(server):
+    base = server["base"]
+    assert httpx.get(f"{base}/healthz").json() == {"status": "ok"}
+    for headers in ({}, {"Authorization": "Bearer wrong-token-000000000"}, {"Authorization": TOKEN}):
+        r = httpx.post(f"{base}/v1/search", json={"query": "fog"}, headers=headers)
+        assert r.status_code == 401 and r.json()["error"]["code"] == "unauthorized"
+        assert r.headers["www-authenticate"] == "Bearer"
+    r = httpx.post(f"{base}/v1/search", json={"query": "how are tide tables read?", "k": 2}, headers=AUTH)
+    assert r.status_code == 200
+    hits = r.json()["hits"]
+    assert len(hits) == 2 and hits[0]["path"].endswith("tides.rst") and hits[0]["char_end"] > hits[0]["char_start"]
+    assert "/v1/ask" in httpx.get(f"{base}/openapi.json").json()["paths"]
+
+
+@pytest.mark.slow
+def test_oversized_and_malformed_requests_get_json_errors(server):
+    base = server["base"]
+    big = b'{"query": "' + b"a" * (2 * 2**20) + b'"}'
+    r = httpx.post(f"{base}/v1/search", content=big, headers={**AUTH, "Content-Type": "application/json"})
+    assert r.status_code == 413 and r.json()["error"]["code"] == "too_large"
+
+    def chunks():  # no Content-Length: the cap is enforced while reading
+        yield b'{"query": "'
+        for _ in range(40):
+            yield b"a" * 65536
+        yield b'"}'
+    r = httpx.post(f"{base}/v1/search", content=chunks(), headers={**AUTH, "Content-Type": "application/json"})
+    assert r.status_code == 413
+    cases = [("/v1/search", b'{"query": ', "not valid JSON"), ("/v1/search", b"{}", "query: Field required"),
+             ("/v1/search", b'{"query": "x", "mode": "magic"}', "mode"), ("/v1/search", b'{"query": "x", "k": 1000}', "at most 100"),
+             ("/v1/ask", b'{"question": ""}', "question"),
+             ("/v1/documents", b'{"filename": "../../etc/x.txt", "text": "hi"}', "plain file name"),
+             ("/v1/documents", b'{"filename": "a.txt", "content_base64": "%%%"}', "not valid base64"),
+             ("/v1/documents", b'{"filename": "a.txt", "text": "x", "path": "/etc/hosts"}', "exactly one")]
+    for route, body, message in cases:
+        r = httpx.post(f"{base}{route}", content=body, headers={**AUTH, "Content-Type": "application/json"})
+        assert r.status_code == 422, (route, body, r.text)
+        assert message in r.json()["error"]["message"] and "Traceback" not in r.text
+    r = httpx.post(f"{base}/v1/documents", json={"filename": "x.exe", "text": "hi"}, headers=AUTH)
+    assert r.status_code == 415
+    r = httpx.post(f"{base}/v1/documents", json={"path": "/etc/hosts"}, headers=AUTH)
+    assert r.status_code == 403 and "outside the configured roots" in r.json()["error"]["message"]
+    r = httpx.post(f"{base}/v1/documents", json={"path": str(server["roots"] / ".." / "index" / "catalog.sqlite")},
+                   headers=AUTH)
+    assert r.status_code == 403  # ../ out of a root is resolved first
+    assert httpx.delete(f"{base}/v1/documents/9999", headers=AUTH).status_code == 404
+    assert httpx.get(f"{base}/v1/nothing", headers=AUTH).json()["error"]["code"] == "http_error"
+
+
+@pytest.mark.slow
+def test_ask_streams_tokens_then_the_answer_with_citations(server):
+    body = {"question": "How are tide tables read?", "stream": True, "max_new_tokens": 12}
+    events = []
+    with httpx.stream("POST", f"{server['base']}/v1/ask", json=body, headers=AUTH, timeout=120) as r:
+        assert r.status_code == 200 and r.headers["content-type"].startswith("text/event-stream")
+        event = None
+        for line in r.iter_lines():
+            if line.startswith("event: "):
+                event = line[7:]
+            elif line.startswith("data: "):
+                events.append((event, json.loads(line[6:])))
+    kinds = [k for k, _ in events]
+    assert kinds[-1] == "answer" and kinds.count("token") >= 1 and set(kinds[:-1]) == {"token"}
+    answer = events[-1][1]
+    streamed = "".join(d["text"] for k, d in events if k == "token")
+    assert answer["raw"] and answer["raw"].strip() in streamed.strip()
+    assert answer["citations"] and answer["citations"][0]["path"].endswith("tides.rst")
+    plain = httpx.post(f"{server['base']}/v1/ask", json={**body, "stream": False}, headers=AUTH, timeout=120).json()
+    assert plain["raw"] == answer["raw"]  # greedy: the same answer either way
+
+
+@pytest.mark.slow
+def test_searches_keep_being_served_while_documents_are_added_and_removed(server):
+    base = server["base"]
+    text = (FIXTURES / "keepers.html").read_bytes()
+    big = b"".join(text.replace(b"Keepers", f"Keepers {i}".encode()) for i in range(30))  # a few seconds of indexing
+    r = httpx.post(f"{base}/v1/documents", json={"filename": "keepers.html",
+                                                 "content_base64": base64.b64encode(big).decode()}, headers=AUTH)
+    assert r.status_code == 202
+    job_id = r.json()["job"]["id"]
+    finished = threading.Event()
+    results, errors = [], []
+
+    def client():
+        with httpx.Client(base_url=base, headers=AUTH, timeout=60) as c:
+            q = 0
+            while not finished.is_set() or q < 3:
+                resp = c.post("/v1/search", json={"query": f"fog signal number {q}", "k": 3})
+                (results if resp.status_code == 200 else errors).append((time.time(), resp.status_code))
+                q += 1
+
+    threads = [threading.Thread(target=client) for _ in range(4)]
+    for t in threads:
+        t.start()
+    job = _wait_job(base, job_id)
+    finished.set()
+    for t in threads:
+        t.join()
+    assert errors == [] and job["state"] == "done" and job["result"]["added"] == 1, (errors, job)
+    during = [t for t, _ in results if job["submitted"] < t < job["finished"]]
+    assert len(during) >= 4, "no search was served while the document was being indexed"
+    hits = httpx.post(f"{base}/v1/search", json={"query": "keepers cottages, supplies by boat once a fortnight", "k": 1},
+                      headers=AUTH).json()["hits"]
+    assert hits[0]["path"].endswith("uploads/keepers.html")
+    status = httpx.get(f"{base}/v1/status", headers=AUTH).json()
+    assert status["documents"] == 4 and status["query_batches"]["queries"] >= status["query_batches"]["batches"] > 0
+
+    # A file inside the roots may be added by path; then both new documents are removed.
+    job = _wait_job(base, httpx.post(f"{base}/v1/documents", json={"path": str(server["roots"] / "phare_latin1.txt")},
+                                     headers=AUTH).json()["job"]["id"])
+    assert job["state"] == "done" and job["result"]["added"] == 1
+    docs = httpx.get(f"{base}/v1/documents", headers=AUTH).json()["documents"]
+    for doc in docs:
+        if "uploads" in doc["path"] or "roots" in doc["path"]:
+            job = _wait_job(base, httpx.delete(f"{base}/v1/documents/{doc['id']}", headers=AUTH).json()["job"]["id"])
+            assert job["state"] == "done" and job["result"]["removed"] == [doc["path"]]
+    assert httpx.get(f"{base}/v1/status", headers=AUTH).json()["documents"] == 3
+    assert not (server["index"] / "uploads" / "keepers.html").exists()
+    assert (server["roots"] / "phare_latin1.txt").exists()  # never the user's own file
