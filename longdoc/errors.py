@@ -25,6 +25,9 @@ class SkippedFile(LongdocError):
         self.reason = reason
         super().__init__(f"{self.path}: {reason}")
 
+    def __reduce__(self):  # travels from Ray workers intact
+        return SkippedFile, (self.path, self.reason)
+
 
 class ModelError(LongdocError):
     """A model name that cannot be resolved or loaded."""

@@ -42,6 +42,7 @@ def index(
     batch_size: Optional[int] = typer.Option(None, help="Embedding batch size."),
     device: Optional[str] = typer.Option(None, help="auto, cpu or cuda."),
     kv: bool = typer.Option(False, "--kv", help="Also compute the reader's KV for every chunk now (else on first use)."),
+    ray: Optional[str] = typer.Option(None, "--ray", help="Parse and embed on Ray: a cluster address, or 'local'."),
     json_out: bool = JsonOption,
 ):
     """Index files incrementally: unchanged files are skipped, changed ones replaced."""
@@ -51,7 +52,12 @@ def index(
     explicit = dict(embedder=embedder, chunk_tokens=chunk_tokens, chunk_overlap=chunk_overlap,
                     batch_size=batch_size, device=device)
     settings = load_settings(config, **explicit) if settings_requested(config, **explicit) else None
-    report = index_paths(index_dir, paths, settings, prune=prune, progress=not json_out)
+    engine = None
+    if ray:
+        from ..distributed.indexing import RayEngine
+
+        engine = RayEngine(ray)
+    report = index_paths(index_dir, paths, settings, prune=prune, progress=not json_out, engine=engine)
     kv_computed = fill_kv(index_dir, settings, progress=not json_out) if kv else None
     if json_out:
         return print_json({**report.as_dict(), **({"kv_computed": kv_computed} if kv else {})})

@@ -40,6 +40,7 @@ def run(
     seed: Optional[int] = typer.Option(None, help="Seed (sampled datasets, needle keys, torch)."),
     name: Optional[str] = typer.Option(None, help="Label of this run in reports."),
     workdir: Optional[Path] = typer.Option(None, help="Where corpus files and indexes live (reused across runs)."),
+    ray: Optional[str] = typer.Option(None, "--ray", help="Answer on Ray actors: a cluster address, or 'local'."),
     out: Path = typer.Option(Path("eval-results.db"), "--out", "-o", help="Results file (SQLite); a re-run resumes it."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
 ):
@@ -53,7 +54,7 @@ def run(
     datasets = _list(dataset)
     if datasets and index_dir:
         datasets = [{"name": d, "index": str(index_dir)} for d in datasets]
-    cfg = load_eval_config(config, datasets=datasets, limit=limit, seed=seed, name=name,
+    cfg = load_eval_config(config, datasets=datasets, limit=limit, seed=seed, name=name, ray=ray,
                            workdir=str(workdir) if workdir else None,
                            **{"retrieval.modes": _list(modes), "retrieval.k": _list(k, int),
                               "qa.attention": _list(attention), "qa.k": _list(qa_k, int), "qa.modes": _list(qa_modes)})

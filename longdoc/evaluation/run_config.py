@@ -36,7 +36,7 @@ from ..errors import LongdocError
 from ..retrieval import MODES
 from .registry import check_dataset_name
 
-_KEYS = {"": {"name", "seed", "limit", "datasets", "workdir", "retrieval", "qa", "needle", "settings"},
+_KEYS = {"": {"name", "seed", "limit", "datasets", "workdir", "retrieval", "qa", "needle", "settings", "ray"},
          "retrieval": {"modes", "k"}, "qa": {"attention", "modes", "k"},
          "needle": {"lengths", "depths", "attention"}, "datasets[]": {"name", "limit", "index"}}
 
@@ -68,6 +68,7 @@ class EvalConfig:
     name: str = ""
     workdir: Path | None = None
     settings: Settings = field(default_factory=Settings)
+    ray: str | None = None  # answer on a Ray cluster (address, or "local"); results are the same
 
     def fingerprint(self) -> str:
         """What a stored result depends on beyond its own cell: a results file holds one fingerprint."""
@@ -197,5 +198,8 @@ def config_from_dict(data: dict, where: str = "config") -> EvalConfig:
     if not isinstance(name, str):
         fail(f"name must be a string (got {name!r})")
     workdir = data.get("workdir")
+    ray = data.get("ray")
+    if ray is not None and not isinstance(ray, str):
+        fail(f"ray must be a cluster address or \"local\" (got {ray!r})")
     return EvalConfig(datasets=tuple(datasets), seed=seed, name=name, settings=settings,
-                      workdir=Path(workdir) if workdir else None, **kwargs)
+                      workdir=Path(workdir) if workdir else None, ray=ray, **kwargs)

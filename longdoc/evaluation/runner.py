@@ -16,7 +16,6 @@ from pathlib import Path
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from ..errors import LongdocError
-from .datasets import RetrievalDataset
 from .memory import PeakRSS
 from .registry import load_dataset, write_corpus
 from .report import run_record
@@ -112,30 +111,39 @@ def _run_dataset(db: ResultsDB, run_id: int, config: EvalConfig, spec: DatasetSp
                                "latency_ms": 1000 * (time.perf_counter() - t)}
                     db.add(cell, qid, run_id, metrics, {"ranking": [Path(h.path).stem for h in hits]})
                     _advance(bar, task, counts)
-            for mode in config.qa_modes:
-                for k in config.qa_ks:
-                    cells = [c for c in qa if c.mode == mode and c.k == k and qid in todo[c]]
-                    if cells:
-                        _answer(ix, data, qid, cells, db, run_id, bar, task, counts)
+        jobs = [(qid, data.queries[qid], data.answers.get(qid, []), sorted(data.qrels.get(qid, {})), cells)
+                for qid in qids for mode in config.qa_modes for k in config.qa_ks
+                if (cells := [c for c in qa if c.mode == mode and c.k == k and qid in todo[c]])]
+        if config.ray and jobs:
+            from ..distributed.evaluation import answer_on_ray
+
+            answered = answer_on_ray(config.ray, index_dir, config.settings, jobs)
+        else:
+            answered = (answer_cells(ix, *job[1:]) for job in jobs)
+        for (qid, *_), rows in zip(jobs, answered):
+            for cell, metrics, detail in rows:
+                db.add(cell, qid, run_id, metrics, detail)
+                _advance(bar, task, counts)
 
 
-def _answer(ix, data: RetrievalDataset, qid: str, cells: list[Cell], db, run_id, bar, task, counts) -> None:
-    question = data.queries[qid]
+def answer_cells(ix, question: str, golds: list[str], gold_docs: list[str], cells: list[Cell]) -> list[tuple]:
+    """One question's QA cells (one mode and k, several backends): retrieve as `ask` does, answer with
+    each backend, score. [(cell, metrics, detail)]. Runs here, or in a Ray actor holding a reader."""
     t = time.perf_counter()
     hits = ix.search(question, k=cells[0].k, mode=cells[0].mode)
     retrieve_s = time.perf_counter() - t
-    gold_docs = set(data.qrels.get(qid, {}))
+    rows = []
     for cell in cells:
         attention, recompute = parse_backend(cell.attention)
         if attention == "block":  # Block-Attention's premise: passage KV was stored at index time, untimed
             ix.reader.fill_kv(hits)
         with PeakRSS() as memory:
             answer = ix.answer_hits(question, hits, attention, recompute, None, timings={"retrieve_s": retrieve_s})
-        metrics, detail = score_answer(answer, data.answers.get(qid, []), gold_docs)
+        metrics, detail = score_answer(answer, golds, set(gold_docs))
         metrics.update(retrieval_ms=1000 * retrieve_s, peak_rss_mb=memory.peak / 2**20)
         detail["retrieved"] = [Path(h.path).stem for h in hits]
-        db.add(cell, qid, run_id, metrics, detail)
-        _advance(bar, task, counts)
+        rows.append((cell, metrics, detail))
+    return rows
 
 
 def _advance(bar: Progress, task, counts: dict) -> None:

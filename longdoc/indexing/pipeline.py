@@ -52,9 +52,40 @@ class _Pending:
     is_update: bool
 
 
+def prepare_file(path: str, known_sha: str | None, chunker: Chunker, max_bytes: int) -> tuple[_Pending | None, dict]:
+    """Read, hash, load and chunk one file: (None when unchanged since it was indexed, timings).
+    Raises SkippedFile for a file that cannot be used. Runs in this process or on a Ray worker."""
+    t0 = time.perf_counter()
+    data = read_bytes(Path(path), max_bytes)
+    stat = os.stat(path)
+    sha = hashlib.sha256(data).hexdigest()
+    t1 = time.perf_counter()
+    if known_sha == sha:
+        return None, {"read": t1 - t0}
+    doc = load_document(path, data)
+    chunks = chunker.chunk(doc)
+    return _Pending(doc, sha, stat, chunks, known_sha is not None), {"read": t1 - t0, "parse": time.perf_counter() - t1}
+
+
+class LocalEngine:
+    """Prepare and embed in this process (the default); distributed.RayEngine does both on Ray."""
+
+    def prepare(self, files: list[str], known: dict, chunker: Chunker, max_bytes: int, on_file):
+        for path in files:
+            on_file()
+            try:
+                yield path, *prepare_file(path, known[path][1] if path in known else None, chunker, max_bytes)
+            except SkippedFile as e:
+                yield path, e, {}
+
+    def encoder(self, embedder: MultiHeadEmbedder, settings: Settings):
+        return embedder.encode
+
+
 class _Indexer:
-    def __init__(self, catalog: Catalog, settings: Settings, embedder: MultiHeadEmbedder, progress: Progress):
+    def __init__(self, catalog: Catalog, settings: Settings, embedder: MultiHeadEmbedder, progress: Progress, encode):
         self.catalog, self.settings, self.embedder = catalog, settings, embedder
+        self.encode = encode
         self.progress = progress
         self.chunker = Chunker(embedder.tokenizer, settings.chunk)
         self.vectors = VectorStore(catalog.index_dir, embedder.dim, embedder.heads, embedder.head_dim).load()
@@ -66,7 +97,7 @@ class _Indexer:
             return
         texts = [c.text for p in self.pending for c in p.chunks]
         t0 = time.perf_counter()
-        dense, heads = self.embedder.encode(texts, on_batch=lambda n: self.progress.advance(embed_task, n))
+        dense, heads = self.encode(texts, on_batch=lambda n: self.progress.advance(embed_task, n))
         t1 = time.perf_counter()
         offset = 0
         with self.catalog.transaction():
@@ -97,8 +128,11 @@ class _Indexer:
 
 
 def index_paths(index_dir: str | Path, roots: list[str | Path], settings: Settings | None = None,
-                prune: bool = False, progress: bool = True, embedder: MultiHeadEmbedder | None = None) -> IndexReport:
-    """Index (or re-index) every supported file under `roots` into `index_dir`."""
+                prune: bool = False, progress: bool = True, embedder: MultiHeadEmbedder | None = None,
+                engine=None) -> IndexReport:
+    """Index (or re-index) every supported file under `roots` into `index_dir`. engine: where files
+    are parsed and chunks embedded (LocalEngine, or distributed.RayEngine); this process always
+    writes the catalog and the FAISS files."""
     started = time.perf_counter()
     index_dir = Path(index_dir)
     index_dir.mkdir(parents=True, exist_ok=True)
@@ -115,12 +149,13 @@ def index_paths(index_dir: str | Path, roots: list[str | Path], settings: Settin
                                    f"({embedder.max_tokens - 2} tokens)")
             with catalog.transaction():
                 write_manifest(catalog, settings, embedder)
-            return _run(catalog, settings, embedder, [absolute(r) for r in roots], prune, console, progress, started)
+            return _run(catalog, settings, embedder, [absolute(r) for r in roots], prune, console, progress, started,
+                        engine or LocalEngine())
         finally:
             catalog.close()
 
 
-def _run(catalog, settings, embedder, roots, prune, console, show_progress, started) -> IndexReport:
+def _run(catalog, settings, embedder, roots, prune, console, show_progress, started, engine) -> IndexReport:
     report = IndexReport(index=str(catalog.index_dir))
     report.run_id = catalog.start_run(roots)
     files, problems = discover(roots)
@@ -139,28 +174,19 @@ def _run(catalog, settings, embedder, roots, prune, console, show_progress, star
     with Progress(*columns, console=console, disable=not show_progress, transient=False) as progress:
         file_task = progress.add_task("files", total=len(files))
         embed_task = progress.add_task("chunks embedded", total=None)
-        indexer = _Indexer(catalog, settings, embedder, progress)
-        for path in files:
-            progress.advance(file_task)
-            t0 = time.perf_counter()
-            try:
-                data = read_bytes(Path(path), max_bytes)
-                stat = os.stat(path)
-                sha = hashlib.sha256(data).hexdigest()
-                t1 = time.perf_counter()
-                report.timings["read"] += t1 - t0
-                if path in known and known[path][1] == sha:
-                    report.unchanged += 1
-                    continue
-                doc = load_document(path, data)
-                chunks = indexer.chunker.chunk(doc)
-                report.timings["parse"] += time.perf_counter() - t1
-            except SkippedFile as e:
-                skip(e.path, e.reason)
-                continue
-            indexer.pending.append(_Pending(doc, sha, stat, chunks, path in known))
-            if sum(len(p.chunks) for p in indexer.pending) >= settings.commit_chunks:
-                indexer.embed_and_commit(report, embed_task)
+        indexer = _Indexer(catalog, settings, embedder, progress, engine.encoder(embedder, settings))
+        prepared = engine.prepare(files, known, indexer.chunker, max_bytes, lambda: progress.advance(file_task))
+        for path, outcome, timings in prepared:
+            for stage, seconds in timings.items():
+                report.timings[stage] += seconds
+            if isinstance(outcome, SkippedFile):
+                skip(outcome.path, outcome.reason)
+            elif outcome is None:
+                report.unchanged += 1
+            else:
+                indexer.pending.append(outcome)
+                if sum(len(p.chunks) for p in indexer.pending) >= settings.commit_chunks:
+                    indexer.embed_and_commit(report, embed_task)
         indexer.embed_and_commit(report, embed_task)
         if prune:
             present = set(files)
