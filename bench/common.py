@@ -5,7 +5,7 @@ import json
 import sys
 from pathlib import Path
 
-from longdoc.evaluation.report import run_record
+from longdoc.evaluation.record import run_record
 
 RESULTS = Path(__file__).parent / "results"
 

@@ -18,7 +18,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from ..errors import LongdocError
 from .memory import PeakRSS
 from .registry import load_dataset, write_corpus
-from .report import run_record
+from .record import run_record
 from .results_db import Cell, ResultsDB
 from .run_config import DatasetSpec, EvalConfig, parse_backend
 from .scoring import score_answer, score_ranking
