@@ -21,7 +21,7 @@ class Index:
         self._embedder = None
         self._vectors: VectorStore | None = None
         self._reader = None
-        self._lock = threading.RLock()  # the service shares one Index between request threads
+        self.lock = threading.RLock()  # the service shares one Index across threads; held around a search
         if embedder is not None and embedder.lower() != self.manifest["embedder"].lower():
             raise IndexMismatchError(f"index {self.path} was built with embedder {self.manifest['embedder']!r}, "
                                      f"not {embedder!r}; its vectors cannot be searched with another embedder")
@@ -76,7 +76,7 @@ class Index:
     # --- search --------------------------------------------------------------------------------
     @property
     def embedder(self):
-        with self._lock:
+        with self.lock:
             if self._embedder is None:
                 from .indexing.embedder import MultiHeadEmbedder
 
@@ -92,7 +92,7 @@ class Index:
     @property
     def vectors(self) -> VectorStore:
         """The FAISS indexes, brought up to the catalog's committed state in memory (no writes)."""
-        with self._lock:
+        with self.lock:
             m = self.manifest
             if self._vectors is None:
                 search = self.settings.search
@@ -114,7 +114,7 @@ class Index:
     @property
     def reader(self):
         """The reader LLM (loaded on first use), with this index's KV store under <index>/kv."""
-        with self._lock:
+        with self.lock:
             if self._reader is None:
                 from .reader import Reader
 

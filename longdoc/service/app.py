@@ -147,7 +147,7 @@ class Service:
 
     def search(self, query: str, **kwargs):
         self.encoder.encode([query])  # batched with concurrent queries, outside the index lock
-        with self.index._lock:
+        with self.index.lock:
             return self.index.search(query, **kwargs)
 
     def require_ready(self) -> None:
