@@ -44,7 +44,7 @@ $(BSTAMP): pyproject.toml bench/requirements-peers.txt
 	python3 -m venv $(BENCH_VENV)
 	$(BPY) -m pip install -q --upgrade pip
 	$(BPY) -m pip install -q torch==2.13.0
-	$(BPY) -m pip install -q -e '.[cpu]' -r bench/requirements-peers.txt
+	$(BPY) -m pip install -q -e '.[cpu,serve]' httpx -r bench/requirements-peers.txt
 	touch $(BSTAMP)
 
 bench-setup: $(BSTAMP)
@@ -59,6 +59,7 @@ bench: bench-setup
 	$(BPY) bench/reader.py
 	$(BPY) bench/long_context.py
 	$(BPY) bench/decode_speed.py
+	$(BPY) bench/serve_load.py
 	$(BPY) bench/summary.py
 
 # The same suite on small slices, in under 20 minutes on 2 cores once the models and data are cached.
@@ -71,6 +72,7 @@ bench-quick: bench-setup
 	$(BPY) bench/search.py --quick
 	$(BPY) bench/reader.py --quick
 	$(BPY) bench/long_context.py --quick
+	$(BPY) bench/serve_load.py --quick
 	$(BPY) bench/summary.py --quick
 
 clean:

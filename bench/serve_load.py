@@ -75,6 +75,8 @@ def main():
     try:
         deadline = time.time() + 300
         while time.time() < deadline:
+            if server.poll() is not None:
+                raise SystemExit(f"the server exited ({server.returncode}); is the `serve` extra installed?")
             try:
                 if httpx.get(f"{base}/readyz").status_code == 200:
                     break

@@ -158,6 +158,20 @@ def qa(quick: bool) -> list[str]:
     return out
 
 
+def serve(quick: bool) -> list[str]:
+    name, d = _load("serve_load", quick)
+    if not d:
+        return ["_service load: not run_", ""]
+    rows = [[route, str(d[route]["n"]), f"{d[route]['p50_ms']:.1f}", f"{d[route]['p95_ms']:.1f}", f"{d[route]['p99_ms']:.1f}"]
+            for route in ("baseline_search", "search", "ask", "upload") if d[route]["n"]]
+    return [f"### Service under load ({name}: {_where(d)})", "",
+            f"{d['clients']} clients x {d['requests_per_client']} requests (one in ten an ask) on loopback while "
+            f"{d['uploads']} essays were uploaded and indexed. Baseline: the same server, one client, before the load. "
+            f"Search p50 under load {d['search_p50_vs_baseline']:.2f}× the baseline; {len(d['errors'])} errors, "
+            f"{len(d['failed_jobs'])} failed jobs, {len(d['lost_documents'])} lost documents.", "",
+            *_table(["route", "n", "p50 ms", "p95 ms", "p99 ms"], rows)]
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--quick", action="store_true")
@@ -165,7 +179,7 @@ def main():
     lines = ["# Benchmark summary" + (" (quick)" if args.quick else ""), "",
              "Every figure is measured against a baseline in the same run; each section names its date, hardware "
              "and command. Regenerate with `make bench" + ("-quick`." if args.quick else "`."), ""]
-    for section in (peers, qa, indexing, search, reader, long_context):
+    for section in (peers, qa, indexing, search, reader, long_context, serve):
         lines += section(args.quick)
     out = RESULTS / "SUMMARY.md"
     out.write_text("\n".join(lines))
