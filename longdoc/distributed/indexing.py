@@ -35,7 +35,7 @@ class _Parser:
 
 
 class _Embedder:
-    """A Ray Data actor holding one embedder; a GPU each when the cluster has them."""
+    """A Ray actor holding one embedder (a GPU each when the cluster has them), kept for the whole run."""
 
     def __init__(self, name: str, batch_size: int):
         import torch
@@ -45,9 +45,8 @@ class _Embedder:
         torch.set_num_threads(1)  # one core per actor: the pool is the parallelism
         self.embedder = MultiHeadEmbedder(name, "cuda" if torch.cuda.is_available() else "cpu", batch_size)
 
-    def __call__(self, batch: dict) -> dict:
-        dense, heads = self.embedder.encode([str(t) for t in batch["text"]])
-        return {"i": batch["i"], "dense": dense, "heads": heads.reshape(len(heads), -1)}
+    def encode(self, texts: list[str]):
+        return self.embedder.encode(texts)
 
 
 class RayEngine:
@@ -70,19 +69,38 @@ class RayEngine:
             yield files[row["i"]], outcome, timings
 
     def encoder(self, embedder, settings: Settings):
-        def encode(texts: list[str], on_batch=None):
-            import ray.data
+        """Embedding on a pool of actors started once per run (each loads the model once); slices of a
+        few batches go out in order and come back in order."""
+        import ray
+        from ray.util import ActorPool
 
-            ds = ray.data.from_items([{"i": i, "text": t} for i, t in enumerate(texts)])
-            ds = ds.map_batches(_Embedder, fn_constructor_args=(settings.embedder, settings.batch_size),
-                                batch_size=settings.batch_size, batch_format="numpy",
-                                compute=actor_pool(-(-len(texts) // settings.batch_size)))
+        step = settings.batch_size * 4
+        pools: list[ActorPool] = []
+
+        def pool() -> ActorPool:  # started on first use: parsing (which runs first) has the CPUs until then
+            if not pools:
+                gpus = ray.cluster_resources().get("GPU", 0)
+                count = int(gpus) if gpus >= 1 else int(ray.cluster_resources().get("CPU", 1))
+                actor = ray.remote(num_cpus=1, num_gpus=1 if gpus >= 1 else 0)(_Embedder)
+                self._actors = [actor.remote(settings.embedder, settings.batch_size) for _ in range(max(1, count))]
+                pools.append(ActorPool(self._actors))
+            return pools[0]
+
+        def encode(texts: list[str], on_batch=None):
             dense = np.zeros((len(texts), embedder.dim), np.float32)
             heads = np.zeros((len(texts), embedder.heads, embedder.head_dim), np.float32)
-            for batch in ds.iter_batches(batch_format="numpy", batch_size=None):
-                dense[batch["i"]] = batch["dense"]
-                heads[batch["i"]] = batch["heads"].reshape(len(batch["i"]), embedder.heads, embedder.head_dim)
+            slices = [texts[i:i + step] for i in range(0, len(texts), step)]
+            for n, (d, h) in enumerate(pool().map(lambda a, part: a.encode.remote(part), slices)):
+                dense[n * step:n * step + len(d)], heads[n * step:n * step + len(h)] = d, h
                 if on_batch:
-                    on_batch(len(batch["i"]))
+                    on_batch(len(d))
             return dense, heads
         return encode
+
+    def close(self) -> None:
+        """Free the embedding actors' CPUs and GPUs for the next job on the cluster."""
+        import ray
+
+        for actor in getattr(self, "_actors", []):
+            ray.kill(actor)
+        self._actors = []

@@ -81,6 +81,9 @@ class LocalEngine:
     def encoder(self, embedder: MultiHeadEmbedder, settings: Settings):
         return embedder.encode
 
+    def close(self) -> None:
+        pass
+
 
 class _Indexer:
     def __init__(self, catalog: Catalog, settings: Settings, embedder: MultiHeadEmbedder, progress: Progress, encode):
@@ -149,8 +152,12 @@ def index_paths(index_dir: str | Path, roots: list[str | Path], settings: Settin
                                    f"({embedder.max_tokens - 2} tokens)")
             with catalog.transaction():
                 write_manifest(catalog, settings, embedder)
-            return _run(catalog, settings, embedder, [absolute(r) for r in roots], prune, console, progress, started,
-                        engine or LocalEngine())
+            engine = engine or LocalEngine()
+            try:
+                return _run(catalog, settings, embedder, [absolute(r) for r in roots], prune, console, progress,
+                            started, engine)
+            finally:
+                engine.close()
         finally:
             catalog.close()
 
