@@ -146,7 +146,8 @@ class Service:
             log.error("loading models failed: %s", e)
 
     def search(self, query: str, **kwargs):
-        self.encoder.encode([query])  # batched with concurrent queries, outside the index lock
+        if (kwargs.get("mode") or self.index.settings.search.mode) != "bm25":  # bm25 needs no embedding
+            self.encoder.encode([query])  # batched with concurrent queries, outside the index lock
         with self.index.lock:
             return self.index.search(query, **kwargs)
 
