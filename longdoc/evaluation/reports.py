@@ -33,16 +33,23 @@ class Summary:
     def n(self) -> int:
         return len(self.details)
 
+    def _known(self, metric: str) -> list[float]:
+        return [v for v in self.values.get(metric, {}).values() if v is not None]
+
+    def mean(self, metric: str) -> float:
+        e = self.estimates.get(metric)
+        return e.mean if e is not None and e.n else math.nan
+
     def median(self, metric: str) -> float:
-        vals = [v for v in self.values.get(metric, {}).values() if v is not None]
+        vals = self._known(metric)
         return float(np.median(vals)) if vals else math.nan
 
     def p95(self, metric: str) -> float:
-        vals = [v for v in self.values.get(metric, {}).values() if v is not None]
+        vals = self._known(metric)
         return float(np.quantile(vals, 0.95)) if vals else math.nan
 
     def peak(self, metric: str) -> float:
-        vals = [v for v in self.values.get(metric, {}).values() if v is not None]
+        vals = self._known(metric)
         return max(vals) if vals else math.nan
 
 
@@ -132,7 +139,7 @@ def _tables(files: list[RunFile], summaries: list[Summary], resamples: int) -> l
     if qa:
         rows = [[*who(s), short(s.cell.dataset), s.cell.mode, str(s.cell.k), s.cell.attention, str(s.n),
                  *[_ci(s.estimates.get(m)) for m in QA_METRICS], _num(s.median("ttft_ms")),
-                 _num(s.estimates["ms_per_token"].mean if "ms_per_token" in s.estimates else None),
+                 _num(s.mean("ms_per_token")),
                  _num(s.peak("peak_rss_mb"))] for s in qa]
         tables.append(("Question answering (mean [95% CI])",
                        [*head, "dataset", "mode", "k", "attention", "n", "EM", "F1", "contains", "citation precision",
@@ -141,8 +148,7 @@ def _tables(files: list[RunFile], summaries: list[Summary], resamples: int) -> l
     if needle:
         rows = [[*who(s), s.cell.attention, str(s.cell.k), str(s.n), _ci(s.estimates.get("found")),
                  _num(s.median("prompt_tokens")), _num(s.median("ttft_ms")),
-                 _num(s.estimates["ms_per_token"].mean if s.estimates.get("ms_per_token") and
-                      s.estimates["ms_per_token"].n else None)] for s in needle]
+                 _num(s.mean("ms_per_token"))] for s in needle]
         tables.append(("Needle in a haystack (passkey found, mean [95% CI] over depths)",
                        [*head, "attention", "length", "depths", "found", "prompt tokens", "TTFT p50 ms", "ms/token"], rows))
     rows = _comparisons(summaries, resamples)

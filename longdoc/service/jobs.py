@@ -42,12 +42,6 @@ class Writer:
     def pending(self) -> int:
         return sum(j.state in ("queued", "running") for j in self.jobs.values())
 
-    def wait_idle(self, timeout: float = 60) -> bool:
-        deadline = time.time() + timeout
-        while self.pending() and time.time() < deadline:
-            time.sleep(0.02)
-        return not self.pending()
-
     def _run(self) -> None:
         while True:
             job, work = self._queue.get()
