@@ -16,6 +16,7 @@ DEFAULT_EMBEDDER = "all-MiniLM-L6-v2"
 DEFAULT_READER = "smollm2-135m-instruct"
 ATTENTIONS = ("full", "block", "landmark", "retrieval")  # the reader's attention backends
 SPARSE_ATTENTIONS = ("landmark", "retrieval")  # long context: sparse attention over a context memory
+PRECISIONS = ("auto", "float32", "bfloat16", "float16", "int8")  # the reader's weights
 
 
 @dataclass(frozen=True)
@@ -59,10 +60,19 @@ def check_attention(attention: str) -> str:
 @dataclass(frozen=True)
 class ReaderSettings:
     attention: str = "block"  # full | block | landmark | retrieval
+    # The reader's weights: auto (int8 on a CPU, bfloat16/float16 on a GPU) | float32 | bfloat16 | float16 | int8
+    precision: str = "auto"
     k: int = 5  # passages retrieved for an answer
+    # Each retrieved chunk is read as the sentence-aligned windows of about this many words round it, in
+    # its section (retrieval/windows.py); 0 reads the chunks alone. bench/window_size.py, Quoref dev split
+    # (300 questions, k=5): answer in context 0.48 with chunks alone, 0.85 at 192 words, 0.89 at 256, 0.90 at 384.
+    window_words: int = 256
     max_new_tokens: int = 48
     # Block-Attention: fully re-encode this many of the best passages with the question.
     recompute_top: int = 0
+    # Block-Attention: re-encode the first this-many tokens of every cached passage over the stitched
+    # context (EPIC), so each passage's attention sink sees the passages before it.
+    reencode_first: int = 0
     # Answer only when the best retrieved passage's dense cosine to the question reaches this; 0 never
     # abstains. bench/abstain.py (Quoref, answers indexed or not): 0.32 keeps 96% of answerable questions
     # and refuses 43% of unanswerable ones. The fused RRF score separates slightly better at its best
@@ -86,11 +96,14 @@ class ReaderSettings:
 
     def __post_init__(self):
         check_attention(self.attention)
+        if self.precision not in PRECISIONS:
+            raise LongdocError(f"unknown reader precision {self.precision!r}; choose one of {', '.join(PRECISIONS)}")
         if self.kv_dtype not in ("float16", "int8", "float32"):
             raise LongdocError(f"unknown kv_dtype {self.kv_dtype!r}; choose float16, int8 or float32")
-        if self.k < 1 or self.max_new_tokens < 1 or self.recompute_top < 0 or self.kv_max_mb <= 0:
-            raise LongdocError("reader k and max_new_tokens must be at least 1, recompute_top at least 0, "
-                               "kv_max_mb positive")
+        if self.k < 1 or self.max_new_tokens < 1 or self.recompute_top < 0 or self.kv_max_mb <= 0 or self.window_words < 0 \
+                or self.reencode_first < 0:
+            raise LongdocError("reader k and max_new_tokens must be at least 1, recompute_top, reencode_first and "
+                               "window_words at least 0, kv_max_mb positive")
         for name in ("landmark_block", "cluster_size"):
             size = getattr(self, name)
             if size < 16 or size & (size - 1):

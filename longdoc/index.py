@@ -10,6 +10,7 @@ from typing import Callable
 from .config import Settings, check_attention, load_settings
 from .errors import IndexMismatchError, IndexNotFoundError
 from .retrieval import Filters, Hit, Searcher
+from .retrieval.windows import reading_windows
 from .storage import Catalog, VectorStore
 
 
@@ -135,7 +136,7 @@ class Index:
 
     def answer_hits(self, question: str, hits: list[Hit], attention: str | None = None, recompute_top: int | None = None,
                     max_new_tokens: int | None = None, on_token: Callable[[str], None] | None = None,
-                    timings: dict | None = None):
+                    timings: dict | None = None, reencode_first: int | None = None):
         """Answer from passages already retrieved (ask = search + this); abstains below the relevance bar."""
         attention = check_attention(attention or self.settings.answer.attention)
         bar = self.settings.answer.abstain_below
@@ -143,7 +144,13 @@ class Index:
             from .reader import Reader
 
             return Reader.abstain(question, attention, timings or {})
-        return self.reader.answer(question, hits, attention, recompute_top, max_new_tokens, on_token, timings)
+        return self.reader.answer(question, self.reading_passages(hits), attention, recompute_top, max_new_tokens,
+                                  on_token, timings, reencode_first=reencode_first)
+
+    def reading_passages(self, hits: list[Hit]) -> list[Hit]:
+        """What the reader reads for these hits: each widened to its sentence-aligned window (window_words)."""
+        words = self.settings.answer.window_words
+        return reading_windows(self.catalog, hits, words) if words else hits
 
     def relevance(self, question: str, hits: list[Hit]) -> float:
         """The best dense cosine between the question and the retrieved passages: the abstain signal."""
@@ -163,7 +170,7 @@ class Index:
         computed = 0
         for start in range(0, len(ids), 256):
             hits = self.searcher.hits_for([(cid, 0.0) for cid in ids[start:start + 256]])
-            computed += self.reader.fill_kv(hits, progress)
+            computed += self.reader.fill_kv(self.reading_passages(hits), progress)
         return computed
 
     def kv_store(self):

@@ -29,7 +29,7 @@ def reader_index(tmp_path_factory):
 @pytest.fixture(scope="module")
 def exact_reader(tmp_path_factory):
     """The default reader with a float32 KV store, so stored blocks are exactly what was computed."""
-    return Reader("smollm2-135m-instruct", tmp_path_factory.mktemp("kv"), ReaderSettings(kv_dtype="float32"), "cpu")
+    return Reader("smollm2-135m-instruct", tmp_path_factory.mktemp("kv"), ReaderSettings(kv_dtype="float32", precision="float32"), "cpu")
 
 
 def first_logits(reader: Reader, question: str, hits, attention: str) -> torch.Tensor:
@@ -120,6 +120,9 @@ def test_cli_ask_json_and_kv_commands(reader_index):
     answer = json.loads(out.stdout)
     assert answer["attention"] == "block" and len(answer["citations"]) == 3
     assert {"path", "section", "char_start", "char_end", "page", "attention", "marked"} <= set(answer["citations"][0])
+    plain = cli("ask", QUESTION, "-k", "3")  # what a person sees: the answer, its citations, no library noise
+    assert plain.returncode == 0 and plain.stderr.strip() == "", plain.stderr
+    assert "Warning" not in plain.stdout and "The answer is" not in plain.stdout
     bad = cli("ask", "anything", "--attention", "sparse")
     assert bad.returncode == 1 and "unknown attention" in bad.stderr and "Traceback" not in bad.stderr
     stats = json.loads(cli("kv", "stats", "--json").stdout)
@@ -144,13 +147,28 @@ def test_a_qwen2_reader_from_a_local_directory(tmp_path, tokenizer, reader_index
                                          num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2))
     model.save_pretrained(tmp_path / "qwen2")
     tokenizer.save_pretrained(tmp_path / "qwen2")
-    reader = Reader(str(tmp_path / "qwen2"), tmp_path / "kv", ReaderSettings(kv_dtype="float32"), "cpu")
+    reader = Reader(str(tmp_path / "qwen2"), tmp_path / "kv", ReaderSettings(kv_dtype="float32", precision="float32"), "cpu")
     with open_index(reader_index) as ix:
         hits = ix.search(QUESTION, k=1)
     full = first_logits(reader, QUESTION, hits, "full")
     torch.testing.assert_close(first_logits(reader, QUESTION, hits, "block"), full, atol=1e-5, rtol=1e-5)
     answer = reader.answer(QUESTION, ix_hits := hits, "block", max_new_tokens=4)
     assert answer.citations[0].chunk_id == ix_hits[0].chunk_id and answer.timings["new_tokens"] <= 4
+
+
+def test_the_packaged_qwen_reader_block_equals_full_for_one_passage(reader_index, tmp_path):
+    """The real Qwen2.5-Coder-0.5B (float32, so both paths compute alike): Block-Attention with one passage
+    is full attention, and EPIC re-encoding keeps it so."""
+    reader = Reader("qwen2.5-coder-0.5b-instruct", tmp_path / "kv",
+                    ReaderSettings(kv_dtype="float32", precision="float32"), "cpu")
+    with open_index(reader_index) as ix:
+        hits = ix.search(QUESTION, k=1)
+    full = first_logits(reader, QUESTION, hits, "full")
+    torch.testing.assert_close(first_logits(reader, QUESTION, hits, "block"), full, atol=2e-3, rtol=1e-3)
+    a = reader.answer(QUESTION, hits, "full")
+    assert reader.answer(QUESTION, hits, "block").raw == a.raw
+    assert reader.answer(QUESTION, hits, "block", reencode_first=16).raw == a.raw
+    assert "moon" in a.raw.lower() or "sun" in a.raw.lower()
 
 
 def test_an_answer_is_one_line_unless_its_first_line_introduces_it():
@@ -161,3 +179,20 @@ def test_an_answer_is_one_line_unless_its_first_line_introduces_it():
     assert not _line_ended("The answer is:\n")
     assert not _line_ended("The names are:\nAnna and")
     assert _line_ended("The names are:\nAnna and Bo.\nMore")
+
+
+def test_answers_come_out_clean():
+    from longdoc.reader.cleanup import clean_answer, stable_prefix
+    from longdoc.reader.generate import _line_ended
+
+    assert clean_answer("The answer is: [1]") == "The answer is: [1]"  # nothing left: kept as it was
+    assert clean_answer("The answer is: Heseltine [1]") == "Heseltine"
+    assert clean_answer("Answer: the lamp room [2] [3]") == "the lamp room"
+    assert clean_answer(".. code-block:: python\n\nfunctools.partial") == "functools.partial"
+    assert clean_answer("```python\nsorted(xs)") == "sorted(xs)"
+    assert clean_answer("The names are:\nAnna and Bo.") == "Anna and Bo."
+    assert clean_answer("Spring tides follow the new and full moon.") == "Spring tides follow the new and full moon."
+    assert stable_prefix("The answer is: Anna and B") == "Anna and"
+    assert stable_prefix("The answer") == ""
+    assert not _line_ended(".. code-block:: python\nsorted(")
+    assert _line_ended(".. code-block:: python\nsorted(xs)\nMore")

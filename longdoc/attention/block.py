@@ -47,3 +47,18 @@ def stitch_cache(model, blocks: list[KVBlock], dtype: torch.dtype = torch.float3
         cache.update(layer_keys[layer].unsqueeze(0).expand(batch, -1, -1, -1),
                      layer_values[layer].unsqueeze(0).expand(batch, -1, -1, -1), layer)
     return cache
+
+
+def with_cache(model, cache) -> dict:
+    """The forward keyword for a KV cache: `cache` in newer transformers, `past_key_values` before (which
+    newer releases still take, with a deprecation warning on every call)."""
+    import inspect
+
+    params = inspect.signature(model.forward).parameters
+    return {"cache" if "cache" in params else "past_key_values": cache}
+
+
+def returned_cache(output):
+    """The KV cache a forward returned, under either name."""
+    cache = getattr(output, "cache", None)
+    return cache if cache is not None else output.past_key_values

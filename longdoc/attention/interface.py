@@ -12,6 +12,7 @@ import torch
 import torch.nn.functional as F
 
 from .memory import active_memory
+from .recompute import key_mask_override
 from .scoped import scoped
 from .sparse import attend, lse_merge
 
@@ -20,19 +21,28 @@ _recorder: contextvars.ContextVar["AttentionMass | None"] = contextvars.ContextV
 
 
 class AttentionMass:
-    """Attention paid by recorded query rows to each key position, summed over layers and query heads."""
+    """Attention paid by recorded query rows to each key position, summed over layers and query heads.
+    It accumulates where the model runs (no host sync per layer and token on a GPU); `mass` is on the CPU."""
 
     def __init__(self):
-        self.mass = torch.zeros(0, dtype=torch.float64)
+        self._sum: torch.Tensor | None = None
         self.rows = 0  # query rows recorded (one per layer per produced token)
 
     def add(self, probs: torch.Tensor) -> None:
         """probs: (K,) summed over heads for one query row of one layer."""
+        probs = probs.detach()
+        dtype = torch.float64 if probs.device.type == "cpu" else torch.float32
         k = probs.shape[-1]
-        if k > self.mass.shape[0]:
-            self.mass = torch.cat([self.mass, torch.zeros(k - self.mass.shape[0], dtype=torch.float64)])
-        self.mass[:k] += probs.detach().to("cpu", torch.float64)
+        if self._sum is None:
+            self._sum = torch.zeros(k, dtype=dtype, device=probs.device)
+        elif k > self._sum.shape[0]:
+            self._sum = torch.cat([self._sum, self._sum.new_zeros(k - self._sum.shape[0])])
+        self._sum[:k] += probs.to(dtype)
         self.rows += 1
+
+    @property
+    def mass(self) -> torch.Tensor:
+        return torch.zeros(0, dtype=torch.float64) if self._sum is None else self._sum.to("cpu", torch.float64)
 
 
 def record_attention_mass(recorder: AttentionMass):
@@ -92,7 +102,8 @@ def longdoc_attention(module, query, key, value, attention_mask, scaling=None, d
     """query (B, Hq, Q, D); key/value (B, Hkv, K, D). Returns ((B, Q, Hq, D), None) as transformers expects."""
     q_len, k_len = query.shape[2], key.shape[2]
     scaling = scaling if scaling is not None else query.shape[-1] ** -0.5
-    mask = _bool_mask(attention_mask, q_len, k_len, query.device)
+    override = key_mask_override()  # a re-encoding pass brings its own mask (recompute.py)
+    mask = override[None, None] if override is not None else _bool_mask(attention_mask, q_len, k_len, query.device)
     recorder = _recorder.get()
     memory = active_memory()
     if memory is not None:

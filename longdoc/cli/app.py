@@ -106,5 +106,20 @@ def status(index_dir: Path = IndexOption, json_out: bool = JsonOption):
     console.print(table)
 
 
+def quiet_libraries() -> None:
+    """Library warnings and progress bars are for developers, not for a person at the terminal: longdoc
+    reports what matters itself. LONGDOC_DEBUG=1 shows them."""
+    import os
+    import warnings
+
+    if os.environ.get("LONGDOC_DEBUG"):
+        return
+    warnings.filterwarnings("ignore")
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
 def main():
+    quiet_libraries()
     app()

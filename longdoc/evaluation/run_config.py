@@ -76,13 +76,20 @@ class EvalConfig:
         return hashlib.sha256(json.dumps(basis, sort_keys=True).encode()).hexdigest()[:16]
 
 
-def parse_backend(spec: str) -> tuple[str, int]:
-    """An attention backend: full, block, landmark, retrieval, or block-rN (Block-Attention
-    re-encoding the N best passages)."""
-    name, _, rest = spec.strip().partition("-r")
-    if name not in ATTENTIONS or (rest and (name != "block" or not rest.isdigit())):
-        raise LongdocError(f"unknown attention backend {spec!r}; use {', '.join(ATTENTIONS)} or block-rN")
-    return name, int(rest or 0)
+def parse_backend(spec: str) -> tuple[str, int, int]:
+    """An attention backend: full, block, landmark, retrieval, or block with recoveries: block-rN re-encodes
+    the N best passages whole, block-eN the first N tokens of every passage (both: block-r1-e16).
+    Returns (attention, recompute_top, reencode_first)."""
+    name, *options = spec.strip().split("-")
+    found = {"r": 0, "e": 0}
+    ok = name in ATTENTIONS and (not options or name == "block")
+    for option in options:
+        ok = ok and option[:1] in found and option[1:].isdigit()
+        if ok:
+            found[option[0]] = int(option[1:])
+    if not ok:
+        raise LongdocError(f"unknown attention backend {spec!r}; use {', '.join(ATTENTIONS)}, block-rN or block-eN")
+    return name, found["r"], found["e"]
 
 
 def load_eval_config(path: str | Path | None = None, **flags) -> EvalConfig:

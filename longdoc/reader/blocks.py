@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import torch
 
-from ..attention.block import KVBlock, stitch_cache
+from ..attention.block import KVBlock, returned_cache, stitch_cache, with_cache
 from ..storage.kvstore import KVStore
 from .model import ReaderModel
 from .prompt import Prompt, block_key
@@ -34,7 +34,7 @@ class BlockEncoder:
             if cached is None:
                 ids = torch.tensor([prompt.prefix], device=self.reader.device)
                 out = self.reader.model(input_ids=ids, use_cache=True, logits_to_keep=1)
-                k, v = _layers(out.past_key_values)
+                k, v = _layers(returned_cache(out))
                 cached = (k[:, 0], v[:, 0], 0)
                 if self.store:
                     self.store.put(key, cached[0], cached[1], 0)
@@ -72,9 +72,9 @@ class BlockEncoder:
         cache = stitch_cache(self.reader.model, [prefix], self.reader.dtype, batch=n)
         start = prefix.length
         positions = torch.arange(start, start + width, device=self.reader.device).expand(n, -1)
-        out = self.reader.model(input_ids=ids, past_key_values=cache, position_ids=positions, use_cache=True,
+        out = self.reader.model(input_ids=ids, **with_cache(self.reader.model, cache), position_ids=positions, use_cache=True,
                                 logits_to_keep=1)  # only the KV is wanted; skip the vocabulary projection
-        keys, values = _layers(out.past_key_values)
+        keys, values = _layers(returned_cache(out))
         self.computed += n
         return [KVBlock(keys[:, row, :, start:start + len(b)].clone(), values[:, row, :, start:start + len(b)].clone(), start)
                 for row, b in enumerate(token_blocks)]

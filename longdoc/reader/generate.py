@@ -8,6 +8,8 @@ from typing import Callable
 import torch
 
 from ..attention import AttentionMass, record_attention_mass
+from ..attention.block import with_cache
+from .cleanup import clean_answer, is_markup, stable_prefix
 from .model import ReaderModel
 
 
@@ -23,10 +25,11 @@ class Generation:
 
 def _line_ended(text: str) -> bool:
     """A line break after the answer's first line, unless that line ends with a colon ("The answer is:"),
-    which introduces the answer on the next line."""
+    which introduces the answer on the next line. Markup lines (a code fence, a directive) do not count."""
     lines = text.split("\n")
-    intro = len(lines) > 1 and lines[0].rstrip().endswith(":")
-    return len(lines) > (2 if intro else 1)
+    content = [line for line in lines[:-1] if not is_markup(line)] + lines[-1:]
+    intro = len(content) > 1 and content[0].rstrip().endswith(":")
+    return len(content) > (2 if intro else 1)
 
 
 @torch.inference_mode()
@@ -40,8 +43,9 @@ def generate(reader: ReaderModel, cache, input_ids: list[int], start: int, max_n
     t0 = time.perf_counter() if t0 is None else t0
     cache = cache if cache is not None else DynamicCache(config=model.config)
     recorder = AttentionMass()
+    cache_arg = with_cache(model, cache)
     tokens: list[int] = []
-    text = ""
+    text = ""  # streamed so far
     ids = torch.tensor([input_ids], device=device)
     position = start
     ttft = None
@@ -49,7 +53,7 @@ def generate(reader: ReaderModel, cache, input_ids: list[int], start: int, max_n
     with record_attention_mass(recorder):
         for _ in range(max_new_tokens):
             positions = torch.arange(position, position + ids.shape[1], device=device).unsqueeze(0)
-            logits = model(input_ids=ids, past_key_values=cache, position_ids=positions, use_cache=True,
+            logits = model(input_ids=ids, **cache_arg, position_ids=positions, use_cache=True,
                            logits_to_keep=1).logits
             position += ids.shape[1]
             steps += 1
@@ -67,14 +71,13 @@ def generate(reader: ReaderModel, cache, input_ids: list[int], start: int, max_n
             if _line_ended(new_text):  # the answer is one line; a small reader rambles on after it
                 tokens.pop()
                 break
-            if on_token and len(new_text) > len(text) and not new_text.endswith("\ufffd"):
-                on_token(new_text[len(text):])
-                text = new_text
+            stable = stable_prefix(new_text)
+            if on_token and stable.startswith(text) and len(stable) > len(text) and not stable.endswith("\ufffd"):
+                on_token(stable[len(text):])
+                text = stable
             ids = torch.tensor([[token]], device=device)
-    final = reader.tokenizer.decode(tokens, skip_special_tokens=True).lstrip()
-    if on_token and len(final) > len(text):
+    final = clean_answer(reader.tokenizer.decode(tokens, skip_special_tokens=True))
+    if on_token and final.startswith(text) and len(final) > len(text):
         on_token(final[len(text):])
-    lines = final.strip().split("\n")
-    final = lines[-1] if len(lines) == 2 else final  # drop a lead-in line such as "The answer is:"
     ttft = ttft if ttft is not None else time.perf_counter() - t0
     return Generation(final.strip(), tokens, recorder.mass, ttft, time.perf_counter() - t0 - ttft, steps - 1)

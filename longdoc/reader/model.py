@@ -8,14 +8,15 @@ import torch
 
 from ..attention import register
 from ..models.embedders import pick_device
-from ..models.readers import load_reader
+from ..models.readers import load_reader, resolve_precision
 
 
 class ReaderModel:
-    def __init__(self, name: str, device: str = "auto", dtype: torch.dtype | None = None):
+    def __init__(self, name: str, device: str = "auto", precision: str = "auto"):
         self.name = name
         self.device = pick_device(device)
-        self.model, self.tokenizer = load_reader(name, self.device, dtype)
+        self.precision = resolve_precision(precision, self.device)
+        self.model, self.tokenizer = load_reader(name, self.device, self.precision)
         self.reader_id = self._fingerprint()
         self.model.set_attn_implementation(register())
         self.dtype = next(self.model.parameters()).dtype
@@ -29,12 +30,15 @@ class ReaderModel:
             tid = self.tokenizer.convert_tokens_to_ids(token)
             if isinstance(tid, int) and tid != self.tokenizer.unk_token_id:
                 ids.add(tid)
-        vocab = self.model.get_output_embeddings().weight.shape[0]
+        vocab = self.model.get_input_embeddings().num_embeddings
         return {i for i in ids if 0 <= i < vocab}  # a tokenizer may name tokens the model cannot emit
 
     def _fingerprint(self) -> str:
-        """Name plus a digest of the config and a sample of the weights: KV from other weights never matches."""
+        """Name plus a digest of the config, the precision and a sample of the weights: KV from other
+        weights, or the same weights at another precision, never matches."""
         h = hashlib.sha256(self.model.config.to_json_string(use_diff=False).encode())
+        if self.precision != "float32":  # float32 keeps the ids that KV stores were written under
+            h.update(self.precision.encode())
         for p in list(self.model.parameters())[:2] + list(self.model.parameters())[-2:]:
             h.update(p.detach().flatten()[:4096].float().cpu().numpy().tobytes())
         slug = re.sub(r"[^A-Za-z0-9._-]+", "_", self.name.rstrip("/").split("/")[-1])[:48]

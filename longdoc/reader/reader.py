@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import contextlib
+import itertools
 import time
 from pathlib import Path
 from typing import Callable
@@ -9,6 +10,7 @@ from typing import Callable
 import torch
 
 from ..attention.block import KVBlock, stitch_cache
+from ..attention.recompute import first_tokens, reencode
 from ..attention.memory import PartCache, build_memory, part_key, use_memory
 from ..config import SPARSE_ATTENTIONS, ReaderSettings, check_attention
 from ..storage.kvstore import KVStore
@@ -26,7 +28,7 @@ class Reader:
     def __init__(self, name: str, kv_root: str | Path | None = None, settings: ReaderSettings | None = None,
                  device: str = "auto"):
         self.settings = settings or ReaderSettings()
-        self.model = ReaderModel(name, device)
+        self.model = ReaderModel(name, device, self.settings.precision)
         self.store = (KVStore(kv_root, self.model.reader_id, self.settings.kv_dtype, self.settings.kv_max_bytes)
                       if kv_root is not None else None)
         self.encoder = BlockEncoder(self.model, self.store)
@@ -58,10 +60,13 @@ class Reader:
 
     def answer(self, question: str, hits, attention: str | None = None, recompute_top: int | None = None,
                max_new_tokens: int | None = None, on_token: Callable[[str], None] | None = None,
-               timings: dict | None = None, in_order: bool = False) -> Answer:
-        """Answer from `hits` (best first; in_order: a document's passages in reading order)."""
+               timings: dict | None = None, in_order: bool = False, reencode_first: int | None = None) -> Answer:
+        """Answer from `hits` (best first; in_order: a document's passages in reading order). Block-Attention
+        recovers cross-passage attention by re-encoding the `recompute_top` best passages whole and the first
+        `reencode_first` tokens of every other passage (None: the settings' values)."""
         attention = check_attention(attention or self.settings.attention)
         recompute_top = self.settings.recompute_top if recompute_top is None else recompute_top
+        reencode_first = self.settings.reencode_first if reencode_first is None else reencode_first
         max_new_tokens = max_new_tokens or self.settings.max_new_tokens
         t0 = time.perf_counter()
         prompt = self.prompt(question, hits, in_order)
@@ -74,12 +79,7 @@ class Reader:
             # The question follows the prefix memory_gap positions after the memory's one position.
             feed, start = prompt.suffix, len(prompt.prefix) + self.settings.memory_gap
         else:
-            # Blocks nearest the question (the best passages) are re-encoded with it when recompute_top > 0.
-            n_cached = max(0, len(prompt.blocks) - recompute_top)
-            blocks: list[KVBlock] = [self.encoder.prefix(prompt)] + self.encoder.blocks(prompt, list(range(n_cached)))
-            cache = stitch_cache(self.model.model, blocks, self.model.dtype)
-            start = sum(b.length for b in blocks)
-            feed = [t for b in prompt.blocks[n_cached:] for t in b] + prompt.suffix
+            cache, feed, start = self._stitched(prompt, recompute_top, reencode_first)
         with use_memory(memory) if memory is not None else contextlib.nullcontext():
             gen = generate(self.model, cache, feed, start, max_new_tokens, on_token, t0=t0)
         mass = gen.mass
@@ -95,6 +95,21 @@ class Reader:
         if memory is not None:
             times["keys_read_share"] = memory.share_read()
         return Answer(question, with_markers(gen.text, citations), gen.text, citations, attention, False, times)
+
+    def _stitched(self, prompt, recompute_top: int, reencode_first: int):
+        """Block-Attention: (cache, tokens to prefill, their first position). The blocks nearest the question
+        (the best passages) are prefilled whole with it when recompute_top > 0; every cached block's first
+        reencode_first tokens are re-encoded over the stitched cache (EPIC)."""
+        n_cached = max(0, len(prompt.blocks) - recompute_top)
+        blocks: list[KVBlock] = [self.encoder.prefix(prompt)] + self.encoder.blocks(prompt, list(range(n_cached)))
+        cache = stitch_cache(self.model.model, blocks, self.model.dtype)
+        if reencode_first and n_cached:
+            ends = list(itertools.accumulate(b.length for b in blocks))
+            spans = list(zip(ends[:-1], ends[1:]))
+            reencode(self.model.model, cache, prompt.prefix + [t for b in prompt.blocks[:n_cached] for t in b],
+                     first_tokens(spans, reencode_first))
+        feed = [t for b in prompt.blocks[n_cached:] for t in b] + prompt.suffix
+        return cache, feed, sum(b.length for b in blocks)
 
     def _memory(self, prompt, attention: str):
         """Long context: the passages as a context memory attended sparsely, and a cache of the prefix."""

@@ -90,6 +90,11 @@ class Catalog:
         row = self.db.conn.execute("SELECT text FROM document_texts WHERE doc_id = ?", (doc_id,)).fetchone()
         return row[0] if row else ""
 
+    def spans(self, doc_id: int, kind: str) -> list[tuple[int, int]]:
+        """The (char_start, char_end) of a document's sections or pages, in order."""
+        return [tuple(r) for r in self.db.conn.execute(
+            "SELECT char_start, char_end FROM spans WHERE doc_id = ? AND kind = ? ORDER BY ordinal", (doc_id, kind))]
+
     def put_document(self, doc, sha256: str, stat, chunks, dense: np.ndarray, heads: np.ndarray) -> int:
         """Insert (or replace) one document with its chunks and vectors. Call inside transaction()."""
         conn = self.db.conn

