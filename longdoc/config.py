@@ -13,7 +13,7 @@ from pathlib import Path
 from .errors import LongdocError
 
 DEFAULT_EMBEDDER = "all-MiniLM-L6-v2"
-DEFAULT_READER = "smollm2-135m-instruct"
+DEFAULT_READER = "qwen2.5-coder-0.5b-instruct"  # bench/readers: the 1.5B answers better but misses the demo's 5 minutes
 ATTENTIONS = ("full", "block", "landmark", "retrieval")  # the reader's attention backends
 SPARSE_ATTENTIONS = ("landmark", "retrieval")  # long context: sparse attention over a context memory
 PRECISIONS = ("auto", "float32", "bfloat16", "float16", "int8")  # the reader's weights
@@ -73,6 +73,10 @@ class ReaderSettings:
     # Block-Attention: re-encode the first this-many tokens of every cached passage over the stitched
     # context (EPIC), so each passage's attention sink sees the passages before it.
     reencode_first: int = 0
+    # Block-Attention: APE's attention temperature on the passages' keys and scale on their log-sum-exp
+    # (attention/ape.py); 1 and 1 leave attention exact.
+    ape_temperature: float = 1.0
+    ape_scale: float = 1.0
     # Answer only when the best retrieved passage's dense cosine to the question reaches this; 0 never
     # abstains. bench/abstain.py (Quoref, answers indexed or not): 0.32 keeps 96% of answerable questions
     # and refuses 43% of unanswerable ones. The fused RRF score separates slightly better at its best
@@ -101,9 +105,9 @@ class ReaderSettings:
         if self.kv_dtype not in ("float16", "int8", "float32"):
             raise LongdocError(f"unknown kv_dtype {self.kv_dtype!r}; choose float16, int8 or float32")
         if self.k < 1 or self.max_new_tokens < 1 or self.recompute_top < 0 or self.kv_max_mb <= 0 or self.window_words < 0 \
-                or self.reencode_first < 0:
+                or self.reencode_first < 0 or self.ape_temperature <= 0 or self.ape_scale <= 0:
             raise LongdocError("reader k and max_new_tokens must be at least 1, recompute_top, reencode_first and "
-                               "window_words at least 0, kv_max_mb positive")
+                               "window_words at least 0, kv_max_mb, ape_temperature and ape_scale positive")
         for name in ("landmark_block", "cluster_size"):
             size = getattr(self, name)
             if size < 16 or size & (size - 1):

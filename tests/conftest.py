@@ -5,6 +5,9 @@ os.environ.setdefault("TRITON_INTERPRET", "1")
 # Everything must work offline: the hub is never reached at run time.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+# The reader mechanics (Block-Attention, KV store, citations, sparse attention, the CLI) are tested on the
+# 135M reader, which loads in a second; the packaged Qwen readers have slow tests of their own.
+os.environ.setdefault("LONGDOC_READER", "smollm2-135m-instruct")
 
 import shutil
 from pathlib import Path

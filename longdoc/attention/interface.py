@@ -11,6 +11,7 @@ import contextvars
 import torch
 import torch.nn.functional as F
 
+from .ape import active_ape, ape_attend
 from .memory import active_memory
 from .recompute import key_mask_override
 from .scoped import scoped
@@ -108,6 +109,15 @@ def longdoc_attention(module, query, key, value, attention_mask, scaling=None, d
     memory = active_memory()
     if memory is not None:
         return memory_attention(memory, module.layer_idx, query, key, value, mask, scaling, recorder), None
+    ape = active_ape()
+    if ape is not None and query.shape[0] == 1:
+        if mask is None:
+            mask = _bottom_right_causal(q_len, k_len, query.device)
+        out, last = ape_attend(query[0].transpose(0, 1), key[0], value[0], scaling,
+                               mask[0, 0].expand(q_len, k_len), ape)
+        if recorder is not None:
+            recorder.add(last)
+        return out.to(query.dtype).unsqueeze(0), None
     if recorder is not None and query.shape[0] == 1:
         recorder.add(last_row_probs(query, key, mask, scaling))
     out = F.scaled_dot_product_attention(query, key, value, attn_mask=mask, scale=scaling,

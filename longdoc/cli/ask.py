@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Optional
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from .common import IndexOption, JsonOption, console, friendly_errors, print_json
@@ -15,13 +16,16 @@ from .search import snippet
 
 @friendly_errors
 def ask(
-    question: str = typer.Argument(..., help="The question."),
+    questions: list[str] = typer.Argument(..., help="The question; several are answered in turn by one "
+                                          "loaded reader."),
     index_dir: Path = IndexOption,
     k: Optional[int] = typer.Option(None, "-k", help="Passages to read (default 5)."),
     attention: Optional[str] = typer.Option(None, help="block (reuse cached passage KV; default), full, or for "
                                             "many passages (-k 200) retrieval or landmark."),
     recompute_top: Optional[int] = typer.Option(None, "--recompute-top",
                                                 help="block: fully re-encode this many best passages."),
+    reencode_first: Optional[int] = typer.Option(None, "--reencode-first",
+                                                 help="block: re-encode the first N tokens of every passage."),
     mode: Optional[str] = typer.Option(None, help="Retrieval: hybrid (default), dense, multihead or bm25."),
     max_new_tokens: Optional[int] = typer.Option(None, help="Longest answer, in tokens."),
     reader: Optional[str] = typer.Option(None, help="Reader LLM: packaged name, HF id, local dir or .gguf."),
@@ -32,11 +36,20 @@ def ask(
     from ..config import load_settings
     from ..index import open_index
 
-    settings = load_settings(config, reader=reader)
+    settings = load_settings(config, reader=reader, answer_reencode_first=reencode_first)
+    answers = []
     with open_index(index_dir, settings=settings) as ix:
-        answer = ix.ask(question, k=k, attention=attention, recompute_top=recompute_top, mode=mode,
-                        max_new_tokens=max_new_tokens, on_token=_stream(json_out))
-    show_answer(answer, question, json_out)
+        for n, question in enumerate(questions):
+            if len(questions) > 1 and not json_out:
+                console.print(f"{chr(10) if n else ''}[bold]Q: {escape(question)}[/]", highlight=False)
+            answer = ix.ask(question, k=k, attention=attention, recompute_top=recompute_top, mode=mode,
+                            max_new_tokens=max_new_tokens, on_token=_stream(json_out))
+            if json_out:
+                answers.append(answer.as_dict())
+            else:
+                show_answer(answer, question, json_out)
+    if json_out:
+        print_json(answers[0] if len(answers) == 1 else answers)
 
 
 def _stream(json_out: bool):

@@ -10,6 +10,7 @@ from typing import Callable
 import torch
 
 from ..attention.block import KVBlock, stitch_cache
+from ..attention.ape import ApeSpec, use_ape
 from ..attention.recompute import first_tokens, reencode
 from ..attention.memory import PartCache, build_memory, part_key, use_memory
 from ..config import SPARSE_ATTENTIONS, ReaderSettings, check_attention
@@ -80,7 +81,12 @@ class Reader:
             feed, start = prompt.suffix, len(prompt.prefix) + self.settings.memory_gap
         else:
             cache, feed, start = self._stitched(prompt, recompute_top, reencode_first)
-        with use_memory(memory) if memory is not None else contextlib.nullcontext():
+        scoped = use_memory(memory) if memory is not None else contextlib.nullcontext()
+        if attention == "block" and (self.settings.ape_temperature, self.settings.ape_scale) != (1.0, 1.0):
+            # APE over the passages, wherever they were encoded (cached, re-encoded or prefilled)
+            scoped = use_ape(ApeSpec(len(prompt.prefix), len(prompt.prefix) + sum(map(len, prompt.blocks)),
+                                     self.settings.ape_temperature, self.settings.ape_scale))
+        with scoped:
             gen = generate(self.model, cache, feed, start, max_new_tokens, on_token, t0=t0)
         mass = gen.mass
         if memory is not None:  # the recorded mass is over [prefix | question, answer]; the memory's between

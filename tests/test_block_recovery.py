@@ -1,5 +1,5 @@
-"""Selective re-encoding of a stitched Block-Attention cache: re-encoding every block token reproduces
-full prefill exactly; re-encoding a few changes only those positions."""
+"""Block-Attention recoveries, each with its exact case: re-encoding every block token reproduces full
+prefill, re-encoding a few changes only those positions; APE at T = S = 1 is plain attention."""
 import pytest
 import torch
 
@@ -71,3 +71,44 @@ def test_reencoding_the_first_tokens_of_each_block_touches_only_them(qwen2):
     # Block 2's first tokens now saw block 1 (exact, it follows the prefix) and the prefix: as in full prefill.
     torch.testing.assert_close(after[:, :, :, 12:15], full_k[:, :, :, 12:15], atol=1e-5, rtol=1e-5)
     assert not torch.allclose(before[:, :, :, 12:15], full_k[:, :, :, 12:15], atol=1e-3)
+
+
+def test_ape_matches_two_attentions_merged_with_a_scaled_context_lse():
+    from longdoc.attention.ape import ApeSpec, ape_attend
+    from longdoc.attention.sparse import attend, lse_merge
+
+    g = torch.Generator().manual_seed(3)
+    q, k, v = torch.randn(5, 4, 16, generator=g), torch.randn(2, 30, 16, generator=g), torch.randn(2, 30, 16, generator=g)
+    mask = (torch.arange(30)[None, :] <= torch.arange(25, 30)[:, None])  # bottom-right causal
+    spec = ApeSpec(6, 22, temperature=0.7, scale=0.8)
+    out, last = ape_attend(q, k, v, 0.25, mask, spec)
+    ctx = torch.zeros(30, dtype=torch.bool)
+    ctx[6:22] = True
+    m = mask[:, None, :].expand(-1, 2, -1)
+    o_ctx, lse_ctx = attend(q, k / spec.temperature, v, 0.25, m & ctx)  # logits / T through the keys
+    o_other, lse_other = attend(q, k, v, 0.25, m & ~ctx)
+    ref, _ = lse_merge([(o_ctx, spec.scale * lse_ctx), (o_other, lse_other)])
+    torch.testing.assert_close(out, ref, atol=1e-5, rtol=1e-5)
+    assert abs(float(last.sum()) - 4) < 1e-4  # the last row's weights, summed over 4 query heads
+    exact, _ = ape_attend(q, k, v, 0.25, mask, ApeSpec(6, 22))
+    plain, _ = attend(q, k, v, 0.25, m)
+    torch.testing.assert_close(exact, plain, atol=1e-5, rtol=1e-5)  # T = S = 1 is exact attention
+
+
+@torch.inference_mode()
+def test_ape_at_temperature_and_scale_one_equals_plain_block_attention(qwen2):
+    from longdoc.attention.ape import ApeSpec, use_ape
+
+    g = torch.Generator().manual_seed(4)
+    prefix, b1, b2, question = (torch.randint(0, 300, (n,), generator=g).tolist() for n in (4, 9, 7, 5))
+    pos = torch.arange(20, 25)[None]
+    plain = qwen2(input_ids=torch.tensor([question]), past_key_values=_stitched(qwen2, prefix, [b1, b2]),
+                  position_ids=pos).logits
+    with use_ape(ApeSpec(4, 20)):
+        same = qwen2(input_ids=torch.tensor([question]), past_key_values=_stitched(qwen2, prefix, [b1, b2]),
+                     position_ids=pos).logits
+    with use_ape(ApeSpec(4, 20, temperature=0.5, scale=0.9)):
+        other = qwen2(input_ids=torch.tensor([question]), past_key_values=_stitched(qwen2, prefix, [b1, b2]),
+                      position_ids=pos).logits
+    torch.testing.assert_close(same, plain, atol=1e-5, rtol=1e-5)
+    assert not torch.allclose(other, plain, atol=1e-3)
