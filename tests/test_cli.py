@@ -54,4 +54,5 @@ def test_errors_are_one_line_without_traceback(tmp_path):
 
 def test_models_list_json():
     rows = json.loads(longdoc("models", "list", "--json").stdout)
-    assert {r["name"] for r in rows} == {"all-MiniLM-L6-v2", "smollm2-135m-instruct"}
+    assert {r["name"] for r in rows} == {"all-MiniLM-L6-v2", "smollm2-135m-instruct", "qwen2.5-coder-0.5b-instruct",
+                                         "qwen2.5-coder-1.5b-instruct"}

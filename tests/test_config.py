@@ -16,7 +16,7 @@ def test_precedence_file_then_env_then_overrides(tmp_path, monkeypatch):
 
 
 def test_defaults_and_no_request(monkeypatch):
-    for name in ("LONGDOC_CHUNK_TOKENS", "LONGDOC_BATCH_SIZE", "LONGDOC_READER"):
+    for name in ("LONGDOC_CHUNK_TOKENS", "LONGDOC_BATCH_SIZE", "LONGDOC_READER", "LONGDOC_ANSWER_PRECISION"):
         monkeypatch.delenv(name, raising=False)
     assert load_settings() == Settings()
     assert not settings_requested(None, embedder=None)

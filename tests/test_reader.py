@@ -123,6 +123,8 @@ def test_cli_ask_json_and_kv_commands(reader_index):
     answer = json.loads(out.stdout)
     assert answer["attention"] == "block" and len(answer["citations"]) == 3
     assert {"path", "section", "char_start", "char_end", "page", "attention", "marked"} <= set(answer["citations"][0])
+    both = json.loads(cli("ask", QUESTION, "Who kept the lighthouse log?", "-k", "3", "--json").stdout)
+    assert [a["question"] for a in both] == [QUESTION, "Who kept the lighthouse log?"]  # one reader, two answers
     plain = cli("ask", QUESTION, "-k", "3")  # what a person sees: the answer, its citations, no library noise
     assert plain.returncode == 0 and plain.stderr.strip() == "", plain.stderr
     assert "Warning" not in plain.stdout and "The answer is" not in plain.stdout

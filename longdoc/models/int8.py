@@ -19,9 +19,11 @@ class Int8Linear(nn.Module):
     def __init__(self, linear: nn.Linear):
         super().__init__()
         w = linear.weight.detach().float()
-        scale = w.abs().amax(dim=1).clamp_min(1e-8) / 127.0
-        self.register_buffer("weight_int8", torch.round(w / scale[:, None]).clamp(-127, 127).to(torch.int8))
-        self.register_buffer("scale", scale.to(torch.bfloat16))
+        # the kernel takes bfloat16 scales: round them first and quantise with what it will multiply by
+        scale = (w.abs().amax(dim=1).clamp_min(1e-8) / 127.0).to(torch.bfloat16)
+        q = torch.round(w / scale.float()[:, None]).clamp(-127, 127)
+        self.register_buffer("weight_int8", q.to(torch.int8))
+        self.register_buffer("scale", scale)
         self.register_buffer("bias", None if linear.bias is None else linear.bias.detach().to(torch.bfloat16))
         self.in_features, self.out_features = linear.in_features, linear.out_features
 

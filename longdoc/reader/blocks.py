@@ -38,6 +38,7 @@ class BlockEncoder:
                 cached = (k[:, 0], v[:, 0], 0)
                 if self.store:
                     self.store.put(key, cached[0], cached[1], 0)
+                    cached = (*self.store.as_stored(cached[0], cached[1]), 0)
             self._prefix[key] = KVBlock(cached[0], cached[1], cached[2])
         return self._prefix[key]
 
@@ -54,9 +55,10 @@ class BlockEncoder:
         for start in range(0, len(missing), self.batch_size):
             batch = missing[start:start + self.batch_size]
             for i, block in zip(batch, self.encode(prompt, [prompt.blocks[i] for i in batch])):
-                found[i] = block
                 if self.store:
                     self.store.put(prompt.block_keys[i], block.keys, block.values, block.start)
+                    block = KVBlock(*self.store.as_stored(block.keys, block.values), block.start)
+                found[i] = block
         return [found[i] for i in which]
 
     @torch.inference_mode()

@@ -74,6 +74,13 @@ class KVStore:
             values = dequantize_int8(values, tensors["value_scale"])
         return keys, values, meta_start
 
+    def as_stored(self, keys: torch.Tensor, values: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(keys, values) exactly as `get` will return them once stored: a block used right after it is
+        computed then answers as it will from the store, so the first ask and the next ones agree."""
+        if self.dtype == "int8":
+            return tuple(dequantize_int8(*quantize_int8(x)) for x in (keys, values))
+        return keys.to(DTYPES[self.dtype]), values.to(DTYPES[self.dtype])
+
     def put(self, sha: str, keys: torch.Tensor, values: torch.Tensor, start: int) -> int:
         """Store one block; returns the bytes written."""
         path = self._path(sha)
