@@ -40,7 +40,8 @@ def main():
     args = parser.parse_args()
     counts = [int(c) for c in args.counts.split(",")] if args.counts else ([1, 5, 20] if args.quick else [1, 5, 10, 20, 50])
     workdir = cache_dir("bench", "reader")
-    settings = load_settings(chunk_tokens=254, chunk_overlap=16, reader=args.reader)
+    # passages are the 254-token chunks themselves (no reading windows), so the count is what is read
+    settings = load_settings(chunk_tokens=254, chunk_overlap=16, reader=args.reader, answer_window_words=0)
     index_paths(workdir / "index", [corpus_path("paul-graham-essays")], settings, progress=True)
     shutil.rmtree(workdir / "index" / "kv", ignore_errors=True)  # every run starts with an empty KV store
     rows = []
