@@ -2,9 +2,10 @@
 
 Blocks encoded apart never saw each other. Re-encoding a few of their tokens with everything before them
 in view, and writing the new keys and values over the old, lets the context mix again at a fraction of a
-full prefill's cost. EPIC re-encodes each block's first tokens (where a block's own attention sink forms);
-CacheBlend the tokens whose KV deviates most. Re-encoding every block token reproduces full prefill
-exactly: each re-encoded token sees the prefix and the re-encoded tokens before it, as in one pass."""
+full prefill's cost. EPIC re-encodes each block's first tokens (where a block's own attention sink forms;
+`first_tokens`). `reencode` takes any positions, so CacheBlend's choice (the tokens whose KV deviates
+most) would use the same pass; that selection is not built. Re-encoding every block token reproduces full
+prefill exactly: each re-encoded token sees the prefix and the re-encoded tokens before it, as in one pass."""
 from __future__ import annotations
 
 import contextvars
