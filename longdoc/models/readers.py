@@ -64,8 +64,9 @@ def reader_path(name: str) -> str:
 
 
 def resolve_precision(precision: str, device: str) -> str:
-    """auto: int8 weights on a CPU (bench/reader_precision.py: 4x faster decode than float32 on 2 cores,
-    the same answers), bfloat16 on a GPU that has it, else float16."""
+    """auto: int8 weights on a CPU (on 2 cores the 0.5B decodes at 45 ms/token against 155 in float32, and
+    bench/gold_reader.py gives the same gold-passage answers: README), bfloat16 on a GPU that has it,
+    else float16."""
     if precision not in PRECISIONS:
         raise ModelError(f"unknown reader precision {precision!r}; choose one of {', '.join(PRECISIONS)}")
     if precision != "auto":
