@@ -1,7 +1,6 @@
 """The public handle on one index: status, documents, search, and incremental updates."""
 from __future__ import annotations
 
-import json
 import threading
 import time
 from pathlib import Path
@@ -57,8 +56,7 @@ class Index:
     def status(self) -> dict:
         files = [p for p in self.path.rglob("*") if p.is_file()]
         manifest = self.catalog.get_meta("manifest") or {}
-        vectors = self.path / "vectors" / "manifest.json"
-        vector_gen = json.loads(vectors.read_text())["generation"] if vectors.exists() else None
+        checked = self._saved_vectors(manifest)
         return {
             "index": str(self.path),
             **self.catalog.counts(),
@@ -70,9 +68,18 @@ class Index:
             "chunk_tokens": manifest.get("chunk_tokens"),
             "chunk_overlap": manifest.get("chunk_overlap"),
             "schema_version": self.catalog.schema_version,
-            "vectors_in_sync": vector_gen == self.catalog.generation,
+            "vectors_in_sync": checked is not None and checked.generation == self.catalog.generation,
+            # each FAISS file checked against the sha256 its manifest records (search repairs any in memory)
+            "vector_files": ("none yet" if checked is None else "; ".join(checked.checks) if checked.checks
+                             else f"{1 + checked.n_heads} files match their checksums"),
             "last_run": self.catalog.last_run(),
         }
+
+    def _saved_vectors(self, manifest: dict) -> VectorStore | None:
+        """The FAISS files as saved (checked, not synced), or None before the first vectors."""
+        if "dim" not in manifest:
+            return None
+        return VectorStore(self.path, manifest["dim"], manifest["heads"], manifest["head_dim"]).load()
 
     # --- search --------------------------------------------------------------------------------
     @property

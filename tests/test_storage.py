@@ -106,17 +106,72 @@ def test_vector_store_syncs_by_id_difference_and_survives_reload(tmp_path):
         assert ids[0, 0] == cat.vector_ids()[1]
 
 
-def test_damaged_vector_file_is_rebuilt_from_catalog(tmp_path):
-    cat = Catalog.open(tmp_path, create=True)
-    _put(cat, "/a.txt", 4, 0)
+def _saved_store(tmp_path, cat):
     store = VectorStore(tmp_path, DIM, HEADS, HD).load()
     store.sync(cat)
     store.save()
-    (tmp_path / "vectors" / "head-01.faiss").write_bytes(b"garbage")
-    rebuilt = VectorStore(tmp_path, DIM, HEADS, HD).load()
-    assert rebuilt.size == 0
-    rebuilt.sync(cat)
-    assert rebuilt.size == 4 and rebuilt.heads[1].ntotal == 4
+    return store
+
+
+def _same_as_catalog(store, cat) -> bool:
+    want = sorted(cat.vector_ids().tolist())
+    return all(sorted(faiss.vector_to_array(ix.id_map).tolist()) == want for ix in [store.dense, *store.heads])
+
+
+@pytest.mark.parametrize("damage", ["garbage", "truncated", "flipped byte", "zeroed", "missing", "wrong dimension"])
+def test_a_damaged_vector_file_alone_is_rebuilt_from_the_catalog(tmp_path, damage):
+    cat = Catalog.open(tmp_path, create=True)
+    dense, heads = _put(cat, "/a.txt", 4, 0)
+    _saved_store(tmp_path, cat)
+    path = tmp_path / "vectors" / "head-01.faiss"
+    data = bytearray(path.read_bytes())
+    if damage == "garbage":
+        path.write_bytes(b"garbage")
+    elif damage == "truncated":
+        path.write_bytes(data[:len(data) // 2])
+    elif damage == "flipped byte":  # still a readable FAISS file, with one vector silently wrong
+        data[-20] ^= 0xFF
+        path.write_bytes(bytes(data))
+    elif damage == "zeroed":
+        path.write_bytes(bytes(len(data)))
+    elif damage == "missing":
+        path.unlink()
+    else:
+        index = faiss.IndexIDMap2(faiss.IndexFlatIP(HD * 2))
+        index.add_with_ids(np.ones((4, HD * 2), np.float32), cat.vector_ids())
+        faiss.write_index(index, str(path))
+    reopened = VectorStore(tmp_path, DIM, HEADS, HD).load()
+    assert [line.split(":")[0] for line in reopened.checks] == ["head-01.faiss"]
+    assert reopened.size == 4 and reopened.heads[1].ntotal == 0 and reopened.heads[0].ntotal == 4
+    reopened.sync(cat)
+    assert _same_as_catalog(reopened, cat)
+    _, ids = reopened.search_head(1, heads[2:3, 1], 1)
+    assert ids[0, 0] == cat.vector_ids()[2]
+
+
+def test_a_save_cut_short_leaves_files_the_next_open_repairs(tmp_path):
+    """The reported crash: a save killed after writing dense.faiss and head-00.faiss; the manifest and
+    the later head files are still the previous save's. Each file is brought to the catalog."""
+    cat = Catalog.open(tmp_path, create=True)
+    _put(cat, "/a.txt", 4, 0)
+    store = _saved_store(tmp_path, cat)
+    folder = tmp_path / "vectors"
+    before = {p.name: p.read_bytes() for p in folder.iterdir()}
+    with cat.transaction():
+        cat.remove_document("/a.txt")
+    _put(cat, "/b.txt", 3, 1)
+    store.sync(cat)
+    store.save()
+    for name in ["head-01.faiss", "head-02.faiss", "manifest.json"]:  # what the kill never reached
+        (folder / name).write_bytes(before[name])
+    reopened = VectorStore(tmp_path, DIM, HEADS, HD).load()
+    assert reopened.generation == -1  # not every file matches the manifest: sync compares every id
+    assert reopened.heads[1].ntotal == 4 and reopened.dense.ntotal == 0  # old, and dropped (newer than the manifest)
+    reopened.sync(cat)
+    assert _same_as_catalog(reopened, cat) and reopened.size == 3
+    reopened.save()
+    again = VectorStore(tmp_path, DIM, HEADS, HD).load()
+    assert again.checks == [] and again.generation == cat.generation and _same_as_catalog(again, cat)
 
 
 def test_ivf_search_past_the_threshold_finds_the_same_neighbours(tmp_path):

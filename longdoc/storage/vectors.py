@@ -1,12 +1,15 @@
 """FAISS indexes for the ordinary embedding and one per MRAG head, kept in step with the catalog.
 
-The catalog's `vectors` table is the source of truth. The FAISS files are a derived cache: a
-manifest records the catalog generation they match, and `sync` patches them by set difference of
-chunk ids (ids are never reused), so a crash at any point leaves files that are stale at worst,
-never wrong, and a reader can always bring them up to date in memory.
+The catalog's `vectors` table is the source of truth. The FAISS files are a derived cache. Each file is
+written atomically, then a manifest records every file's sha256 and the catalog generation they match.
+On open, a file whose bytes do not match the manifest (a crash between writing the files and the
+manifest, a torn or garbled file, a file of the wrong dimension) is dropped and rebuilt from the catalog;
+`sync` then patches each index separately by set difference of chunk ids (ids are never reused). So a
+crash at any point leaves files that are stale at worst, never wrong, and `checks` says what was found.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from pathlib import Path
@@ -49,6 +52,7 @@ class VectorStore:
         self.dir = Path(index_dir) / VECTORS_DIR
         self.dim, self.n_heads, self.head_dim = dim, heads, head_dim
         self.generation = -1
+        self.checks: list[str] = []  # what load found wrong, one line per file
         self.dense = self._empty(dim)
         self.heads = [self._empty(head_dim) for _ in range(heads)]
         # Past ivf_threshold vectors, dense search goes through an IVF index built from the flat one
@@ -72,50 +76,90 @@ class VectorStore:
         return faiss.vector_to_array(self.dense.id_map).astype(np.int64)
 
     def load(self) -> "VectorStore":
-        """Read the saved files if their manifest is complete; otherwise start empty (sync fills in)."""
-        manifest = self.dir / "manifest.json"
-        if not manifest.exists():
-            return self
-        info = json.loads(manifest.read_text())
+        """Read the saved files that match the manifest; any other starts empty and is rebuilt by sync.
+        `checks` gets one line per file."""
+        self.checks: list[str] = []
         try:
-            loaded = {name: faiss.read_index(str(self.dir / name)) for name, _ in self._files()}
-        except RuntimeError:
-            return self  # a damaged file: rebuild from the catalog
-        self.dense = loaded["dense.faiss"]
-        self.heads = [loaded[f"head-{h:02d}.faiss"] for h in range(self.n_heads)]
-        self.generation = int(info["generation"])
+            info = json.loads((self.dir / "manifest.json").read_text())
+            recorded = info["files"] if isinstance(info.get("files"), dict) else {}
+            generation = int(info["generation"])
+        except FileNotFoundError:
+            return self
+        except (OSError, ValueError, KeyError, TypeError):
+            self.checks.append("manifest.json: unreadable; every vector file rebuilt from the catalog")
+            return self
+        complete = True
+        for name, h in self._files():
+            problem, index = self._read_checked(name, recorded.get(name), self.dim if h < 0 else self.head_dim)
+            if index is None:
+                complete = False
+                self.checks.append(f"{name}: {problem}; rebuilt from the catalog")
+                continue
+            if h < 0:
+                self.dense = index
+            else:
+                self.heads[h] = index
+        # Only files that all match the manifest are at its generation; otherwise sync compares every id.
+        self.generation = generation if complete else -1
         return self
 
+    def _read_checked(self, name: str, record, dim: int) -> tuple[str, faiss.Index | None]:
+        """(problem, None) or ("", the index) for one file checked against its manifest record."""
+        path = self.dir / name
+        if not isinstance(record, dict) or "sha256" not in record:
+            return "not in the manifest", None
+        try:
+            with open(path, "rb") as f:
+                digest = hashlib.file_digest(f, "sha256").hexdigest()
+            if digest != record["sha256"]:
+                return "contents differ from the manifest's checksum", None
+            index = faiss.read_index(str(path))
+        except FileNotFoundError:
+            return "missing", None
+        except (OSError, RuntimeError) as e:
+            return f"unreadable ({str(e).splitlines()[0][:80]})", None
+        if index.d != dim or index.ntotal != record.get("count"):
+            return f"holds {index.ntotal} vectors of dimension {index.d}, not what the manifest records", None
+        return "", index
+
     def sync(self, catalog: Catalog, batch: int = 4096) -> tuple[int, int]:
-        """Bring the indexes to the catalog's committed state. Returns (added, removed)."""
+        """Bring every index to the catalog's committed state, each by its own set difference of ids.
+        Returns (added, removed): the distinct chunk ids added to or removed from any index."""
         generation = catalog.generation
         if generation == self.generation:
             return 0, 0
         wanted = catalog.vector_ids()
-        have = self.ids()
-        stale = np.setdiff1d(have, wanted, assume_unique=True)
-        missing = np.setdiff1d(wanted, have, assume_unique=True)
-        if len(stale):
-            selector = faiss.IDSelectorBatch(stale)
-            for index in [self.dense, *self.heads]:
-                index.remove_ids(selector)
-        for start in range(0, len(missing), batch):
-            ids = missing[start:start + batch]
+        indexes = [self.dense, *self.heads]
+        have = [faiss.vector_to_array(index.id_map).astype(np.int64) for index in indexes]
+        removed: set[int] = set()
+        for index, ids in zip(indexes, have):
+            stale = np.setdiff1d(ids, wanted, assume_unique=True)
+            if len(stale):
+                index.remove_ids(faiss.IDSelectorBatch(stale))
+                removed.update(stale.tolist())
+        missing = [np.setdiff1d(wanted, ids, assume_unique=True) for ids in have]
+        needed = np.unique(np.concatenate(missing)) if missing else np.zeros(0, np.int64)
+        for start in range(0, len(needed), batch):
+            ids = needed[start:start + batch]
             dense, heads = catalog.vectors(ids, self.dim, self.n_heads, self.head_dim)
-            self.dense.add_with_ids(normalize(dense), ids)
-            for h, index in enumerate(self.heads):
-                index.add_with_ids(normalize(heads[:, h]), ids)
+            for n, (index, lacking) in enumerate(zip(indexes, missing)):
+                take = np.isin(ids, lacking, assume_unique=True)
+                if take.any():
+                    rows = dense[take] if n == 0 else heads[take, n - 1]
+                    index.add_with_ids(normalize(rows), ids[take])
         self.generation = generation
-        return len(missing), len(stale)
+        return len(needed), len(removed)
 
     def save(self) -> None:
-        """Write every index atomically, then the manifest that vouches for them."""
+        """Write every index atomically, then the manifest that vouches for them (sha256 per file)."""
         self.dir.mkdir(parents=True, exist_ok=True)
-        indexes = [self.dense, *self.heads]
-        for (name, _), index in zip(self._files(), indexes):
-            _atomic_write_bytes(self.dir / name, faiss.serialize_index(index).tobytes())
+        files = {}
+        for (name, _), index in zip(self._files(), [self.dense, *self.heads]):
+            data = faiss.serialize_index(index).tobytes()
+            _atomic_write_bytes(self.dir / name, data)
+            files[name] = {"sha256": hashlib.sha256(data).hexdigest(), "count": int(index.ntotal)}
         manifest = {"generation": self.generation, "count": self.size, "dim": self.dim,
-                    "heads": self.n_heads, "head_dim": self.head_dim, "files": [n for n, _ in self._files()]}
+                    "heads": self.n_heads, "head_dim": self.head_dim, "files": files}
         _atomic_write_bytes(self.dir / "manifest.json", json.dumps(manifest, indent=2).encode())
         _fsync_dir(self.dir)
 
