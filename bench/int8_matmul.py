@@ -1,0 +1,62 @@
+"""Where the reader's int8 weight-only Linear should switch from torch's int8 kernel to a dequantised GEMM.
+
+For each weight shape of the packaged Qwen readers and a range of row counts (1 = a decoded token, ~30 =
+a question prefilled after stored passages, hundreds = a whole prompt), time both paths against the
+baseline of a plain bfloat16 GEMM over weights kept in bfloat16, and check they agree.
+
+    python bench/int8_matmul.py [--quick]
+"""
+from __future__ import annotations
+
+import argparse
+import time
+
+import torch
+
+from common import write_result
+
+# (in, out) of the MLP and attention projections: Qwen2.5-0.5B (896 wide) and -1.5B (1536 wide)
+SHAPES = [(896, 4864), (4864, 896), (1536, 8960), (8960, 1536), (1536, 1536)]
+ROWS = [1, 8, 16, 32, 64, 128, 512]
+
+
+def timed(fn, repeats: int) -> float:
+    fn()
+    t = time.perf_counter()
+    for _ in range(repeats):
+        fn()
+    return (time.perf_counter() - t) / repeats * 1000
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--quick", action="store_true")
+    args = parser.parse_args()
+    torch.manual_seed(0)
+    shapes, rows_list, repeats = (SHAPES[2:4], [1, 32, 128], 3) if args.quick else (SHAPES, ROWS, 5)
+    results = []
+    print("| in x out | rows | bf16 GEMM ms (baseline) | int8 kernel ms (×) | dequantised GEMM ms (×) | max rel. diff |")
+    print("|---|---|---|---|---|---|")
+    for k, n in shapes:
+        w = torch.randn(n, k) / k**0.5
+        scale = (w.abs().amax(dim=1) / 127).to(torch.bfloat16)
+        q = torch.round(w / scale.float()[:, None]).clamp(-127, 127).to(torch.int8)
+        w_bf16 = w.to(torch.bfloat16)
+        for m in rows_list:
+            x = torch.randn(m, k, dtype=torch.bfloat16)
+            kernel = torch._weight_int8pack_mm(x, q, scale)
+            deq = x @ (q.to(torch.bfloat16) * scale[:, None]).T
+            diff = float((kernel.float() - deq.float()).abs().max() / deq.float().abs().max())
+            base = timed(lambda: x @ w_bf16.T, repeats)
+            t_kernel = timed(lambda: torch._weight_int8pack_mm(x, q, scale), repeats)
+            t_deq = timed(lambda: x @ (q.to(torch.bfloat16) * scale[:, None]).T, repeats)
+            results.append({"in": k, "out": n, "rows": m, "bf16_ms": base, "int8_kernel_ms": t_kernel,
+                            "dequantised_ms": t_deq, "max_rel_diff": diff})
+            print(f"| {k}x{n} | {m} | {base:.2f} | {t_kernel:.2f} ({t_kernel / base:.2f}×) | "
+                  f"{t_deq:.2f} ({t_deq / base:.2f}×) | {diff:.1e} |", flush=True)
+    write_result("int8_matmul-quick" if args.quick else "int8_matmul", {"threads": torch.get_num_threads(),
+                                                                         "rows": results})
+
+
+if __name__ == "__main__":
+    main()
