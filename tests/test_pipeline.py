@@ -91,6 +91,39 @@ def test_bad_files_are_skipped_and_stored_documents_untouched(tmp_path, corpus, 
         assert skipped == 5
 
 
+def test_pipes_devices_sockets_and_endless_files_are_skipped_without_hanging(tmp_path, corpus, embedder):
+    """A FIFO named x.txt (in a folder and named on the command line), symlinks to /dev/zero and
+    /dev/urandom, a socket: each skipped with one line, within seconds, and the good files indexed."""
+    import signal
+    import socket
+
+    os.mkfifo(corpus / "pipe.txt")
+    os.symlink("/dev/zero", corpus / "zeros.txt")
+    os.symlink("/dev/urandom", corpus / "random.md")
+    sock = socket.socket(socket.AF_UNIX)
+    sock.bind(str(corpus / "socket.txt"))
+    fifo = tmp_path / "named.txt"
+    os.mkfifo(fifo)
+
+    def hung(*_):
+        raise TimeoutError("indexing hung on a special file")
+
+    signal.signal(signal.SIGALRM, hung)
+    signal.alarm(120)
+    try:
+        report = index_paths(tmp_path / "index", [corpus, fifo], SETTINGS, progress=False, embedder=embedder)
+    finally:
+        signal.alarm(0)
+        sock.close()
+    reasons = dict(report.skipped_files)
+    assert reasons == {str(corpus / "pipe.txt"): "not a regular file: a named pipe (FIFO)",
+                       str(fifo): "not a regular file: a named pipe (FIFO)",
+                       str(corpus / "zeros.txt"): "not a regular file: a character device",
+                       str(corpus / "random.md"): "not a regular file: a character device",
+                       str(corpus / "socket.txt"): "not a regular file: a socket"}, reasons
+    assert report.added == 6
+
+
 def test_index_built_with_other_settings_is_refused(tmp_path, corpus, embedder):
     idx = tmp_path / "index"
     index_paths(idx, [corpus / "tides.rst"], SETTINGS, progress=False, embedder=embedder)

@@ -1,7 +1,9 @@
 """Load a file into a LoadedDocument: txt, md, rst, html and pdf, each with a reason when it cannot."""
 from __future__ import annotations
 
+import os
 import re
+import stat
 from pathlib import Path
 
 from ..errors import SkippedFile
@@ -43,16 +45,39 @@ def load_document(path: str | Path, data: bytes | None = None, max_bytes: int | 
     return doc
 
 
+_NOT_REGULAR = [(stat.S_ISFIFO, "a named pipe (FIFO)"), (stat.S_ISCHR, "a character device"),
+                (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket"), (stat.S_ISDIR, "a directory")]
+
+
+def _check_regular(path: Path, mode: int) -> None:
+    if not stat.S_ISREG(mode):
+        what = next((what for test, what in _NOT_REGULAR if test(mode)), "of another kind")
+        raise SkippedFile(path, f"not a regular file: {what}")
+
+
 def read_bytes(path: Path, max_bytes: int | None) -> bytes:
+    """The file's bytes, from regular files only (a FIFO would block, /dev/zero never end), and never
+    more than max_bytes: the read stops there even when the size the file system reports is wrong."""
     try:
-        size = path.stat().st_size
-        if max_bytes is not None and size > max_bytes:
-            raise SkippedFile(path, f"file is {size / 2**20:.1f} MiB, over the {max_bytes / 2**20:.0f} MiB limit (max_file_mb)")
-        return path.read_bytes()
-    except SkippedFile:
-        raise
+        _check_regular(path, os.stat(path).st_mode)
+        # O_NONBLOCK: opening a FIFO with no writer would otherwise wait forever. Checked again after
+        # opening (fstat), so a file swapped for a pipe or device in between is refused too.
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
     except OSError as e:
         raise SkippedFile(path, f"cannot read: {e.strerror or e}") from None
+    with os.fdopen(fd, "rb") as f:
+        try:
+            info = os.fstat(fd)
+            _check_regular(path, info.st_mode)
+            size = info.st_size
+            over = max_bytes is not None and size > max_bytes
+            data = b"" if over else f.read() if max_bytes is None else f.read(max_bytes + 1)
+        except OSError as e:
+            raise SkippedFile(path, f"cannot read: {e.strerror or e}") from None
+    if max_bytes is not None and max(size, len(data)) > max_bytes:
+        raise SkippedFile(path, f"file is {max(size, len(data)) / 2**20:.1f} MiB, over the "
+                                f"{max_bytes / 2**20:.0f} MiB limit (max_file_mb)")
+    return data
 
 
 def _load_txt(path: Path, text: str) -> LoadedDocument:
