@@ -5,7 +5,8 @@ end-to-end EM/F1 of the reader for several settings, with paired differences aga
         --configs 'full;block;block reencode_first=16;block reencode_first=32'
     python bench/dev_sweep.py --name window --dev 60 --configs 'block window_words=0;block window_words=128'
 
-Each config is `<attention> [answer setting=value ...]`. The index is the eval runner's Quoref index."""
+Each config is `<attention> [answer setting=value ...]`; `instruction=@name` names one of INSTRUCTIONS.
+The index is the eval runner's Quoref index."""
 from __future__ import annotations
 
 import argparse
@@ -26,9 +27,21 @@ from longdoc.evaluation.metrics import answer_in_context, exact_match, f1_score 
 from longdoc.models.cache import cache_dir  # noqa: E402
 
 
+# Candidate system turns for the reader (`instruction=@name`).
+INSTRUCTIONS = {
+    "terse": "Answer the question from the passages. Reply with only the answer, a name, number or short "
+             "phrase copied from the passages, never a full sentence.",
+    "exact": "Read the passages, then answer the question with the exact words of the passages that answer it: "
+             "a name, a number or a short phrase. Do not write a sentence.",
+}
+
+
 def parse(config: str) -> tuple[str, dict]:
     attention, *pairs = config.split()
-    return attention, {f"answer_{k}": v for k, v in (p.split("=") for p in pairs)}
+    overrides = dict(p.split("=", 1) for p in pairs)
+    if overrides.get("instruction", "").startswith("@"):
+        overrides["instruction"] = INSTRUCTIONS[overrides["instruction"][1:]]
+    return attention, {f"answer_{k}": v for k, v in overrides.items()}
 
 
 def main():
@@ -41,7 +54,7 @@ def main():
     args = parser.parse_args()
     data, qids = dev_questions(args.dev)
     configs = [c.strip() for c in args.configs.split(";")]
-    scores = {c: {"em": {}, "f1": {}, "aic": {}, "ttft": {}} for c in configs}
+    scores = {c: {"em": {}, "f1": {}, "aic": {}, "ttft": {}, "answers": {}} for c in configs}
     base = load_settings(reader=args.reader)
     with open_index(cache_dir("eval", "quoref") / "index", settings=base) as ix:
         for n, qid in enumerate(qids, 1):
@@ -58,6 +71,7 @@ def main():
                 s["em"][qid], s["f1"][qid] = exact_match(a.raw, golds), f1_score(a.raw, golds)
                 s["aic"][qid] = answer_in_context([c.text for c in a.citations], golds) if a.citations else 0.0
                 s["ttft"][qid] = a.timings.get("ttft_s", 0.0)
+                s["answers"][qid] = {"answer": a.raw, "golds": golds}
             if n % 10 == 0:
                 print(f"  {n}/{len(qids)}  " + "  ".join(
                     f"{c}: F1 {sum(scores[c]['f1'].values()) / n:.3f}" for c in configs), flush=True)
@@ -68,7 +82,7 @@ def main():
         row = {"config": c, "em": bootstrap_ci(list(s["em"].values())).mean, "f1": bootstrap_ci(list(s["f1"].values())).mean,
                "answer_in_context": sum(s["aic"].values()) / len(qids),
                "ttft_p50_s": sorted(s["ttft"].values())[len(qids) // 2],
-               "delta_f1_vs_first": str(paired_difference(scores[first]["f1"], s["f1"]))}
+               "delta_f1_vs_first": str(paired_difference(scores[first]["f1"], s["f1"])), "answers": s["answers"]}
         rows.append(row)
     write_result(f"dev_sweep-{args.name}", {"dev_questions": len(qids), "k": args.k, "reader": base.reader,
                                             "rows": rows, "time": time.time()})

@@ -11,8 +11,10 @@ import torch
 from torch import nn
 
 
-# Up to this many rows go through the int8 kernel (decode); more (prefill) through a dequantised GEMM.
-GEMV_ROWS = 8
+# Up to this many rows go through the int8 kernel: decode, and a question prefilled after stored passage KV.
+# More (a whole prompt) through a dequantised GEMM. Dequantising a 1536x8960 weight alone takes ~20 ms on
+# this 2-core CPU, what the kernel spends on ~64 rows (bench/int8_matmul.py).
+INT8_KERNEL_ROWS = 64
 
 
 class Int8Linear(nn.Module):
@@ -30,10 +32,10 @@ class Int8Linear(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         shape = x.shape
         rows = x.reshape(-1, shape[-1]).to(torch.bfloat16)
-        if rows.shape[0] <= GEMV_ROWS:
+        if rows.shape[0] <= INT8_KERNEL_ROWS:
             y = torch._weight_int8pack_mm(rows, self.weight_int8, self.scale)
-        else:  # a prefill: a bfloat16 GEMM over the dequantised weight beats the row-at-a-time kernel
-            y = rows @ (self.weight_int8.to(torch.bfloat16) * self.scale[:, None]).T
+        else:  # a prefill: a bfloat16 GEMM over the int8 values (exact in bfloat16), scaled after
+            y = (rows @ self.weight_int8.to(torch.bfloat16).T) * self.scale
         if self.bias is not None:
             y = y + self.bias
         return y.reshape(*shape[:-1], self.out_features).to(x.dtype)

@@ -9,7 +9,6 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 
-SYSTEM = "Answer the question from the passages with a name, number or short phrase."
 # The assistant turn opens with this, so a small reader states the answer instead of restating the question.
 ANSWER_PRIMER = "Answer:"
 _SLOT = "\u27e6longdoc-passages\u27e7"
@@ -51,22 +50,22 @@ def block_key(prefix_text: str, text: str) -> str:
     return hashlib.sha256(f"{prefix_text}\x00{text}".encode()).hexdigest()
 
 
-def _split_template(tokenizer, question: str) -> tuple[str, str]:
+def _split_template(tokenizer, instruction: str, question: str) -> tuple[str, str]:
     """(text before the passages, text after them) from the model's chat template, or a plain layout."""
     user = f"{_SLOT}Question: {question.strip()}"
     if getattr(tokenizer, "chat_template", None):
         rendered = tokenizer.apply_chat_template(
-            [{"role": "system", "content": SYSTEM}, {"role": "user", "content": user}],
+            [{"role": "system", "content": instruction}, {"role": "user", "content": user}],
             tokenize=False, add_generation_prompt=True)
     else:
-        rendered = f"{SYSTEM}\n\n{user}\nAnswer:"
+        rendered = f"{instruction}\n\n{user}\nAnswer:"
     before, after = rendered.split(_SLOT)
     return before, after + ANSWER_PRIMER
 
 
-def build_prompt(tokenizer, question: str, hits, in_order: bool = False) -> Prompt:
+def build_prompt(tokenizer, instruction: str, question: str, hits, in_order: bool = False) -> Prompt:
     """in_order keeps the hits' order (a document read whole) instead of putting the best hit last."""
-    prefix_text, suffix_text = _split_template(tokenizer, question)
+    prefix_text, suffix_text = _split_template(tokenizer, instruction, question)
     encode = lambda text: tokenizer(text, add_special_tokens=False)["input_ids"]  # noqa: E731
     order = list(range(len(hits))) if in_order else list(range(len(hits)))[::-1]
     texts = [passage_text(hits[i]) for i in order]

@@ -46,7 +46,7 @@ class Reader:
         return torch.float16
 
     def prompt(self, question: str, hits, in_order: bool = False):
-        return build_prompt(self.model.tokenizer, question, hits, in_order)
+        return build_prompt(self.model.tokenizer, self.settings.instruction, question, hits, in_order)
 
     def fill_kv(self, hits, progress: Callable[[int], None] | None = None, batch: int = 64) -> int:
         """Compute and store the KV of these passages where the store lacks it; returns how many were computed."""
