@@ -1,5 +1,7 @@
 """Errors a user can act on. Each names the file or index and the cause."""
 
+from .paths import shown
+
 
 class LongdocError(Exception):
     """Base class: the CLI prints these as one line, without a traceback."""
@@ -21,9 +23,9 @@ class SkippedFile(LongdocError):
     """A file that cannot be indexed; the message is the one-line reason."""
 
     def __init__(self, path, reason: str):
-        self.path = str(path)
+        self.path = str(path)  # the real path (a name that is not UTF-8 keeps its bytes as surrogates)
         self.reason = reason
-        super().__init__(f"{self.path}: {reason}")
+        super().__init__(f"{shown(self.path)}: {reason}")
 
     def __reduce__(self):  # travels from Ray workers intact
         return SkippedFile, (self.path, self.reason)

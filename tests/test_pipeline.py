@@ -124,6 +124,34 @@ def test_pipes_devices_sockets_and_endless_files_are_skipped_without_hanging(tmp
     assert report.added == 6
 
 
+def test_a_file_name_that_is_not_utf8_is_indexed_kept_apart_and_shown_escaped(tmp_path, embedder):
+    """`badname\xff.txt` once made a whole folder unindexable. Its bytes are kept exactly, a file whose
+    name is the escaped text itself stays a separate document, and re-runs and pruning match them."""
+    folder = tmp_path / "docs"
+    folder.mkdir()
+    shutil.copy(FIXTURES / "fog_signals.txt", folder / "plain.txt")
+    odd = os.path.join(os.fsencode(folder), b"badname\xff.txt")
+    with open(odd, "wb") as f:
+        f.write(b"The odd lighthouse keeper logged every passing ship by lantern light.\n")
+    (folder / "badname\\xff.txt").write_text("A file whose name is the escaped form, written out literally.\n")
+    idx = tmp_path / "index"
+    report = index_paths(idx, [folder], SETTINGS, progress=False, embedder=embedder)
+    assert report.added == 3 and report.skipped == 0
+    assert index_paths(idx, [folder], SETTINGS, progress=False, embedder=embedder).unchanged == 3
+    shown = str(folder / "badname\\xff.txt")
+    with open_index(idx) as ix:
+        ix._embedder = embedder
+        paths = sorted(d["path"] for d in ix.documents())
+        assert paths.count(shown) == 2 and len(paths) == 3
+        hits = ix.search("lighthouse keeper logged passing ships by lantern", k=1)
+        assert hits[0].path == shown and "lantern" in hits[0].text
+    os.unlink(odd)
+    report = index_paths(idx, [folder], SETTINGS, prune=True, progress=False, embedder=embedder)
+    assert report.removed == 1 and report.unchanged == 2
+    with open_index(idx) as ix:
+        assert [d["title"] for d in ix.documents() if d["path"] == shown] == ["badname\\xff"]
+
+
 def test_index_built_with_other_settings_is_refused(tmp_path, corpus, embedder):
     idx = tmp_path / "index"
     index_paths(idx, [corpus / "tides.rst"], SETTINGS, progress=False, embedder=embedder)

@@ -13,10 +13,12 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from ..config import Settings
 from ..errors import SkippedFile
+from ..paths import shown
 from ..storage import Catalog, VectorStore, write_lock
 from .chunking import Chunker
 from .discovery import absolute, discover, under_roots
@@ -171,9 +173,9 @@ def _run(catalog, settings, embedder, roots, prune, console, show_progress, star
 
     def skip(path: str, reason: str):
         report.skipped += 1
-        report.skipped_files.append((path, reason))
+        report.skipped_files.append((shown(path), reason))
         catalog.record_skip(report.run_id, path, reason)
-        console.print(f"[yellow]skipped[/] {path}: {reason}", highlight=False)
+        console.print(f"[yellow]skipped[/] {escape(shown(path))}: {reason}", highlight=False)
 
     for path, reason in problems:
         skip(path, reason)

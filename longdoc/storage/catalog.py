@@ -12,6 +12,7 @@ import numpy as np
 import sqlite_utils
 
 from ..errors import IndexNotFoundError
+from ..paths import from_db, shown, to_db
 from .migrations import migrate
 
 CATALOG_FILE = "catalog.sqlite"
@@ -76,15 +77,16 @@ class Catalog:
     # --- documents ----------------------------------------------------------------------------
     def known_documents(self) -> dict[str, tuple[int, str]]:
         """path -> (doc id, sha256)."""
-        return {p: (i, s) for i, p, s in self.db.conn.execute("SELECT id, path, sha256 FROM documents")}
+        return {from_db(p): (i, s) for i, p, s in self.db.conn.execute("SELECT id, path, sha256 FROM documents")}
 
     def documents(self) -> list[dict]:
-        return list(self.db.query("SELECT id, path, title, format, bytes, chars, n_chunks, sha256, indexed_at "
-                                  "FROM documents ORDER BY path"))
+        """Every document, its path in printable form (paths.shown)."""
+        return [_shown_path(r) for r in self.db.query("SELECT id, path, title, format, bytes, chars, n_chunks, "
+                                                      "sha256, indexed_at FROM documents ORDER BY path")]
 
     def document(self, doc_id: int) -> dict | None:
         rows = list(self.db.query("SELECT * FROM documents WHERE id = ?", [doc_id]))
-        return rows[0] if rows else None
+        return _shown_path(rows[0]) if rows else None
 
     def document_text(self, doc_id: int) -> str:
         row = self.db.conn.execute("SELECT text FROM document_texts WHERE doc_id = ?", (doc_id,)).fetchone()
@@ -98,11 +100,11 @@ class Catalog:
     def put_document(self, doc, sha256: str, stat, chunks, dense: np.ndarray, heads: np.ndarray) -> int:
         """Insert (or replace) one document with its chunks and vectors. Call inside transaction()."""
         conn = self.db.conn
-        conn.execute("DELETE FROM documents WHERE path = ?", (doc.path,))
+        conn.execute("DELETE FROM documents WHERE path = ?", (to_db(doc.path),))
         cur = conn.execute(
             "INSERT INTO documents(path, sha256, title, format, encoding, mtime, bytes, chars, n_chunks, indexed_at) "
             "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (doc.path, sha256, doc.title, doc.format, doc.encoding, stat.st_mtime, stat.st_size,
+            (to_db(doc.path), sha256, shown(doc.title), doc.format, doc.encoding, stat.st_mtime, stat.st_size,
              len(doc.text), len(chunks), now_iso()),
         )
         doc_id = cur.lastrowid
@@ -123,7 +125,7 @@ class Catalog:
 
     def remove_document(self, path: str) -> bool:
         """Delete a document and (by cascade) its text, chunks, spans and vectors. Call inside transaction()."""
-        return self.db.conn.execute("DELETE FROM documents WHERE path = ?", (path,)).rowcount > 0
+        return self.db.conn.execute("DELETE FROM documents WHERE path = ?", (to_db(path),)).rowcount > 0
 
     # --- chunks and vectors -------------------------------------------------------------------
     def chunks(self, ids: Iterable[int] | None = None, doc_id: int | None = None) -> list[dict]:
@@ -187,7 +189,7 @@ class Catalog:
 
     def record_skip(self, run_id: int, path: str, reason: str) -> None:
         with self.db.conn:
-            self.db.conn.execute("INSERT INTO skipped_files(run_id, path, reason) VALUES (?, ?, ?)", (run_id, path, reason))
+            self.db.conn.execute("INSERT INTO skipped_files(run_id, path, reason) VALUES (?, ?, ?)", (run_id, to_db(path), reason))
 
     def finish_run(self, run_id: int, report: dict, status: str = "done") -> None:
         cols = ["added", "updated", "unchanged", "removed", "skipped", "chunks_embedded", "seconds"]
@@ -203,5 +205,10 @@ class Catalog:
 
 def _decode_chunk(row: dict) -> dict:
     row["section"] = tuple(json.loads(row["section"]))
+    return _shown_path(row)
+
+
+def _shown_path(row: dict) -> dict:
+    row["path"] = shown(row["path"])
     return row
 
