@@ -58,6 +58,33 @@ def test_legacy_encoding_is_detected():
     assert "café à l'aube" in doc.text and "tempêtes" in doc.text
 
 
+# Text in the languages each legacy encoding was made for: every file must decode back exactly.
+LEGACY_TEXTS = [
+    ("fr", "latin-1", "Le gardien du phare était très fatigué après la tempête. Déjà le garçon voulait aller à "
+                      "la côte où les bateaux arrivaient ; il mangea une pâtisserie près de la fenêtre."),
+    ("fr", "cp1252", "« Où est passé le cœur du navire ? » demanda l’ancien marin, qui avait connu l’été 1923."),
+    ("pt", "latin-1", "O faroleiro não sabia se a canção era de São João. A operação foi difícil e a "
+                      "tripulação estava cansada após a tempestade, mas ninguém desistiu."),
+    ("de", "cp1252", "Der Leuchtturmwärter öffnete die Tür, während draußen der Sturm über die Küste zog – "
+                     "so stand es im Logbuch für 50 € verkauft."),
+    ("es", "latin-1", "El farero subió a la torre por la mañana; ¿quién encendería la lámpara si él no volvía?"),
+    ("cs", "cp1250", "Strážce majáku zapsal do deníku, že bouře přišla v noci a loď se ztratila v mlze u útesů."),
+    ("pl", "cp1250", "Latarnik zapisał w dzienniku, że sztorm przyszedł nocą, a łódź zniknęła we mgle przy skałach."),
+    ("hu", "cp1250", "A világítótorony őre feljegyezte, hogy a vihar éjjel érkezett, és a hajó eltűnt a ködben."),
+    ("ru", "cp1251", "Смотритель маяка записал в журнал, что шторм пришёл ночью, а лодка исчезла в тумане у скал."),
+    ("bg", "cp1251", "Пазачът на фара записа в дневника, че бурята дойде през нощта и лодката изчезна в мъглата."),
+    ("uk", "cp1251", "Доглядач маяка записав у журналі, що шторм прийшов уночі, а човен зник у тумані біля скель."),
+]
+
+
+@pytest.mark.parametrize("lang,encoding,text", LEGACY_TEXTS, ids=lambda v: v if len(v) < 10 else "")
+def test_legacy_single_byte_text_decodes_exactly(tmp_path, lang, encoding, text):
+    path = tmp_path / f"{lang}.txt"
+    path.write_bytes(((text + "\n") * 3).encode(encoding))
+    doc = load_document(path)
+    assert doc.text == (text + "\n") * 3
+
+
 @pytest.mark.parametrize("path", DOC_FIXTURES, ids=lambda p: p.name)
 def test_every_fixture_loads_with_text(path):
     doc = load_document(path)

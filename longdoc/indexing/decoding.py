@@ -38,6 +38,9 @@ def decode_text(path, data: bytes) -> tuple[str, str]:
     bad = data.decode("utf-8", errors="replace").count("\ufffd")
     if bad <= len(data) // 100 and len(_UTF8_MULTIBYTE.findall(data, 0, 1 << 20)) >= 2:
         raise SkippedFile(path, f"invalid UTF-8 ({where}) in a file that is otherwise UTF-8: corrupt bytes")
+    single = single_byte_text(data)
+    if single is not None:
+        return single
     from charset_normalizer import from_bytes
 
     best = from_bytes(data).best()
@@ -45,3 +48,48 @@ def decode_text(path, data: bytes) -> tuple[str, str]:
     if best is None or best.chaos > 0.2 or best.encoding.startswith("utf"):
         raise SkippedFile(path, f"not valid UTF-8 ({where}) and no other text encoding fits")
     return str(best), best.encoding
+
+
+# The legacy single-byte encodings of European text, most common first (a tie goes to the earlier one).
+# latin-1 differs from cp1252 only where cp1252 has printable characters and latin-1 control codes.
+SINGLE_BYTE = ["cp1252", "cp1250", "cp1251", "latin-1"]
+# The letters beyond ASCII of each alphabet written in those encodings. A text decoded with the right
+# encoding uses the letters of one language; decoded with a wrong one, it mixes alphabets (French è read
+# as cp1250 becomes č, beside ŕ and ů that no language uses together) or puts symbols inside words.
+ALPHABETS = {
+    "french": "àâæçéèêëîïôœùûüÿ", "portuguese": "ãõáéíóúâêôàç", "spanish": "áéíóúñü", "german": "äöüß",
+    "italian": "àèéìíîòóùú", "catalan": "àèéíïòóúüç", "dutch": "éëïöüèáó", "nordic": "åäöæøéóáíúýþð",
+    "czech": "áčďéěíňóřšťúůýž", "slovak": "áäčďéíĺľňóôŕšťúýž", "polish": "ąćęłńóśźż", "hungarian": "áéíóöőúüű",
+    "romanian": "ăâîșțşţ", "south slavic": "čćđšž", "cyrillic": "абвгдежзийклмнопрстуфхцчшщъыьэюяёђѓєѕіїјљњћќўџґ",
+}
+# Typographic apostrophes and dashes do sit inside words; any other non-letter beyond ASCII between two
+# letters means a wrong encoding (Polish "także" read as cp1252 is "tak¿e").
+_IN_WORD = set("\u2018\u2019\u201a\u201b\u2010\u2011\u2013\u2014\u00b7")
+_SAMPLE = 1 << 20  # bytes judged: enough text, bounded time
+
+
+def _symbols_in_words(text: str) -> int:
+    return sum(1 for i in range(1, len(text) - 1)
+               if ord(text[i]) > 127 and not text[i].isalpha() and not text[i].isspace() and text[i] not in _IN_WORD
+               and text[i - 1].isalpha() and text[i + 1].isalpha())
+
+
+def single_byte_text(data: bytes) -> tuple[str, str] | None:
+    """(text, encoding) for the single-byte encoding whose letters fit one alphabet best, or None when
+    none fits most of the text's non-ASCII letters (then another detector decides)."""
+    best = None
+    for encoding in SINGLE_BYTE:
+        try:
+            text = data.decode(encoding)
+        except UnicodeDecodeError:
+            continue
+        sample = text[:_SAMPLE]
+        letters = [c for c in sample.lower() if ord(c) > 127 and c.isalpha()]
+        if not letters:
+            score = 1.0 if encoding == "cp1252" else 0.0  # only punctuation and symbols beyond ASCII
+        else:
+            score = max(sum(c in alphabet for c in letters) for alphabet in ALPHABETS.values()) / len(letters)
+        score -= _symbols_in_words(sample) / max(1, len(letters))
+        if best is None or score > best[0]:
+            best = (score, text, encoding)
+    return (best[1], best[2]) if best is not None and best[0] >= 0.9 else None
