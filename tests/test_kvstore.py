@@ -58,12 +58,31 @@ def test_least_recently_used_entries_are_evicted_first(tmp_path):
     assert stats["readers"]["reader-a"]["entries"] == 3
 
 
-def test_a_damaged_entry_is_dropped_and_reported_missing(tmp_path):
-    store = KVStore(tmp_path, "reader-a")
-    store.put(sha(1), *block(1), start=0)
+@pytest.mark.parametrize("damage", ["truncated", "garbled tensor bytes", "zeroed tail", "no checksum"])
+@pytest.mark.parametrize("dtype", ["float16", "int8"])
+def test_a_damaged_entry_is_dropped_and_reported_missing(tmp_path, damage, dtype):
+    """Garbled bytes inside a tensor still load as a tensor: only the checksum tells (an answer came out
+    empty from such an entry, with no error)."""
+    store = KVStore(tmp_path, "reader-a", dtype)
+    keys, values = block(1)
+    store.put(sha(1), keys, values, start=0)
     path = store._path(sha(1))
-    path.write_bytes(path.read_bytes()[:1000])  # truncated, as by a full disk
-    assert store.get(sha(1)) is None and not path.exists()
+    data = bytearray(path.read_bytes())
+    if damage == "truncated":  # as by a full disk
+        data = data[:1000]
+    elif damage == "garbled tensor bytes":
+        for i in range(len(data) // 2, len(data) // 2 + 64):
+            data[i] ^= 0x5A
+    elif damage == "zeroed tail":
+        data[-4096:] = bytes(4096)
+    else:  # an entry written without a checksum is not trusted either
+        from safetensors.torch import load_file, save_file
+        save_file(load_file(str(path)), str(path))
+        data = bytearray(path.read_bytes())
+    path.write_bytes(bytes(data))
+    assert store.get(sha(1)) is None and not path.exists() and store.dropped == 1
+    store.put(sha(1), keys, values, start=0)  # computed again, and good again
+    assert store.get(sha(1)) is not None and store.dropped == 1
 
 
 def test_bad_keys_and_settings_are_refused(tmp_path):

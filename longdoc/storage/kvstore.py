@@ -2,11 +2,13 @@
 
 Layout: <index>/kv/<reader id>/<sha[:2]>/<sha>.safetensors, holding `keys` and `values` of shape
 (layers, kv_heads, tokens, head_dim) in float16, float32 or int8 (with per-token, per-head absmax scales),
-and the position the block was encoded at. Writes are atomic (temp file, fsync, rename), so a crash leaves
-either the old entry or none. The store is size-bounded: a read touches the file's mtime, and a write that
+and the position the block was encoded at, with a sha256 of the tensors' bytes in the file's metadata.
+Writes are atomic (temp file, fsync, rename), so a crash leaves either the old entry or none; a read
+that finds the bytes changed (or no checksum) drops the entry, and the block is computed again. The store is size-bounded: a read touches the file's mtime, and a write that
 pushes the total past the bound evicts the least recently used entries."""
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 import shutil
@@ -14,8 +16,8 @@ import tempfile
 from pathlib import Path
 
 import torch
-from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from safetensors import SafetensorError, safe_open
+from safetensors.torch import save_file
 
 from ..errors import LongdocError
 
@@ -33,6 +35,16 @@ def dequantize_int8(q: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
     return q.float() * scale.float()
 
 
+def _digest(tensors: dict[str, torch.Tensor]) -> str:
+    """sha256 over every tensor's name, dtype, shape and bytes, in name order."""
+    h = hashlib.sha256()
+    for name in sorted(tensors):
+        t = tensors[name].contiguous()
+        h.update(f"{name}:{t.dtype}:{tuple(t.shape)}:".encode())
+        h.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+    return h.hexdigest()
+
+
 class KVStore:
     def __init__(self, root: str | Path, reader_id: str | None, dtype: str = "float16", max_bytes: int = 4 << 30):
         """reader_id None: a handle on the whole store (stats, clear, evict), which cannot get or put."""
@@ -45,6 +57,7 @@ class KVStore:
         self.dtype = dtype
         self.max_bytes = int(max_bytes)
         self._total: int | None = None  # bytes under root, counted on first write
+        self.dropped = 0  # damaged entries found (and deleted) by get
 
     def _path(self, sha: str) -> Path:
         if self.dir is None:
@@ -60,13 +73,18 @@ class KVStore:
         """(keys, values, start) as stored (int8 entries are dequantised to float32), or None."""
         path = self._path(sha)
         try:
-            tensors = load_file(str(path))
+            with safe_open(str(path), framework="pt") as f:
+                recorded = (f.metadata() or {}).get("sha256")
+                tensors = {name: f.get_tensor(name) for name in f.keys()}
+            if recorded != _digest(tensors):
+                raise ValueError("checksum mismatch")
             meta_start = int(tensors.pop("start").item())
             os.utime(path)  # most recently used
         except FileNotFoundError:
             return None
-        except (SafetensorError, KeyError, OSError, ValueError):
+        except (SafetensorError, KeyError, OSError, ValueError, RuntimeError):
             path.unlink(missing_ok=True)  # a damaged entry is recomputed, never trusted
+            self.dropped += 1
             return None
         keys, values = tensors["keys"], tensors["values"]
         if keys.dtype == torch.int8:
@@ -96,7 +114,7 @@ class KVStore:
         fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".part")
         os.close(fd)
         try:
-            save_file(tensors, tmp)
+            save_file(tensors, tmp, metadata={"sha256": _digest(tensors)})
             with open(tmp, "rb+") as f:
                 os.fsync(f.fileno())
             os.replace(tmp, path)
