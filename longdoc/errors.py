@@ -15,6 +15,10 @@ class IndexNotFoundError(LongdocError):
     """The index directory holds no catalog."""
 
 
+class IndexDamagedError(LongdocError):
+    """A stored file of the index (its catalog) cannot be read; the message names it and the fix."""
+
+
 class IndexMismatchError(LongdocError):
     """The index was built with settings (embedder, dims) that differ from the ones asked for."""
 

@@ -11,6 +11,7 @@ from .errors import IndexMismatchError, IndexNotFoundError
 from .retrieval import Filters, Hit, Searcher
 from .retrieval.windows import reading_windows
 from .storage import Catalog, VectorStore
+from .storage.catalog import CATALOG_FILE, damaged
 
 
 class Index:
@@ -74,6 +75,27 @@ class Index:
                              else f"{1 + checked.n_heads} files match their checksums"),
             "last_run": self.catalog.last_run(),
         }
+
+    def check(self) -> dict:
+        """The full check (`longdoc doctor`): SQLite's integrity check of the catalog, every FAISS file
+        against its checksum, every KV entry against its checksum (damaged entries are deleted: they are
+        computed again when needed). `problems` lists what is wrong with how to repair it."""
+        from .storage.kvstore import KVStore
+
+        catalog = self.catalog.integrity()
+        manifest = self.catalog.get_meta("manifest") or {}
+        vectors = self._saved_vectors(manifest)
+        entries, dropped = KVStore(self.path / "kv", None).verify()
+        problems = []
+        if catalog:
+            problems.append(str(damaged(self.catalog.index_dir / CATALOG_FILE, "; ".join(catalog[:3]))))
+        if vectors is not None and (vectors.checks or vectors.generation != self.catalog.generation):
+            found = "; ".join(vectors.checks) or "behind the catalog"
+            problems.append(f"vector files: {found}. Search repairs them in memory; longdoc doctor --repair "
+                            f"(or the next longdoc index) rewrites them from the catalog")
+        return {"index": str(self.path), "catalog": "ok" if not catalog else catalog,
+                "vector_files": None if vectors is None else (vectors.checks or "ok"),
+                "kv_entries_checked": entries, "kv_entries_damaged_and_deleted": dropped, "problems": problems}
 
     def _saved_vectors(self, manifest: dict) -> VectorStore | None:
         """The FAISS files as saved (checked, not synced), or None before the first vectors."""

@@ -106,6 +106,33 @@ def status(index_dir: Path = IndexOption, json_out: bool = JsonOption):
     console.print(table)
 
 
+@app.command()
+@friendly_errors
+def doctor(index_dir: Path = IndexOption, repair: bool = typer.Option(
+        False, "--repair", help="Rewrite damaged or stale vector files from the catalog."), json_out: bool = JsonOption):
+    """Check every stored file of an index (catalog, vector files, KV entries); exit 1 if anything is wrong."""
+    from ..index import open_index
+    from ..indexing.pipeline import repair_vectors
+
+    with open_index(index_dir) as ix:
+        report = ix.check()
+    if repair and report["problems"] and report["catalog"] == "ok":  # a damaged catalog cannot be repaired here
+        report["repaired_vector_files"] = repair_vectors(index_dir) or "brought up to the catalog"
+        with open_index(index_dir) as ix:
+            report["problems"] = ix.check()["problems"]
+    if json_out:
+        print_json(report)
+    else:
+        console.print(f"catalog: {report['catalog'] if report['catalog'] == 'ok' else 'DAMAGED'}; vector files: "
+                      f"{'ok' if report['vector_files'] == 'ok' else report['vector_files'] or 'none yet'}; KV entries: "
+                      f"{report['kv_entries_checked']} checked, {report['kv_entries_damaged_and_deleted']} damaged "
+                      f"and deleted", highlight=False)
+        for problem in report["problems"]:
+            console.print(f"[red]problem:[/] {problem}", highlight=False)
+    if report["problems"]:
+        raise typer.Exit(1)
+
+
 def quiet_libraries() -> None:
     """Library warnings and progress bars are for developers, not for a person at the terminal: longdoc
     reports what matters itself. LONGDOC_DEBUG=1 shows them."""

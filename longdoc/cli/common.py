@@ -4,6 +4,7 @@ from __future__ import annotations
 import functools
 import json
 import os
+import sqlite3
 import sys
 from pathlib import Path
 
@@ -40,7 +41,14 @@ def friendly_errors(fn):
         try:
             return fn(*args, **kwargs)
         except LongdocError as e:
-            err_console.print(f"[red]error:[/] {e}", highlight=False)
+            err_console.print(f"[red]error:[/] {e}", highlight=False, soft_wrap=True)  # one line, paths unbroken
+            raise typer.Exit(1) from None
+        except sqlite3.DatabaseError as e:  # a catalog damaged past what opening it checks
+            from ..storage.catalog import CATALOG_FILE, damaged
+
+            index = kwargs.get("index_dir")
+            cause = damaged(Path(index) / CATALOG_FILE, e) if index else f"an index catalog is damaged ({e})"
+            err_console.print(f"[red]error:[/] {cause}", highlight=False, soft_wrap=True)
             raise typer.Exit(1) from None
 
     return wrapper

@@ -229,3 +229,21 @@ def remove_documents(index_dir: str | Path, paths: list[str]) -> list[str]:
             return sorted(targets)
         finally:
             catalog.close()
+
+
+def repair_vectors(index_dir: str | Path) -> list[str]:
+    """Rewrite the FAISS files from the catalog where they are damaged or behind; returns what was found."""
+    index_dir = Path(index_dir)
+    with write_lock(index_dir):
+        catalog = Catalog.open(index_dir)
+        try:
+            manifest = catalog.get_meta("manifest")
+            if manifest is None or "dim" not in manifest:
+                return []
+            store = VectorStore(index_dir, manifest["dim"], manifest["heads"], manifest["head_dim"]).load()
+            found = list(store.checks)
+            if store.sync(catalog) != (0, 0) or found:
+                store.save()
+            return found
+        finally:
+            catalog.close()

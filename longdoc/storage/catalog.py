@@ -11,7 +11,7 @@ from typing import Iterable, Iterator
 import numpy as np
 import sqlite_utils
 
-from ..errors import IndexNotFoundError
+from ..errors import IndexDamagedError, IndexNotFoundError
 from ..paths import from_db, shown, to_db
 from .migrations import migrate
 
@@ -37,14 +37,27 @@ class Catalog:
                 raise IndexNotFoundError(f"no longdoc index at {index_dir} (missing {CATALOG_FILE}); "
                                          f"create one with: longdoc index PATH --index {index_dir}")
             index_dir.mkdir(parents=True, exist_ok=True)
-        # The service reads one catalog from its request threads; SQLite serialises the calls itself.
-        db = sqlite_utils.Database(sqlite3.connect(str(path), check_same_thread=False))
-        db.conn.execute("PRAGMA busy_timeout = 10000")  # readers wait out a writer's commit
-        if create or db.journal_mode != "wal":
-            db.enable_wal()
-        db.conn.execute("PRAGMA foreign_keys = ON")
-        db.conn.execute("PRAGMA synchronous = NORMAL")  # with WAL: durable at checkpoints, never corrupt
-        return cls(db, index_dir)
+        else:
+            _check_header(path)
+        try:
+            # The service reads one catalog from its request threads; SQLite serialises the calls itself.
+            db = sqlite_utils.Database(sqlite3.connect(str(path), check_same_thread=False))
+            db.conn.execute("PRAGMA busy_timeout = 10000")  # readers wait out a writer's commit
+            if create or db.journal_mode != "wal":
+                db.enable_wal()
+            db.conn.execute("PRAGMA foreign_keys = ON")
+            db.conn.execute("PRAGMA synchronous = NORMAL")  # with WAL: durable at checkpoints, never corrupt
+            return cls(db, index_dir)
+        except sqlite3.DatabaseError as e:
+            raise damaged(path, e) from None
+
+    def integrity(self) -> list[str]:
+        """SQLite's full integrity check: [] when the catalog is sound, else its findings (at most 10)."""
+        try:
+            rows = [r[0] for r in self.db.conn.execute("PRAGMA integrity_check(10)")]
+        except sqlite3.DatabaseError as e:
+            return [str(e)]
+        return [] if rows == ["ok"] else rows
 
     def close(self):
         self.db.close()
@@ -201,6 +214,24 @@ class Catalog:
     def last_run(self) -> dict | None:
         rows = list(self.db.query("SELECT * FROM runs ORDER BY id DESC LIMIT 1"))
         return rows[0] if rows else None
+
+
+_SQLITE_MAGIC = b"SQLite format 3\x00"
+
+
+def _check_header(path: Path) -> None:
+    """A catalog emptied or overwritten is refused, not taken for a new empty index."""
+    with open(path, "rb") as f:
+        head = f.read(len(_SQLITE_MAGIC))
+    if head != _SQLITE_MAGIC:
+        raise damaged(path, "0 bytes" if not head else "not a SQLite database")
+
+
+def damaged(path: Path, cause) -> IndexDamagedError:
+    index = path.parent
+    return IndexDamagedError(f"{path} is damaged ({cause}): the catalog holds the index's documents and cannot be "
+                             f"repaired in place; move {index} aside and run longdoc index on your documents "
+                             f"again (longdoc doctor --index {index} checks every stored file)")
 
 
 def _decode_chunk(row: dict) -> dict:

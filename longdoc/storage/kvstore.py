@@ -72,25 +72,41 @@ class KVStore:
     def get(self, sha: str) -> tuple[torch.Tensor, torch.Tensor, int] | None:
         """(keys, values, start) as stored (int8 entries are dequantised to float32), or None."""
         path = self._path(sha)
-        try:
-            with safe_open(str(path), framework="pt") as f:
-                recorded = (f.metadata() or {}).get("sha256")
-                tensors = {name: f.get_tensor(name) for name in f.keys()}
-            if recorded != _digest(tensors):
-                raise ValueError("checksum mismatch")
-            meta_start = int(tensors.pop("start").item())
-            os.utime(path)  # most recently used
-        except FileNotFoundError:
+        tensors = self._read_checked(path)
+        if tensors is None:
             return None
-        except (SafetensorError, KeyError, OSError, ValueError, RuntimeError):
-            path.unlink(missing_ok=True)  # a damaged entry is recomputed, never trusted
-            self.dropped += 1
-            return None
+        meta_start = int(tensors.pop("start").item())
+        os.utime(path)  # most recently used
         keys, values = tensors["keys"], tensors["values"]
         if keys.dtype == torch.int8:
             keys = dequantize_int8(keys, tensors["key_scale"])
             values = dequantize_int8(values, tensors["value_scale"])
         return keys, values, meta_start
+
+    def _read_checked(self, path: Path) -> dict[str, torch.Tensor] | None:
+        """The entry's tensors if its bytes match the checksum it was written with; a damaged entry is
+        deleted (it will be computed again, never trusted) and counted in `dropped`."""
+        try:
+            with safe_open(str(path), framework="pt") as f:
+                recorded = (f.metadata() or {}).get("sha256")
+                tensors = {name: f.get_tensor(name) for name in f.keys()}
+            if recorded != _digest(tensors) or "start" not in tensors:
+                raise ValueError("checksum mismatch")
+            return tensors
+        except FileNotFoundError:
+            return None
+        except (SafetensorError, KeyError, OSError, ValueError, RuntimeError):
+            path.unlink(missing_ok=True)
+            self.dropped += 1
+            return None
+
+    def verify(self) -> tuple[int, int]:
+        """Check every entry of every reader: (entries checked, damaged ones deleted)."""
+        before = self.dropped
+        entries = self._entries()
+        for _, _, path in entries:
+            self._read_checked(path)
+        return len(entries), self.dropped - before
 
     def as_stored(self, keys: torch.Tensor, values: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(keys, values) exactly as `get` will return them once stored: a block used right after it is
