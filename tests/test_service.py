@@ -152,6 +152,27 @@ def test_ask_streams_tokens_then_the_answer_with_citations(server):
     assert plain["raw"] == answer["raw"]  # greedy: the same answer either way
 
 
+def test_dropped_streams_stop_generating(server):
+    """Streams closed right after their headers: their answers are abandoned, not generated for no one
+    (24 such streams once kept a server busy for a minute)."""
+    base = server["base"]
+    before = httpx.get(f"{base}/v1/status", headers=AUTH, timeout=60).json()["asks"]
+    body = {"question": "How are tide tables read?", "stream": True, "max_new_tokens": 48}
+    for _ in range(6):
+        with httpx.stream("POST", f"{base}/v1/ask", json=body, headers=AUTH, timeout=60) as r:
+            assert r.status_code == 200  # closed here, before any event is read
+    deadline = time.time() + 120
+    while time.time() < deadline:
+        asks = httpx.get(f"{base}/v1/status", headers=AUTH, timeout=60).json()["asks"]
+        if sum(asks.values()) - sum(before.values()) >= 6:
+            break
+        time.sleep(0.2)
+    assert asks["abandoned"] - before["abandoned"] >= 5, (before, asks)
+    assert asks["answered"] - before["answered"] <= 1
+    plain = httpx.post(f"{base}/v1/ask", json={**body, "stream": False}, headers=AUTH, timeout=120)
+    assert plain.status_code == 200 and plain.json()["raw"]  # the reader is free and works
+
+
 @pytest.mark.slow
 def test_searches_keep_being_served_while_documents_are_added_and_removed(server):
     base = server["base"]

@@ -128,6 +128,7 @@ class Service:
         self.config = config
         self.index = open_index(config.index, settings=config.settings)
         self.reader_lock = threading.Lock()
+        self.asks = {"answered": 0, "abandoned": 0}  # abandoned: streams whose client left before the answer
         self.writer = Writer()
         self.ready = threading.Event()
         self.load_error: str | None = None
@@ -217,6 +218,7 @@ def create_app(config: ServiceConfig) -> FastAPI:
     def status():
         enc = service.encoder
         return {**service.index.status(), "ready": service.ready.is_set(), "jobs_pending": service.writer.pending(),
+                "asks": dict(service.asks),
                 "query_batches": {"batches": enc.batches, "queries": enc.queries} if enc else None}
 
     @app.post("/v1/search", dependencies=[Depends(authorized)])
@@ -227,10 +229,14 @@ def create_app(config: ServiceConfig) -> FastAPI:
                            context=body.context, filters=body.filters)
         return {"query": body.query, "hits": [h.as_dict() for h in hits]}
 
-    def answer(body: AskRequest, on_token=None):
+    def answer(body: AskRequest, on_token=None, dropped: threading.Event | None = None):
         hits = service.search(body.question, k=body.k or config.settings.answer.k, mode=body.mode)
         with service.reader_lock:  # one generation at a time on the one reader
-            return service.index.answer_hits(body.question, hits, body.attention, None, body.max_new_tokens, on_token)
+            if dropped is not None and dropped.is_set():  # its client left while it waited its turn
+                raise _ClientGone
+            result = service.index.answer_hits(body.question, hits, body.attention, None, body.max_new_tokens, on_token)
+        service.asks["answered"] += 1
+        return result
 
     @app.post("/v1/ask", dependencies=[Depends(authorized)])
     async def ask(body: AskRequest):
@@ -240,11 +246,19 @@ def create_app(config: ServiceConfig) -> FastAPI:
             return (await timed(answer, body)).as_dict()
         loop = asyncio.get_running_loop()
         events: asyncio.Queue = asyncio.Queue()
+        dropped = threading.Event()  # set when the stream ends early: the client disconnected
+
+        def token(piece: str):
+            if dropped.is_set():  # stop generating for no one
+                raise _ClientGone
+            loop.call_soon_threadsafe(events.put_nowait, ("token", {"text": piece}))
 
         def produce():
             try:
-                result = answer(body, lambda piece: loop.call_soon_threadsafe(events.put_nowait, ("token", {"text": piece})))
+                result = answer(body, token, dropped)
                 loop.call_soon_threadsafe(events.put_nowait, ("answer", result.as_dict()))
+            except _ClientGone:
+                service.asks["abandoned"] += 1
             except LongdocError as e:
                 loop.call_soon_threadsafe(events.put_nowait, ("error", {"code": "bad_request", "message": str(e)}))
             except Exception:  # noqa: BLE001 - the stream ends with an error event, never a trace
@@ -254,16 +268,19 @@ def create_app(config: ServiceConfig) -> FastAPI:
         async def stream():
             worker = loop.run_in_executor(None, produce)
             deadline = loop.time() + config.timeout_s
-            while True:
-                try:
-                    kind, data = await asyncio.wait_for(events.get(), max(0.0, deadline - loop.time()))
-                except asyncio.TimeoutError:
-                    yield _sse("error", {"code": "timeout", "message": f"over {config.timeout_s:g} s"})
-                    return
-                yield _sse(kind, data)
-                if kind != "token":
-                    await worker
-                    return
+            try:
+                while True:
+                    try:
+                        kind, data = await asyncio.wait_for(events.get(), max(0.0, deadline - loop.time()))
+                    except asyncio.TimeoutError:
+                        yield _sse("error", {"code": "timeout", "message": f"over {config.timeout_s:g} s"})
+                        return
+                    yield _sse(kind, data)
+                    if kind != "token":
+                        await worker
+                        return
+            finally:  # also when Starlette cancels the stream because the client went away
+                dropped.set()
 
         return StreamingResponse(stream(), media_type="text/event-stream", headers={"Cache-Control": "no-store"})
 
@@ -317,6 +334,10 @@ def create_app(config: ServiceConfig) -> FastAPI:
         return service.writer.jobs[job_id].as_dict()
 
     return BodyLimit(app, config.max_request_bytes)
+
+
+class _ClientGone(Exception):
+    """The client of a streamed ask disconnected: its generation stops."""
 
 
 def _sse(event: str, data: dict) -> str:
