@@ -31,6 +31,9 @@ from longdoc.models.cache import cache_dir  # noqa: E402
 INSTRUCTIONS = {
     "terse": "Answer the question from the passages. Reply with only the answer, a name, number or short "
              "phrase copied from the passages, never a full sentence.",
+    "general": "Answer the question from the passages. If it asks who, what, which, when or how many, reply "
+               "with only the name, number or short phrase from the passages; if it asks how or why, reply "
+               "with one short sentence.",
     "exact": "Read the passages, then answer the question with the exact words of the passages that answer it: "
              "a name, a number or a short phrase. Do not write a sentence.",
 }

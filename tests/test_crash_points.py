@@ -127,4 +127,7 @@ def test_kill_at_every_write_step_then_resume_equals_a_clean_build(tmp_path, emb
                                 "GROUP BY 1, 2 HAVING COUNT(*) > 1)").fetchone()[0] == 0
             status = ix.status()
             assert status["vectors_in_sync"] and "match their checksums" in status["vector_files"], (where, status)
+            runs = [r[0] for r in conn.execute("SELECT status FROM runs ORDER BY id")]
+            assert runs[-1] == "done" and set(runs[:-1]) <= {"interrupted"}, (where, runs)
+        assert not list((idx / "vectors").glob("*.tmp")), where  # the killed save's temp files are gone
         assert _results(idx, embedder) == expected, f"after a kill at step {n} ({where})"

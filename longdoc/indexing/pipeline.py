@@ -145,6 +145,7 @@ def index_paths(index_dir: str | Path, roots: list[str | Path], settings: Settin
     with write_lock(index_dir):
         catalog = Catalog.open(index_dir, create=True)
         try:
+            clean_leftovers(catalog)
             settings = index_settings(catalog, settings)
             embedder = embedder or MultiHeadEmbedder(settings.embedder, settings.device, settings.batch_size)
             if settings.chunk.tokens > embedder.max_tokens - 2:
@@ -162,6 +163,25 @@ def index_paths(index_dir: str | Path, roots: list[str | Path], settings: Settin
                 engine.close()
         finally:
             catalog.close()
+
+
+# A KV entry's temp file younger than this may belong to a reader writing it now (readers take no lock).
+_KV_PART_AGE_S = 3600
+
+
+def clean_leftovers(catalog: Catalog) -> None:
+    """What a killed writer leaves behind, removed under the write lock: vector temp files, old KV temp
+    files, and runs still marked running (they were interrupted)."""
+    for tmp in (catalog.index_dir / "vectors").glob("*.tmp"):
+        tmp.unlink(missing_ok=True)
+    cutoff = time.time() - _KV_PART_AGE_S
+    for part in (catalog.index_dir / "kv").glob("*/*/*.part"):
+        try:
+            if part.stat().st_mtime < cutoff:
+                part.unlink()
+        except FileNotFoundError:
+            pass
+    catalog.interrupt_runs()
 
 
 def _run(catalog, settings, embedder, roots, prune, console, show_progress, started, engine) -> IndexReport:

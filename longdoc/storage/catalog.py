@@ -200,6 +200,11 @@ class Catalog:
             return self.db.conn.execute("INSERT INTO runs(started_at, status, roots) VALUES (?, 'running', ?)",
                                         (now_iso(), json.dumps(roots))).lastrowid
 
+    def interrupt_runs(self) -> int:
+        """Mark runs still 'running' as interrupted; call holding the write lock (no run is alive then)."""
+        with self.db.conn:
+            return self.db.conn.execute("UPDATE runs SET status = 'interrupted' WHERE status = 'running'").rowcount
+
     def record_skip(self, run_id: int, path: str, reason: str) -> None:
         with self.db.conn:
             self.db.conn.execute("INSERT INTO skipped_files(run_id, path, reason) VALUES (?, ?, ?)", (run_id, to_db(path), reason))
