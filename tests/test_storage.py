@@ -27,7 +27,8 @@ def _put(cat: Catalog, path: str, n: int, seed: int):
     rng = np.random.default_rng(seed)
     dense, heads = rng.normal(size=(n, DIM)).astype(np.float32), rng.normal(size=(n, HEADS, HD)).astype(np.float32)
     with cat.transaction():
-        cat.put_document(_doc(path, text), f"sha-{seed}", os.stat(__file__), _chunks(text, n), dense, heads)
+        doc_id = cat.put_document(_doc(path, text), f"sha-{seed}", os.stat(__file__), n)
+        cat.put_chunks(doc_id, _chunks(text, n), dense, heads)
     return dense, heads
 
 

@@ -7,6 +7,7 @@ the catalog every `flush_every_docs` documents and at the end.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import os
 import time
 from dataclasses import asdict, dataclass, field
@@ -98,23 +99,33 @@ class _Indexer:
         self.since_flush = 0
 
     def embed_and_commit(self, report: IndexReport, embed_task) -> None:
+        """Embed the pending documents' chunks, at most commit_chunks at a time (a huge file's vectors are
+        never all in memory), and store them in one transaction: every document whole, or none."""
         if not self.pending:
             return
-        texts = [c.text for p in self.pending for c in p.chunks]
+        rows = [(p, c) for p in self.pending for c in p.chunks]
+        step = self.settings.commit_chunks
+        embed_s = 0.0
         t0 = time.perf_counter()
-        dense, heads = self.encode(texts, on_batch=lambda n: self.progress.advance(embed_task, n))
-        t1 = time.perf_counter()
-        offset = 0
         with self.catalog.transaction():
-            for p in self.pending:
-                n = len(p.chunks)
-                self.catalog.put_document(p.doc, p.sha256, p.stat, p.chunks, dense[offset:offset + n], heads[offset:offset + n])
-                offset += n
-                report.updated += p.is_update
-                report.added += not p.is_update
-        report.timings["embed"] += t1 - t0
-        report.timings["commit"] += time.perf_counter() - t1
-        report.chunks_embedded += len(texts)
+            doc_ids = {id(p): self.catalog.put_document(p.doc, p.sha256, p.stat, len(p.chunks)) for p in self.pending}
+            for start in range(0, len(rows), step):
+                part = rows[start:start + step]
+                t = time.perf_counter()
+                dense, heads = self.encode([c.text for _, c in part], on_batch=lambda n: self.progress.advance(embed_task, n))
+                embed_s += time.perf_counter() - t
+                offset = 0
+                for p, group in itertools.groupby(part, key=lambda row: row[0]):
+                    chunks = [c for _, c in group]
+                    n = len(chunks)
+                    self.catalog.put_chunks(doc_ids[id(p)], chunks, dense[offset:offset + n], heads[offset:offset + n])
+                    offset += n
+        for p in self.pending:
+            report.updated += p.is_update
+            report.added += not p.is_update
+        report.timings["embed"] += embed_s
+        report.timings["commit"] += time.perf_counter() - t0 - embed_s
+        report.chunks_embedded += len(rows)
         self.since_flush += len(self.pending)
         self.pending = []
         if self.since_flush >= self.settings.flush_every_docs:

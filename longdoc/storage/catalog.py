@@ -110,18 +110,27 @@ class Catalog:
         return [tuple(r) for r in self.db.conn.execute(
             "SELECT char_start, char_end FROM spans WHERE doc_id = ? AND kind = ? ORDER BY ordinal", (doc_id, kind))]
 
-    def put_document(self, doc, sha256: str, stat, chunks, dense: np.ndarray, heads: np.ndarray) -> int:
-        """Insert (or replace) one document with its chunks and vectors. Call inside transaction()."""
+    def put_document(self, doc, sha256: str, stat, n_chunks: int) -> int:
+        """Insert (or replace) one document, its text and spans; its chunks follow with put_chunks, in the
+        same transaction(). Returns its id."""
         conn = self.db.conn
         conn.execute("DELETE FROM documents WHERE path = ?", (to_db(doc.path),))
         cur = conn.execute(
             "INSERT INTO documents(path, sha256, title, format, encoding, mtime, bytes, chars, n_chunks, indexed_at) "
             "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (to_db(doc.path), sha256, shown(doc.title), doc.format, doc.encoding, stat.st_mtime, stat.st_size,
-             len(doc.text), len(chunks), now_iso()),
+             len(doc.text), n_chunks, now_iso()),
         )
         doc_id = cur.lastrowid
         conn.execute("INSERT INTO document_texts(doc_id, text) VALUES (?, ?)", (doc_id, doc.text))
+        spans = [(doc_id, "section", i, s.char_start, s.char_end, json.dumps(list(s.path))) for i, s in enumerate(doc.sections)]
+        spans += [(doc_id, "page", i + 1, s, e, None) for i, (s, e) in enumerate(doc.pages)]
+        conn.executemany("INSERT INTO spans(doc_id, kind, ordinal, char_start, char_end, label) VALUES (?, ?, ?, ?, ?, ?)", spans)
+        return doc_id
+
+    def put_chunks(self, doc_id: int, chunks, dense: np.ndarray, heads: np.ndarray) -> None:
+        """Insert chunks of a document with their vectors. Call inside the transaction() of put_document."""
+        conn = self.db.conn
         for chunk, d, h in zip(chunks, dense, heads):
             cid = conn.execute(
                 "INSERT INTO chunks(doc_id, ordinal, text, char_start, char_end, token_count, section, page_start, page_end) "
@@ -131,10 +140,6 @@ class Catalog:
             ).lastrowid
             conn.execute("INSERT INTO vectors(chunk_id, dense, heads) VALUES (?, ?, ?)",
                          (cid, np.ascontiguousarray(d, np.float32).tobytes(), np.ascontiguousarray(h, np.float32).tobytes()))
-        spans = [(doc_id, "section", i, s.char_start, s.char_end, json.dumps(list(s.path))) for i, s in enumerate(doc.sections)]
-        spans += [(doc_id, "page", i + 1, s, e, None) for i, (s, e) in enumerate(doc.pages)]
-        conn.executemany("INSERT INTO spans(doc_id, kind, ordinal, char_start, char_end, label) VALUES (?, ?, ?, ?, ?, ?)", spans)
-        return doc_id
 
     def remove_document(self, path: str) -> bool:
         """Delete a document and (by cascade) its text, chunks, spans and vectors. Call inside transaction()."""
