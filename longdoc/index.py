@@ -137,7 +137,7 @@ class Index:
         dict of its fields. per: "chunk" or "document". context: neighbouring chunks merged in.
         rerank: a cross-encoder model name (local directory or hub id)."""
         if isinstance(filters, dict):
-            filters = Filters(**{k_: tuple(v) if isinstance(v, list) else v for k_, v in filters.items()})
+            filters = Filters.from_dict(filters)
         return self.searcher.search(query, k=k, mode=mode, filters=filters, per=per, context=context, rerank=rerank)
 
     # --- answering ------------------------------------------------------------------------------
@@ -159,7 +159,7 @@ class Index:
         passage's cached KV; the default) or "full" (prefill everything). on_token receives the answer
         as it is generated. Returns an Answer; it abstains when nothing retrieved is relevant enough."""
         t0 = time.perf_counter()
-        hits = self.search(question, k=k or self.settings.answer.k, mode=mode, filters=filters)
+        hits = self.search(question, k=self.settings.answer.k if k is None else k, mode=mode, filters=filters)
         timings = {"retrieve_s": time.perf_counter() - t0}
         return self.answer_hits(question, hits, attention, recompute_top, max_new_tokens, on_token, timings)
 
@@ -215,7 +215,8 @@ class Index:
 
         return index_paths(self.path, paths, settings, prune=prune, progress=progress, embedder=self._embedder)
 
-    def remove(self, paths: list[str]) -> list[str]:
+    def remove(self, paths: list[str] | str) -> list[str]:
+        """Remove documents by path (one path, or a list); returns the paths removed."""
         from .indexing.pipeline import remove_documents
 
         return remove_documents(self.path, paths)

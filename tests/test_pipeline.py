@@ -152,6 +152,30 @@ def test_a_file_name_that_is_not_utf8_is_indexed_kept_apart_and_shown_escaped(tm
         assert [d["title"] for d in ix.documents() if d["path"] == shown] == ["badname\\xff"]
 
 
+def test_the_python_api_refuses_bad_arguments_with_longdoc_errors(tmp_path, corpus, embedder):
+    """A single path is one path (a string once went through its characters: indexing "/"); wrong
+    types and values are LongdocErrors that say what was expected."""
+    from longdoc import LongdocError
+
+    idx = tmp_path / "index"
+    report = index_paths(idx, str(corpus / "tides.rst"), SETTINGS, progress=False, embedder=embedder)
+    assert report.added == 1
+    with pytest.raises(LongdocError, match="roots must be a path or a list of paths"):
+        index_paths(idx, 5, SETTINGS, progress=False, embedder=embedder)
+    with open_index(idx) as ix:
+        ix._embedder = embedder
+        for kwargs, message in [({"k": "5"}, "whole numbers"), ({"k": True}, "whole numbers"), ({"k": 0}, "at least 1"),
+                                ({"context": -1}, "at least 0"), ({"mode": "fuzzy"}, "unknown search mode"),
+                                ({"filters": {"folder": "x"}}, "unknown filter 'folder'"), ({"per": "page"}, "grouping")]:
+            with pytest.raises(LongdocError, match=message):
+                ix.search("tides", **kwargs)
+        with pytest.raises(LongdocError, match="at least 1"):
+            ix.ask("tides?", k=0)
+        with pytest.raises(LongdocError, match="paths must be a path or a list of paths"):
+            ix.remove(5)
+        assert ix.remove(str(corpus / "tides.rst")) == [str(corpus / "tides.rst")]
+
+
 def test_index_built_with_other_settings_is_refused(tmp_path, corpus, embedder):
     idx = tmp_path / "index"
     index_paths(idx, [corpus / "tides.rst"], SETTINGS, progress=False, embedder=embedder)

@@ -18,7 +18,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from ..config import Settings
-from ..errors import SkippedFile
+from ..errors import LongdocError, SkippedFile
 from ..paths import shown
 from ..storage import Catalog, VectorStore, write_lock
 from .chunking import Chunker
@@ -150,6 +150,7 @@ def index_paths(index_dir: str | Path, roots: list[str | Path], settings: Settin
     are parsed and chunks embedded (LocalEngine, or distributed.RayEngine); this process always
     writes the catalog and the FAISS files."""
     started = time.perf_counter()
+    roots = as_path_list(roots, "roots")
     index_dir = Path(index_dir)
     index_dir.mkdir(parents=True, exist_ok=True)
     console = Console(stderr=True, quiet=not progress)
@@ -160,8 +161,6 @@ def index_paths(index_dir: str | Path, roots: list[str | Path], settings: Settin
             settings = index_settings(catalog, settings)
             embedder = embedder or MultiHeadEmbedder(settings.embedder, settings.device, settings.batch_size)
             if settings.chunk.tokens > embedder.max_tokens - 2:
-                from ..errors import LongdocError
-
                 raise LongdocError(f"chunk tokens {settings.chunk.tokens} exceed what {settings.embedder} reads "
                                    f"({embedder.max_tokens - 2} tokens)")
             with catalog.transaction():
@@ -174,6 +173,15 @@ def index_paths(index_dir: str | Path, roots: list[str | Path], settings: Settin
                 engine.close()
         finally:
             catalog.close()
+
+
+def as_path_list(given, what: str) -> list:
+    """One path or a list of them; a single string is one path, never its characters (indexing "/")."""
+    if isinstance(given, (str, bytes, os.PathLike)):
+        return [given]
+    if not isinstance(given, (list, tuple)) or not all(isinstance(p, (str, os.PathLike)) for p in given):
+        raise LongdocError(f"{what} must be a path or a list of paths, got {given!r:.80}")
+    return list(given)
 
 
 # A KV entry's temp file younger than this may belong to a reader writing it now (readers take no lock).
@@ -243,6 +251,7 @@ def _run(catalog, settings, embedder, roots, prune, console, show_progress, star
 
 def remove_documents(index_dir: str | Path, paths: list[str]) -> list[str]:
     """Remove documents by path (as indexed, or as given); returns the paths removed."""
+    paths = [str(p) for p in as_path_list(paths, "paths")]
     index_dir = Path(index_dir)
     with write_lock(index_dir):
         catalog = Catalog.open(index_dir)

@@ -1,10 +1,11 @@
 """Search filters (documents, path glob, section), as SQL over chunks c JOIN documents d."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 import numpy as np
 
+from ..errors import LongdocError
 from ..storage import Catalog
 
 
@@ -13,6 +14,15 @@ class Filters:
     documents: tuple[str, ...] = ()  # exact document paths (as indexed)
     path_glob: str | None = None  # SQLite GLOB on the path, e.g. "*/library/*.rst.txt"
     section: str | None = None  # case-insensitive substring of any heading on the section path
+
+    @classmethod
+    def from_dict(cls, given: dict) -> "Filters":
+        """From a dict of the fields (a list for documents), refusing any other key."""
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(given) - known)
+        if unknown:
+            raise LongdocError(f"unknown filter {', '.join(map(repr, unknown))}; choose from {', '.join(sorted(known))}")
+        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in given.items()})
 
     def __bool__(self) -> bool:
         return bool(self.documents or self.path_glob or self.section)

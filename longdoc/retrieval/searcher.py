@@ -30,6 +30,8 @@ def validate(query: str, k: int, mode: str, per: str, context: int) -> None:
         raise LongdocError(f"unknown search mode {mode!r}; choose one of {', '.join(MODES)}")
     if per not in GROUPINGS:
         raise LongdocError(f"unknown grouping {per!r}; choose chunk or document")
+    if not _is_int(k) or not _is_int(context):
+        raise LongdocError(f"k and context must be whole numbers (got k={k!r}, context={context!r})")
     if k < 1 or context < 0:
         raise LongdocError(f"k must be at least 1 and context at least 0 (got k={k}, context={context})")
 
@@ -147,3 +149,7 @@ class Searcher:
             if not overlapping:
                 out.append(hit)
         return out
+
+
+def _is_int(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
