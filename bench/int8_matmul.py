@@ -45,11 +45,11 @@ def main():
         for m in rows_list:
             x = torch.randn(m, k, dtype=torch.bfloat16)
             kernel = torch._weight_int8pack_mm(x, q, scale)
-            deq = x @ (q.to(torch.bfloat16) * scale[:, None]).T
+            deq = (x @ q.to(torch.bfloat16).T) * scale  # as Int8Linear does a prefill
             diff = float((kernel.float() - deq.float()).abs().max() / deq.float().abs().max())
             base = timed(lambda: x @ w_bf16.T, repeats)
             t_kernel = timed(lambda: torch._weight_int8pack_mm(x, q, scale), repeats)
-            t_deq = timed(lambda: x @ (q.to(torch.bfloat16) * scale[:, None]).T, repeats)
+            t_deq = timed(lambda: (x @ q.to(torch.bfloat16).T) * scale, repeats)
             results.append({"in": k, "out": n, "rows": m, "bf16_ms": base, "int8_kernel_ms": t_kernel,
                             "dequantised_ms": t_deq, "max_rel_diff": diff})
             print(f"| {k}x{n} | {m} | {base:.2f} | {t_kernel:.2f} ({t_kernel / base:.2f}×) | "

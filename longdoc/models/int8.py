@@ -11,10 +11,10 @@ import torch
 from torch import nn
 
 
-# Up to this many rows go through the int8 kernel: decode, and a question prefilled after stored passage KV.
-# More (a whole prompt) through a dequantised GEMM. Dequantising a 1536x8960 weight alone takes ~20 ms on
-# this 2-core CPU, what the kernel spends on ~64 rows (bench/int8_matmul.py).
-INT8_KERNEL_ROWS = 64
+# Up to this many rows go through the int8 kernel: decode, and a short question prefilled after stored
+# passage KV. More (a whole prompt) through a bfloat16 GEMM over the int8 values, scaled after. The two
+# cost the same near 32 rows on this 2-core CPU (bench/int8_matmul.py, Qwen2.5-1.5B's MLP shapes).
+INT8_KERNEL_ROWS = 32
 
 
 class Int8Linear(nn.Module):
