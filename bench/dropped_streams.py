@@ -13,9 +13,7 @@ import argparse
 import os
 import shutil
 import statistics
-import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -24,7 +22,7 @@ import httpx
 sys.path.insert(0, str(Path(__file__).parent))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from serve_load import AUTH, TOKEN, _free_port  # noqa: E402
+from serve_load import AUTH, serve_essays  # noqa: E402
 
 QUESTION = {"question": "How should you get startup ideas?", "max_new_tokens": 32, "k": 5}
 
@@ -43,25 +41,8 @@ def main():
 
     from longdoc.evaluation.corpora import corpus_path
 
-    work = Path(tempfile.mkdtemp(prefix="longdoc-drops-"))
-    (work / "corpus").mkdir()
-    for p in sorted(corpus_path("paul-graham-essays").glob("*.txt"))[:12]:
-        shutil.copy(p, work / "corpus" / p.name)
-    subprocess.run([sys.executable, "-m", "longdoc", "index", str(work / "corpus"), "--index", str(work / "index")],
-                   check=True, capture_output=True)
-    port = _free_port()
-    server = subprocess.Popen([sys.executable, "-m", "longdoc", "serve", "--index", str(work / "index"), "--port", str(port)],
-                              env={**os.environ, "LONGDOC_API_TOKEN": TOKEN}, stdout=subprocess.DEVNULL,
-                              stderr=subprocess.DEVNULL)
-    base = f"http://127.0.0.1:{port}"
+    work, server, base = serve_essays(sorted(corpus_path("paul-graham-essays").glob("*.txt"))[:12], "longdoc-drops-")
     try:
-        deadline = time.time() + 300
-        while time.time() < deadline:
-            try:
-                if httpx.get(f"{base}/readyz").status_code == 200:
-                    break
-            except httpx.TransportError:
-                time.sleep(0.5)
         timed_ask(base)  # warm: the reader loads, the passages' KV is stored
         baseline = statistics.median(timed_ask(base) for _ in range(3))
         t = time.perf_counter()

@@ -48,6 +48,31 @@ def _pct(values: list[float]) -> dict:
             "p99_ms": float(np.percentile(v, 99)), "max_ms": float(v.max())}
 
 
+def serve_essays(essays: list[Path], prefix: str) -> tuple[Path, subprocess.Popen, str]:
+    """Index these essays in a temp folder and start `longdoc serve` on it; (folder, server, base URL)
+    once the server answers /readyz."""
+    work = Path(tempfile.mkdtemp(prefix=prefix))
+    (work / "corpus").mkdir()
+    for p in essays:
+        shutil.copy(p, work / "corpus" / p.name)
+    subprocess.run([sys.executable, "-m", "longdoc", "index", str(work / "corpus"), "--index", str(work / "index")],
+                   check=True, capture_output=True)
+    port = _free_port()
+    server = subprocess.Popen([sys.executable, "-m", "longdoc", "serve", "--index", str(work / "index"), "--port", str(port)],
+                              env={**os.environ, "LONGDOC_API_TOKEN": TOKEN}, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL)
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.time() + 300
+    while time.time() < deadline:
+        if server.poll() is not None:
+            raise SystemExit(f"the server exited ({server.returncode}); is the `serve` extra installed?")
+        try:
+            if httpx.get(f"{base}/readyz").status_code == 200:
+                break
+        except httpx.TransportError:
+            time.sleep(0.5)
+    return work, server, base
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--clients", type=int, default=8)
@@ -61,27 +86,8 @@ def main():
 
     essays = sorted(corpus_path("paul-graham-essays").glob("*.txt"))
     base_docs, uploads = essays[:12], essays[12:15 if args.quick else 22]
-    work = Path(tempfile.mkdtemp(prefix="longdoc-load-"))
-    (work / "corpus").mkdir()
-    for p in base_docs:
-        shutil.copy(p, work / "corpus" / p.name)
-    subprocess.run([sys.executable, "-m", "longdoc", "index", str(work / "corpus"), "--index", str(work / "index")],
-                   check=True, capture_output=True)
-    port = _free_port()
-    server = subprocess.Popen([sys.executable, "-m", "longdoc", "serve", "--index", str(work / "index"), "--port", str(port)],
-                              env={**os.environ, "LONGDOC_API_TOKEN": TOKEN}, stdout=subprocess.DEVNULL,
-                              stderr=subprocess.DEVNULL)
-    base = f"http://127.0.0.1:{port}"
+    work, server, base = serve_essays(base_docs, "longdoc-load-")
     try:
-        deadline = time.time() + 300
-        while time.time() < deadline:
-            if server.poll() is not None:
-                raise SystemExit(f"the server exited ({server.returncode}); is the `serve` extra installed?")
-            try:
-                if httpx.get(f"{base}/readyz").status_code == 200:
-                    break
-            except httpx.TransportError:
-                time.sleep(0.5)
         with httpx.Client(base_url=base, headers=AUTH, timeout=120) as c:
             baseline = []
             for n, q in enumerate(QUERIES * 2):
