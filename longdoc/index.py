@@ -76,25 +76,36 @@ class Index:
             "last_run": self.catalog.last_run(),
         }
 
-    def check(self) -> dict:
+    def check(self, repair: bool = False) -> dict:
         """The full check (`longdoc doctor`): SQLite's integrity check of the catalog, every FAISS file
         against its checksum, every KV entry against its checksum (damaged entries are deleted: they are
-        computed again when needed). `problems` lists what is wrong with how to repair it."""
+        computed again when needed). repair: rewrite vector files found damaged or behind from the
+        catalog (a sound one), then check them again. `problems` lists what is still wrong, with how to
+        repair it."""
         from .storage.kvstore import KVStore
 
         catalog = self.catalog.integrity()
         manifest = self.catalog.get_meta("manifest") or {}
         vectors = self._saved_vectors(manifest)
         entries, dropped = KVStore(self.path / "kv", None).verify()
+
+        def stale(store: VectorStore | None) -> bool:
+            return store is not None and bool(store.checks or store.generation != self.catalog.generation)
+
+        report = {"index": str(self.path), "catalog": "ok" if not catalog else catalog}
+        if repair and not catalog and stale(vectors):
+            from .indexing.pipeline import repair_vectors
+
+            report["repaired_vector_files"] = repair_vectors(self.path) or "brought up to the catalog"
+            vectors = self._saved_vectors(manifest)
         problems = []
         if catalog:
             problems.append(str(damaged(self.catalog.index_dir / CATALOG_FILE, "; ".join(catalog[:3]))))
-        if vectors is not None and (vectors.checks or vectors.generation != self.catalog.generation):
+        if stale(vectors):
             found = "; ".join(vectors.checks) or "behind the catalog"
             problems.append(f"vector files: {found}. Search repairs them in memory; longdoc doctor --repair "
                             f"(or the next longdoc index) rewrites them from the catalog")
-        return {"index": str(self.path), "catalog": "ok" if not catalog else catalog,
-                "vector_files": None if vectors is None else (vectors.checks or "ok"),
+        return {**report, "vector_files": None if vectors is None else (vectors.checks or "ok"),
                 "kv_entries_checked": entries, "kv_entries_damaged_and_deleted": dropped, "problems": problems}
 
     def _saved_vectors(self, manifest: dict) -> VectorStore | None:

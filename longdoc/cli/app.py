@@ -112,14 +112,9 @@ def doctor(index_dir: Path = IndexOption, repair: bool = typer.Option(
         False, "--repair", help="Rewrite damaged or stale vector files from the catalog."), json_out: bool = JsonOption):
     """Check every stored file of an index (catalog, vector files, KV entries); exit 1 if anything is wrong."""
     from ..index import open_index
-    from ..indexing.pipeline import repair_vectors
 
     with open_index(index_dir) as ix:
-        report = ix.check()
-    if repair and report["problems"] and report["catalog"] == "ok":  # a damaged catalog cannot be repaired here
-        report["repaired_vector_files"] = repair_vectors(index_dir) or "brought up to the catalog"
-        with open_index(index_dir) as ix:
-            report["problems"] = ix.check()["problems"]
+        report = ix.check(repair=repair)
     if json_out:
         print_json(report)
     else:

@@ -262,28 +262,30 @@ def remove_documents(index_dir: str | Path, paths: list[str]) -> list[str]:
                 with catalog.transaction():
                     for p in targets:
                         catalog.remove_document(p)
-                manifest = catalog.get_meta("manifest")
-                store = VectorStore(index_dir, manifest["dim"], manifest["heads"], manifest["head_dim"]).load()
-                store.sync(catalog)
-                store.save()
+                _rewrite_vectors(catalog)
             return sorted(targets)
         finally:
             catalog.close()
 
 
 def repair_vectors(index_dir: str | Path) -> list[str]:
-    """Rewrite the FAISS files from the catalog where they are damaged or behind; returns what was found."""
+    """Rewrite the FAISS files from the catalog (damaged ones rebuilt); returns what loading them found."""
     index_dir = Path(index_dir)
     with write_lock(index_dir):
         catalog = Catalog.open(index_dir)
         try:
-            manifest = catalog.get_meta("manifest")
-            if manifest is None or "dim" not in manifest:
-                return []
-            store = VectorStore(index_dir, manifest["dim"], manifest["heads"], manifest["head_dim"]).load()
-            found = list(store.checks)
-            if store.sync(catalog) != (0, 0) or found:
-                store.save()
-            return found
+            return _rewrite_vectors(catalog)
         finally:
             catalog.close()
+
+
+def _rewrite_vectors(catalog: Catalog) -> list[str]:
+    """Load the saved vector files (checked against the manifest), bring them to the catalog and save
+    them; returns what the check found. Call holding the write lock."""
+    manifest = catalog.get_meta("manifest") or {}
+    if "dim" not in manifest:
+        return []
+    store = VectorStore(catalog.index_dir, manifest["dim"], manifest["heads"], manifest["head_dim"]).load()
+    store.sync(catalog)
+    store.save()
+    return store.checks
