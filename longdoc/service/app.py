@@ -231,12 +231,17 @@ def create_app(config: ServiceConfig) -> FastAPI:
 
     def answer(body: AskRequest, on_token=None, dropped: threading.Event | None = None):
         hits = service.search(body.question, k=body.k or config.settings.answer.k, mode=body.mode)
-        with service.reader_lock:  # one generation at a time on the one reader
-            if dropped is not None and dropped.is_set():  # its client left while it waited its turn
-                raise _ClientGone
-            result = service.index.answer_hits(body.question, hits, body.attention, None, body.max_new_tokens, on_token)
-        service.asks["answered"] += 1
-        return result
+        with service.reader_lock:  # one generation at a time on the one reader; it also guards the counts
+            try:
+                if dropped is not None and dropped.is_set():  # its client left while it waited its turn
+                    raise _ClientGone
+                result = service.index.answer_hits(body.question, hits, body.attention, None, body.max_new_tokens,
+                                                   on_token)
+            except _ClientGone:
+                service.asks["abandoned"] += 1
+                raise
+            service.asks["answered"] += 1
+            return result
 
     @app.post("/v1/ask", dependencies=[Depends(authorized)])
     async def ask(body: AskRequest):
@@ -258,7 +263,7 @@ def create_app(config: ServiceConfig) -> FastAPI:
                 result = answer(body, token, dropped)
                 loop.call_soon_threadsafe(events.put_nowait, ("answer", result.as_dict()))
             except _ClientGone:
-                service.asks["abandoned"] += 1
+                pass  # counted by answer(); there is no one to tell
             except LongdocError as e:
                 loop.call_soon_threadsafe(events.put_nowait, ("error", {"code": "bad_request", "message": str(e)}))
             except Exception:  # noqa: BLE001 - the stream ends with an error event, never a trace
