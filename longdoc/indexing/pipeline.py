@@ -103,23 +103,23 @@ class _Indexer:
         never all in memory), and store them in one transaction: every document whole, or none."""
         if not self.pending:
             return
-        rows = [(p, c) for p in self.pending for c in p.chunks]
+        rows = [(n, c) for n, p in enumerate(self.pending) for c in p.chunks]  # (which document, chunk)
         step = self.settings.commit_chunks
         embed_s = 0.0
         t0 = time.perf_counter()
         with self.catalog.transaction():
-            doc_ids = {id(p): self.catalog.put_document(p.doc, p.sha256, p.stat, len(p.chunks)) for p in self.pending}
+            doc_ids = [self.catalog.put_document(p.doc, p.sha256, p.stat, len(p.chunks)) for p in self.pending]
             for start in range(0, len(rows), step):
                 part = rows[start:start + step]
                 t = time.perf_counter()
                 dense, heads = self.encode([c.text for _, c in part], on_batch=lambda n: self.progress.advance(embed_task, n))
                 embed_s += time.perf_counter() - t
                 offset = 0
-                for p, group in itertools.groupby(part, key=lambda row: row[0]):
+                for doc, group in itertools.groupby(part, key=lambda row: row[0]):
                     chunks = [c for _, c in group]
-                    n = len(chunks)
-                    self.catalog.put_chunks(doc_ids[id(p)], chunks, dense[offset:offset + n], heads[offset:offset + n])
-                    offset += n
+                    end = offset + len(chunks)
+                    self.catalog.put_chunks(doc_ids[doc], chunks, dense[offset:end], heads[offset:end])
+                    offset = end
         for p in self.pending:
             report.updated += p.is_update
             report.added += not p.is_update

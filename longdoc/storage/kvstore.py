@@ -4,8 +4,9 @@ Layout: <index>/kv/<reader id>/<sha[:2]>/<sha>.safetensors, holding `keys` and `
 (layers, kv_heads, tokens, head_dim) in float16, float32 or int8 (with per-token, per-head absmax scales),
 and the position the block was encoded at, with a sha256 of the tensors' bytes in the file's metadata.
 Writes are atomic (temp file, fsync, rename), so a crash leaves either the old entry or none; a read
-that finds the bytes changed (or no checksum) drops the entry, and the block is computed again. The store is size-bounded: a read touches the file's mtime, and a write that
-pushes the total past the bound evicts the least recently used entries."""
+that finds the bytes changed (or no checksum) drops the entry, and the block is computed again. The
+store is size-bounded: a read touches the file's mtime, and a write that pushes the total past the
+bound evicts the least recently used entries."""
 from __future__ import annotations
 
 import hashlib
@@ -57,7 +58,7 @@ class KVStore:
         self.dtype = dtype
         self.max_bytes = int(max_bytes)
         self._total: int | None = None  # bytes under root, counted on first write
-        self.dropped = 0  # damaged entries found (and deleted) by get
+        self.dropped = 0  # damaged entries found (and deleted) by get and verify
 
     def _path(self, sha: str) -> Path:
         if self.dir is None:

@@ -78,7 +78,7 @@ class VectorStore:
     def load(self) -> "VectorStore":
         """Read the saved files that match the manifest; any other starts empty and is rebuilt by sync.
         `checks` gets one line per file."""
-        self.checks: list[str] = []
+        self.checks = []
         try:
             info = json.loads((self.dir / "manifest.json").read_text())
             recorded = info["files"] if isinstance(info.get("files"), dict) else {}
