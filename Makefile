@@ -5,7 +5,7 @@ LONGDOC := $(VENV)/bin/longdoc
 STAMP := $(VENV)/.installed
 DEMO_INDEX ?= demo-index
 # The default reader (longdoc/config.py), fetched before the first ask so its download shows on its own.
-DEMO_READER ?= qwen2.5-coder-0.5b-instruct
+DEMO_READER ?= qwen2.5-coder-1.5b-instruct
 
 BENCH_VENV ?= .venv-bench
 BPY := $(BENCH_VENV)/bin/python
