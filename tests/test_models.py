@@ -58,6 +58,18 @@ def test_int8_linear_matches_its_dequantised_weights():
         torch.testing.assert_close(q(x), ref, atol=0.05, rtol=0.02)
 
 
+def test_int8_linear_keeps_nothing_of_the_loaded_weights():
+    """A bfloat16 checkpoint is memory-mapped: a bias kept as a view would hold the whole file resident."""
+    import torch
+
+    from longdoc.models.int8 import Int8Linear
+
+    linear = torch.nn.Linear(64, 48).to(torch.bfloat16)
+    q = Int8Linear(linear)
+    assert q.bias.untyped_storage().data_ptr() != linear.bias.untyped_storage().data_ptr()
+    torch.testing.assert_close(q.bias, linear.bias.detach())
+
+
 def test_unknown_names_give_clear_errors(tmp_path):
     with pytest.raises(ModelError, match="unknown model"):
         pull_model("no-such-model")

@@ -121,9 +121,10 @@ def load_reader(name: str, device: str = "cpu", precision: str = "float32"):
         raise ModelError(f"cannot load reader {name!r} from {source}: {e}") from None
     model = model.to(device).eval()
     if precision == "int8":
-        from .int8 import quantize_int8
+        from .int8 import quantize_int8, release_freed_memory
 
         model = quantize_int8(model)
         for param in model.parameters():  # what is left (embeddings, norms) runs in float32, as measured
             param.data = param.data.float()
+        release_freed_memory()
     return model, tokenizer
