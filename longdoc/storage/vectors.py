@@ -103,6 +103,30 @@ class VectorStore:
         self.generation = generation if complete else -1
         return self
 
+    def glance(self) -> tuple[int, list[str]]:
+        """(the manifest's generation, problems seen without reading a file: missing, or of another size
+        than recorded). Cheap at any size, for `status`; load (search) and doctor read every checksum."""
+        try:
+            info = json.loads((self.dir / "manifest.json").read_text())
+            recorded, generation = info["files"], int(info["generation"])
+        except FileNotFoundError:
+            return -1, []
+        except (OSError, ValueError, KeyError, TypeError):
+            return -1, ["manifest.json: unreadable"]
+        problems = []
+        for name, _ in self._files():
+            record = recorded.get(name) if isinstance(recorded, dict) else None
+            try:
+                size = (self.dir / name).stat().st_size
+            except FileNotFoundError:
+                problems.append(f"{name}: missing")
+                continue
+            if not isinstance(record, dict):
+                problems.append(f"{name}: not in the manifest")
+            elif record.get("bytes", size) != size:  # manifests before sizes were recorded: not known
+                problems.append(f"{name}: {size} bytes, the manifest records {record['bytes']}")
+        return generation, problems
+
     def _read_checked(self, name: str, record, dim: int) -> tuple[str, faiss.Index | None]:
         """(problem, None) or ("", the index) for one file checked against its manifest record."""
         path = self.dir / name
@@ -157,7 +181,7 @@ class VectorStore:
         for (name, _), index in zip(self._files(), [self.dense, *self.heads]):
             data = faiss.serialize_index(index).tobytes()
             _atomic_write_bytes(self.dir / name, data)
-            files[name] = {"sha256": hashlib.sha256(data).hexdigest(), "count": int(index.ntotal)}
+            files[name] = {"sha256": hashlib.sha256(data).hexdigest(), "count": int(index.ntotal), "bytes": len(data)}
         manifest = {"generation": self.generation, "count": self.size, "dim": self.dim,
                     "heads": self.n_heads, "head_dim": self.head_dim, "files": files}
         _atomic_write_bytes(self.dir / "manifest.json", json.dumps(manifest, indent=2).encode())
