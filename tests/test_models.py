@@ -49,7 +49,7 @@ def test_int8_linear_matches_its_dequantised_weights():
 
     torch.manual_seed(0)
     linear = torch.nn.Linear(64, 48)
-    q = Int8Linear(linear)
+    q = Int8Linear.quantise(linear)
     w = q.weight_int8.float() * q.scale.float()[:, None]
     assert (w - linear.weight).abs().max() <= q.scale.float().max() / 2 + 1e-6  # within half an int8 step
     for rows in (1, 3, 40):  # the int8 kernel (decode) and the dequantised GEMM (prefill)
@@ -65,7 +65,7 @@ def test_int8_linear_keeps_nothing_of_the_loaded_weights():
     from longdoc.models.int8 import Int8Linear
 
     linear = torch.nn.Linear(64, 48).to(torch.bfloat16)
-    q = Int8Linear(linear)
+    q = Int8Linear.quantise(linear)
     assert q.bias.untyped_storage().data_ptr() != linear.bias.untyped_storage().data_ptr()
     torch.testing.assert_close(q.bias, linear.bias.detach())
 
@@ -110,6 +110,30 @@ def test_packaged_reader_is_fetched_converted_and_answers():
     assert "Paris" in tok.decode(out[0, inputs["input_ids"].shape[1]:])
     rows = {r["name"]: r for r in list_models()}
     assert rows["smollm2-135m-instruct"]["ready"]
+
+
+@pytest.mark.slow
+def test_int8_weights_are_saved_once_and_a_damaged_save_is_quantised_again(tmp_path, monkeypatch):
+    import torch
+
+    from longdoc.models.cache import cache_dir
+    from longdoc.models.int8 import int8_tensors
+
+    source = reader_path("smollm2-135m-instruct")  # converted in the shared cache first
+    monkeypatch.setenv("LONGDOC_CACHE", str(tmp_path))
+    fresh, _ = load_reader(source, "cpu", "int8")  # quantised, then saved
+    saved = list(cache_dir("int8").glob("*.safetensors"))
+    assert len(saved) == 1
+    reloaded, _ = load_reader(source, "cpu", "int8")  # read back, not quantised
+    expected = int8_tensors(fresh)
+    for name, tensor in int8_tensors(reloaded).items():
+        assert torch.equal(tensor, expected[name]), name
+    ids = torch.tensor([[1, 2, 3, 4]])
+    torch.testing.assert_close(reloaded(input_ids=ids).logits, fresh(input_ids=ids).logits)
+    saved[0].write_bytes(saved[0].read_bytes()[:1000])  # truncated
+    again, _ = load_reader(source, "cpu", "int8")
+    torch.testing.assert_close(again(input_ids=ids).logits, fresh(input_ids=ids).logits)
+    assert saved[0].stat().st_size > 1000  # saved whole again
 
 
 @pytest.mark.slow

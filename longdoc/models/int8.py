@@ -20,19 +20,23 @@ INT8_KERNEL_ROWS = 32
 
 
 class Int8Linear(nn.Module):
-    def __init__(self, linear: nn.Linear):
+    def __init__(self, weight_int8: torch.Tensor, scale: torch.Tensor, bias: torch.Tensor | None):
         super().__init__()
+        self.register_buffer("weight_int8", weight_int8)
+        self.register_buffer("scale", scale)
+        self.register_buffer("bias", bias)
+        self.out_features, self.in_features = weight_int8.shape
+
+    @classmethod
+    def quantise(cls, linear: nn.Linear) -> "Int8Linear":
         w = linear.weight.detach().float()
         # the kernel takes bfloat16 scales: round them first and quantise with what it will multiply by
         scale = (w.abs().amax(dim=1).clamp_min(1e-8) / 127.0).to(torch.bfloat16)
         q = torch.round(w / scale.float()[:, None]).clamp(-127, 127)
-        self.register_buffer("weight_int8", q.to(torch.int8))
-        self.register_buffer("scale", scale)
         # a copy: a bfloat16 bias would otherwise stay a view of the loaded checkpoint, and one view keeps
         # the whole memory-mapped file resident (3 GB for the 1.5B)
         bias = None if linear.bias is None else linear.bias.detach().to(torch.bfloat16, copy=True)
-        self.register_buffer("bias", bias)
-        self.in_features, self.out_features = linear.in_features, linear.out_features
+        return cls(q.to(torch.int8), scale, bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         shape = x.shape
@@ -46,13 +50,28 @@ class Int8Linear(nn.Module):
         return y.reshape(*shape[:-1], self.out_features).to(x.dtype)
 
 
-def quantize_int8(model: nn.Module) -> nn.Module:
-    """Replace every nn.Linear in `model` by an Int8Linear, in place; returns the model."""
+def quantize_int8(model: nn.Module, stored: dict[str, torch.Tensor] | None = None) -> nn.Module:
+    """Replace every nn.Linear in `model` by an Int8Linear, in place; returns the model. `stored`: the
+    int8 tensors saved from an earlier quantisation (int8_tensors), used instead of quantising again,
+    so the float weights are never even read."""
     for name, module in list(model.named_modules()):
         for child_name, child in list(module.named_children()):
             if isinstance(child, nn.Linear):
-                setattr(module, child_name, Int8Linear(child))
+                key = f"{name}.{child_name}" if name else child_name
+                saved = stored.get(f"{key}.weight_int8") if stored is not None else None
+                if saved is not None and saved.shape == child.weight.shape:
+                    layer = Int8Linear(saved, stored[f"{key}.scale"], stored.get(f"{key}.bias"))
+                else:
+                    layer = Int8Linear.quantise(child)
+                setattr(module, child_name, layer)
     return model
+
+
+def int8_tensors(model: nn.Module) -> dict[str, torch.Tensor]:
+    """What quantize_int8 made, by module name, to save and pass back as `stored`."""
+    return {f"{name}.{buffer}": getattr(module, buffer) for name, module in model.named_modules()
+            if isinstance(module, Int8Linear) for buffer in ("weight_int8", "scale", "bias")
+            if getattr(module, buffer) is not None}
 
 
 def release_freed_memory() -> None:
