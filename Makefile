@@ -4,7 +4,7 @@ PY := $(VENV)/bin/python
 LONGDOC := $(VENV)/bin/longdoc
 STAMP := $(VENV)/.installed
 DEMO_INDEX ?= demo-index
-# The default reader (longdoc/config.py), fetched before the first ask, beside the indexing.
+# The default reader (longdoc/config.py), fetched before the first ask so its download shows on its own.
 DEMO_READER ?= qwen2.5-coder-1.5b-instruct
 
 BENCH_VENV ?= .venv-bench
@@ -25,12 +25,8 @@ setup: $(STAMP)
 
 demo: setup
 	$(LONGDOC) models pull all-MiniLM-L6-v2
-	@# The reader's download and conversion (about a minute, mostly one core) overlap the indexing;
-	@# its output goes to a log, shown if it fails.
-	@echo "fetching $(DEMO_READER) in the background (log: $(VENV)/demo-reader-pull.log)"
-	@$(LONGDOC) models pull $(DEMO_READER) > $(VENV)/demo-reader-pull.log 2>&1 & pull=$$!; \
-	$(LONGDOC) index "$$($(LONGDOC) data pull paul-graham-essays)" --index $(DEMO_INDEX) || { kill $$pull; exit 1; }; \
-	wait $$pull || { cat $(VENV)/demo-reader-pull.log; exit 1; }; tail -n 3 $(VENV)/demo-reader-pull.log
+	$(LONGDOC) models pull $(DEMO_READER)
+	$(LONGDOC) index "$$($(LONGDOC) data pull paul-graham-essays)" --index $(DEMO_INDEX)
 	$(LONGDOC) status --index $(DEMO_INDEX)
 	$(LONGDOC) docs list --index $(DEMO_INDEX)
 	$(LONGDOC) search "how to get startup ideas" --index $(DEMO_INDEX) -k 5
