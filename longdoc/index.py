@@ -57,11 +57,11 @@ class Index:
     def status(self) -> dict:
         files = [p for p in self.path.rglob("*") if p.is_file()]
         manifest = self.catalog.get_meta("manifest") or {}
-        glance = self._vector_files(manifest)
-        if glance is None:
+        store = VectorStore.for_manifest(self.path, manifest)
+        if store is None:
             vector_files, in_sync = "none yet", False
         else:
-            generation, problems = glance
+            generation, problems = store.glance()
             in_sync = generation == self.catalog.generation and not problems
             vector_files = "; ".join(problems) or "all present at their recorded sizes (checksums: longdoc doctor)"
         return {
@@ -113,20 +113,10 @@ class Index:
         return {**report, "vector_files": None if vectors is None else (vectors.checks or "ok"),
                 "kv_entries_checked": entries, "kv_entries_damaged_and_deleted": dropped, "problems": problems}
 
-    def _vector_store(self, manifest: dict) -> VectorStore | None:
-        """An empty store shaped as the manifest says, or None before the first vectors."""
-        if "dim" not in manifest:
-            return None
-        return VectorStore(self.path, manifest["dim"], manifest["heads"], manifest["head_dim"])
-
     def _saved_vectors(self, manifest: dict) -> VectorStore | None:
         """The FAISS files as saved (checked, not synced), or None before the first vectors."""
-        store = self._vector_store(manifest)
+        store = VectorStore.for_manifest(self.path, manifest)
         return store.load() if store is not None else None
-
-    def _vector_files(self, manifest: dict) -> tuple[int, list[str]] | None:
-        store = self._vector_store(manifest)
-        return store.glance() if store is not None else None
 
     # --- search --------------------------------------------------------------------------------
     @property
@@ -151,8 +141,8 @@ class Index:
             m = self.manifest
             if self._vectors is None:
                 search = self.settings.search
-                self._vectors = VectorStore(self.path, m["dim"], m["heads"], m["head_dim"],
-                                            search.ivf_threshold, search.ivf_nprobe).load()
+                self._vectors = VectorStore.for_manifest(self.path, m, ivf_threshold=search.ivf_threshold,
+                                                         ivf_nprobe=search.ivf_nprobe).load()
             self._vectors.sync(self.catalog)
             return self._vectors
 

@@ -282,10 +282,10 @@ def repair_vectors(index_dir: str | Path) -> list[str]:
 def _rewrite_vectors(catalog: Catalog) -> list[str]:
     """Load the saved vector files (checked against the manifest), bring them to the catalog and save
     them; returns what the check found. Call holding the write lock."""
-    manifest = catalog.get_meta("manifest") or {}
-    if "dim" not in manifest:
+    store = VectorStore.for_manifest(catalog.index_dir, catalog.get_meta("manifest") or {})
+    if store is None:
         return []
-    store = VectorStore(catalog.index_dir, manifest["dim"], manifest["heads"], manifest["head_dim"]).load()
+    store.load()
     store.sync(catalog)
     store.save()
     return store.checks

@@ -61,6 +61,13 @@ class VectorStore:
         self._ivf: faiss.Index | None = None
         self._ivf_generation = -2
 
+    @classmethod
+    def for_manifest(cls, index_dir: Path, manifest: dict, **search) -> "VectorStore | None":
+        """An empty store shaped as the catalog's manifest says, or None before the first vectors."""
+        if "dim" not in manifest:
+            return None
+        return cls(index_dir, manifest["dim"], manifest["heads"], manifest["head_dim"], **search)
+
     @staticmethod
     def _empty(dim: int) -> faiss.Index:
         return faiss.IndexIDMap2(faiss.IndexFlatIP(dim))
