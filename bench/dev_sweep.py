@@ -34,6 +34,9 @@ INSTRUCTIONS = {
     "general": "Answer the question from the passages. If it asks who, what, which, when or how many, reply "
                "with only the name, number or short phrase from the passages; if it asks how or why, reply "
                "with one short sentence.",
+    "names": "Answer the question from the passages. If it asks who, what, which, when or how many, reply "
+             "with only the name, number or short phrase from the passages; if it asks for a first or last name, "
+             "reply with only that part of the name; if it asks how or why, reply with one short sentence.",
     "exact": "Read the passages, then answer the question with the exact words of the passages that answer it: "
              "a name, a number or a short phrase. Do not write a sentence.",
 }

@@ -48,10 +48,16 @@ def test_int8_linear_matches_its_dequantised_weights():
     from longdoc.models.int8 import Int8Linear
 
     torch.manual_seed(0)
-    linear = torch.nn.Linear(64, 48)
+    linear = torch.nn.Linear(64, 300)  # more rows than are quantised in one step
+    with torch.no_grad():
+        linear.weight.mul_(torch.linspace(0.1, 10, 300)[:, None])  # a scale of its own for every row
+    before = linear.weight.detach().clone()
     q = Int8Linear.quantise(linear)
+    assert torch.equal(linear.weight, before)  # quantising leaves the float weights as they were
     w = q.weight_int8.float() * q.scale.float()[:, None]
-    assert (w - linear.weight).abs().max() <= q.scale.float().max() / 2 + 1e-6  # within half an int8 step
+    # each row within half of its own int8 step, and its largest weight at the end of the int8 range
+    assert ((w - linear.weight).abs() <= q.scale.float()[:, None] / 2 + 1e-6).all()
+    assert (q.weight_int8.abs().amax(dim=1) >= 126).all()
     for rows in (1, 3, 40):  # the int8 kernel (decode) and the dequantised GEMM (prefill)
         x = torch.randn(rows, 64)
         ref = x.bfloat16().float() @ w.T + linear.bias
