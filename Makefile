@@ -3,6 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 LONGDOC := $(VENV)/bin/longdoc
 STAMP := $(VENV)/.installed
+DEV_STAMP := $(VENV)/.installed-dev
 DEMO_INDEX ?= demo-index
 # The default reader (longdoc/config.py), fetched before the first ask so its download shows on its own.
 DEMO_READER ?= qwen2.5-coder-1.5b-instruct
@@ -11,17 +12,23 @@ BENCH_VENV ?= .venv-bench
 BPY := $(BENCH_VENV)/bin/python
 BSTAMP := $(BENCH_VENV)/.installed
 
-.PHONY: setup demo test test-fast bench bench-quick bench-setup clean
+.PHONY: setup dev-setup demo test test-fast bench bench-quick bench-setup clean
 
+# What running longdoc needs; the tests' extras (Ray, Triton, the service) come on top, so the demo's
+# fresh setup skips them. The CPU wheel is pinned in the same install: a bare torch requirement would
+# pull a multi-GB CUDA build.
 $(STAMP): pyproject.toml
 	python3 -m venv $(VENV)
-	$(PY) -m pip install -q --upgrade pip
-	# The CPU wheel first: a bare torch requirement would pull a multi-GB CUDA build.
-	$(PY) -m pip install -q torch==2.13.0
-	$(PY) -m pip install -q -e '.[cpu,dev]'
+	$(PY) -m pip install -q torch==2.13.0 -e '.[cpu]'
 	touch $(STAMP)
 
+$(DEV_STAMP): $(STAMP)
+	$(PY) -m pip install -q -e '.[cpu,dev]'
+	touch $(DEV_STAMP)
+
 setup: $(STAMP)
+
+dev-setup: $(DEV_STAMP)
 
 demo: setup
 	$(LONGDOC) models pull all-MiniLM-L6-v2
@@ -34,10 +41,10 @@ demo: setup
 		"What should a startup do that doesn't scale?" "What is the capital of Australia?" --index $(DEMO_INDEX)
 	$(LONGDOC) kv stats --index $(DEMO_INDEX)
 
-test: setup
+test: dev-setup
 	$(PY) -m pytest -q
 
-test-fast: setup
+test-fast: dev-setup
 	$(PY) -m pytest -q -m "not slow"
 
 # The benchmark environment: longdoc plus the peers it is compared with (never project dependencies).
