@@ -2,7 +2,7 @@
 
 gguf's own dequantisation is numpy, single-threaded and grouped 16 rows at a time in Python: 21 s for the
 1.5B's Q4_K_M weights on this CPU, most of the conversion. These are the same formulas vectorised over a
-whole tensor in torch (multi-threaded, and identical float32 results: tests/test_models.py compares them
+whole tensor in torch (multi-threaded, and identical float32 results: tests/test_gguf_dequant.py compares them
 with gguf's). Q4_K_M files hold Q4_K and Q6_K; every other type goes to gguf's own code.
 
 Layouts (256 weights per block, ggml's k-quants):

@@ -34,7 +34,7 @@ class Int8Linear(nn.Module):
         # the kernel takes bfloat16 scales: round them first and quantise with what it will multiply by
         scale = (w.abs().amax(dim=1).float().clamp_min(1e-8) / 127.0).to(torch.bfloat16)
         divisor = scale.float()[:, None]
-        q = torch.empty(w.shape, dtype=torch.int8)
+        q = torch.empty(w.shape, dtype=torch.int8, device=w.device)
         # a few rows at a time, in place: the same int8 values as whole-matrix float32 temporaries, which
         # took 15-21 s for the 1.5B here against 1-3 s (memory traffic and freshly paged-in temporaries)
         for start in range(0, w.shape[0], QUANTISE_ROWS):
