@@ -68,8 +68,10 @@ def dequantize(data: np.ndarray, qtype) -> np.ndarray:
     raw = np.asarray(data).view(np.uint8)
     if raw.shape[-1] % type_size:
         raise ValueError(f"{qtype.name} row of {raw.shape[-1]} bytes is not a whole number of blocks")
-    blocks = torch.from_numpy(np.array(raw, copy=True)).reshape(-1, type_size)
+    blocks = raw.reshape(-1, type_size)  # still the file's read-only memory map
     out = torch.empty(blocks.shape[0], QK_K)
     for start in range(0, blocks.shape[0], BLOCKS_PER_STEP):  # temporaries that stay in cache
-        out[start:start + BLOCKS_PER_STEP] = fn(blocks[start:start + BLOCKS_PER_STEP])
+        # each step's bytes copied out of the map (torch wants writable memory), not the whole tensor's
+        step = torch.from_numpy(np.array(blocks[start:start + BLOCKS_PER_STEP]))
+        out[start:start + BLOCKS_PER_STEP] = fn(step)
     return out.reshape(*raw.shape[:-1], raw.shape[-1] // type_size * QK_K).numpy()
