@@ -1,4 +1,6 @@
 """Errors a user can act on. Each names the file or index and the cause."""
+import errno
+import sqlite3
 
 from .paths import shown
 
@@ -37,3 +39,38 @@ class SkippedFile(LongdocError):
 
 class ModelError(LongdocError):
     """A model name that cannot be resolved or loaded."""
+
+
+class StorageError(LongdocError):
+    """A file could not be written: the disk is full (full=True), or the file or its folder is not writable."""
+
+    def __init__(self, message: str, cause: str, full: bool):
+        super().__init__(message)
+        self.cause = cause
+        self.full = full
+
+
+_FULL = "free some space and run the command again"
+_DENIED = "give this user write access to it, or work on a copy it can write"
+# errno -> (cause, fix)
+_STORAGE_CAUSES = {errno.ENOSPC: ("the disk is full", _FULL), errno.EDQUOT: ("the disk quota is used up", _FULL),
+                   errno.EACCES: ("permission denied", _DENIED), errno.EPERM: ("permission denied", _DENIED),
+                   errno.EROFS: ("the file system is read-only", _DENIED)}
+# SQLite reports these conditions only in its messages.
+_SQLITE_CAUSES = {"database or disk is full": errno.ENOSPC, "attempt to write a readonly database": errno.EACCES,
+                  "unable to open database file": errno.EACCES}
+
+
+def storage_error(path, exc: BaseException) -> StorageError | None:
+    """The one-line error for a write to `path` that failed with `exc`, or None when `exc` is not a full
+    disk or a missing write permission (then it is the caller's to handle)."""
+    if isinstance(exc, OSError):
+        code = exc.errno
+    elif isinstance(exc, sqlite3.OperationalError):
+        code = next((c for text, c in _SQLITE_CAUSES.items() if text in str(exc)), None)
+    else:
+        code = None
+    if code not in _STORAGE_CAUSES:
+        return None
+    cause, fix = _STORAGE_CAUSES[code]
+    return StorageError(f"cannot write {shown(str(path))}: {cause}; {fix}", cause, fix == _FULL)

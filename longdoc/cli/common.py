@@ -11,7 +11,7 @@ from pathlib import Path
 import typer
 from rich.console import Console
 
-from ..errors import LongdocError
+from ..errors import LongdocError, storage_error
 
 console = Console()
 err_console = Console(stderr=True)
@@ -42,6 +42,12 @@ def friendly_errors(fn):
             return fn(*args, **kwargs)
         except LongdocError as e:
             err_console.print(f"[red]error:[/] {e}", highlight=False, soft_wrap=True)  # one line, paths unbroken
+            raise typer.Exit(1) from None
+        except OSError as e:  # a full disk or a missing permission met outside the index's own writes
+            error = storage_error(e.filename or "a file", e)
+            if error is None:
+                raise
+            err_console.print(f"[red]error:[/] {error}", highlight=False, soft_wrap=True)
             raise typer.Exit(1) from None
         except sqlite3.DatabaseError as e:  # a catalog damaged past what opening it checks
             from ..storage.catalog import CATALOG_FILE, damaged

@@ -17,7 +17,6 @@ import binascii
 import hmac
 import json
 import logging
-import os
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,9 +30,10 @@ from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ..config import ATTENTIONS, Settings
-from ..errors import LongdocError
+from ..errors import LongdocError, StorageError
 from ..indexing.loaders import format_of
 from ..retrieval import MODES
+from ..storage.files import atomic_write
 from .batching import BatchingEncoder
 from .jobs import Writer
 
@@ -170,6 +170,8 @@ def create_app(config: ServiceConfig) -> FastAPI:
 
     @app.exception_handler(LongdocError)
     async def longdoc_error(request, e: LongdocError):
+        if isinstance(e, StorageError):  # the server's disk or permissions, not the request
+            return _error(507 if e.full else 500, "storage", str(e))
         return _error(400, "bad_request", str(e))
 
     @app.exception_handler(RequestValidationError)
@@ -308,10 +310,7 @@ def create_app(config: ServiceConfig) -> FastAPI:
             from ..indexing.pipeline import index_paths
 
             if content is not None:
-                target.parent.mkdir(parents=True, exist_ok=True)
-                tmp = target.with_name(f".{target.name}.part")
-                tmp.write_bytes(content)
-                os.replace(tmp, target)
+                atomic_write(target, content, shared=True)
             report = index_paths(config.index, [target], None, progress=False, embedder=raw)
             return {"added": report.added, "updated": report.updated, "chunks_embedded": report.chunks_embedded,
                     "skipped": [list(s) for s in report.skipped_files]}

@@ -2,18 +2,21 @@
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Iterable, Iterator
+from urllib.request import pathname2url
 
 import numpy as np
 import sqlite_utils
 
 from ..errors import IndexDamagedError, IndexNotFoundError
 from ..paths import from_db, shown, to_db
-from .migrations import migrate
+from .files import writing
+from .migrations import migrate, schema_version
 
 CATALOG_FILE = "catalog.sqlite"
 
@@ -23,31 +26,31 @@ def now_iso() -> str:
 
 
 class Catalog:
-    def __init__(self, db: sqlite_utils.Database, index_dir: Path):
+    def __init__(self, db: sqlite_utils.Database, index_dir: Path, read_only: bool = False):
         self.db = db
         self.index_dir = index_dir
-        self.schema_version = migrate(db.conn)
+        self.read_only = read_only
+        self.schema_version = schema_version(db.conn, index_dir) if read_only else migrate(db.conn)
 
     @classmethod
     def open(cls, index_dir: str | Path, create: bool = False) -> "Catalog":
+        """The catalog of index_dir; read-only (it never writes, and a write raises StorageError) when this
+        user cannot write the index folder or the catalog file."""
         index_dir = Path(index_dir)
         path = index_dir / CATALOG_FILE
         if not path.exists():
             if not create:
                 raise IndexNotFoundError(f"no longdoc index at {index_dir} (missing {CATALOG_FILE}); "
                                          f"create one with: longdoc index PATH --index {index_dir}")
-            index_dir.mkdir(parents=True, exist_ok=True)
+            with writing(index_dir):
+                index_dir.mkdir(parents=True, exist_ok=True)
         else:
             _check_header(path)
+        read_only = path.exists() and not (os.access(index_dir, os.W_OK) and os.access(path, os.W_OK))
         try:
-            # The service reads one catalog from its request threads; SQLite serialises the calls itself.
-            db = sqlite_utils.Database(sqlite3.connect(str(path), check_same_thread=False))
-            db.conn.execute("PRAGMA busy_timeout = 10000")  # readers wait out a writer's commit
-            if create or db.journal_mode != "wal":
-                db.enable_wal()
-            db.conn.execute("PRAGMA foreign_keys = ON")
-            db.conn.execute("PRAGMA synchronous = NORMAL")  # with WAL: durable at checkpoints, never corrupt
-            return cls(db, index_dir)
+            with writing(path):
+                db = sqlite_utils.Database(_read_only(path) if read_only else _writable(path, create))
+                return cls(db, index_dir, read_only)
         except sqlite3.DatabaseError as e:
             raise damaged(path, e) from None
 
@@ -64,16 +67,27 @@ class Catalog:
 
     @contextmanager
     def transaction(self) -> Iterator[None]:
-        """One atomic write; bumps the generation so vector files can tell they are behind."""
+        """One atomic write; one that changed rows bumps the generation, so vector files can tell they are
+        behind (and a write that changed nothing leaves them current)."""
         conn = self.db.conn
-        conn.execute("BEGIN IMMEDIATE")
-        try:
+        with writing(self.index_dir / CATALOG_FILE):
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                changes = conn.total_changes
+                yield
+                if conn.total_changes != changes:
+                    conn.execute("UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'generation'")
+                conn.execute("COMMIT")
+            except BaseException:
+                if conn.in_transaction:  # SQLite has already rolled back after some errors (a full disk)
+                    conn.execute("ROLLBACK")
+                raise
+
+    @contextmanager
+    def _run_write(self) -> Iterator[None]:
+        """One small committed write (the runs log)."""
+        with writing(self.index_dir / CATALOG_FILE), self.db.conn:
             yield
-            conn.execute("UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'generation'")
-            conn.execute("COMMIT")
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
 
     # --- meta -------------------------------------------------------------------------------
     def get_meta(self, key: str, default=None):
@@ -201,22 +215,22 @@ class Catalog:
 
     # --- runs -------------------------------------------------------------------------------------
     def start_run(self, roots: list[str]) -> int:
-        with self.db.conn:
+        with self._run_write():
             return self.db.conn.execute("INSERT INTO runs(started_at, status, roots) VALUES (?, 'running', ?)",
                                         (now_iso(), json.dumps(roots))).lastrowid
 
     def interrupt_runs(self) -> int:
         """Mark runs still 'running' as interrupted; call holding the write lock (no run is alive then)."""
-        with self.db.conn:
+        with self._run_write():
             return self.db.conn.execute("UPDATE runs SET status = 'interrupted' WHERE status = 'running'").rowcount
 
     def record_skip(self, run_id: int, path: str, reason: str) -> None:
-        with self.db.conn:
+        with self._run_write():
             self.db.conn.execute("INSERT INTO skipped_files(run_id, path, reason) VALUES (?, ?, ?)", (run_id, to_db(path), reason))
 
     def finish_run(self, run_id: int, report: dict, status: str = "done") -> None:
         cols = ["added", "updated", "unchanged", "removed", "skipped", "chunks_embedded", "seconds"]
-        with self.db.conn:
+        with self._run_write():
             self.db.conn.execute(
                 f"UPDATE runs SET finished_at = ?, status = ?, {', '.join(f'{c} = ?' for c in cols)} WHERE id = ?",
                 (now_iso(), status, *[report[c] for c in cols], run_id))
@@ -224,6 +238,30 @@ class Catalog:
     def last_run(self) -> dict | None:
         rows = list(self.db.query("SELECT * FROM runs ORDER BY id DESC LIMIT 1"))
         return rows[0] if rows else None
+
+
+def _writable(path: Path, create: bool) -> sqlite3.Connection:
+    # The service reads one catalog from its request threads; SQLite serialises the calls itself.
+    conn = sqlite3.connect(str(path), check_same_thread=False)
+    conn.execute("PRAGMA busy_timeout = 10000")  # readers wait out a writer's commit
+    if create or conn.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+        conn.execute("PRAGMA journal_mode = wal")
+    conn.execute("PRAGMA foreign_keys = ON")
+    conn.execute("PRAGMA synchronous = NORMAL")  # with WAL: durable at checkpoints, never corrupt
+    return conn
+
+
+def _read_only(path: Path) -> sqlite3.Connection:
+    """A connection that cannot write. WAL needs its -shm file: where that cannot be created (a read-only
+    folder), the catalog is opened as immutable, which is right while nobody writes it meanwhile."""
+    uri = f"file:{pathname2url(str(path.resolve()))}"
+    try:
+        conn = sqlite3.connect(f"{uri}?mode=ro", uri=True, check_same_thread=False)
+        conn.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()
+    except sqlite3.OperationalError:
+        conn = sqlite3.connect(f"{uri}?immutable=1", uri=True, check_same_thread=False)
+    conn.execute("PRAGMA busy_timeout = 10000")
+    return conn
 
 
 _SQLITE_MAGIC = b"SQLite format 3\x00"

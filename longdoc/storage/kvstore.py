@@ -9,21 +9,24 @@ store is size-bounded: a read touches the file's mtime, and a write that pushes 
 bound evicts the least recently used entries."""
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import logging
 import os
 import re
 import shutil
-import tempfile
 from pathlib import Path
 
 import torch
 from safetensors import SafetensorError, safe_open
-from safetensors.torch import save_file
+from safetensors.torch import save
 
-from ..errors import LongdocError
+from ..errors import LongdocError, StorageError
+from .files import atomic_write
 
 DTYPES = {"float16": torch.float16, "float32": torch.float32, "int8": torch.int8}
 _READER_ID = re.compile(r"^[A-Za-z0-9._-]+$")
+log = logging.getLogger("longdoc.kv")
 
 
 def quantize_int8(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -59,6 +62,7 @@ class KVStore:
         self.max_bytes = int(max_bytes)
         self._total: int | None = None  # bytes under root, counted on first write
         self.dropped = 0  # damaged entries found (and deleted) by get and verify
+        self.unwritable: str | None = None  # why puts are not stored (a full disk, a read-only index)
 
     def _path(self, sha: str) -> Path:
         if self.dir is None:
@@ -77,7 +81,8 @@ class KVStore:
         if tensors is None:
             return None
         meta_start = int(tensors.pop("start").item())
-        os.utime(path)  # most recently used
+        with contextlib.suppress(OSError):  # most recently used; a read-only store keeps its old order
+            os.utime(path)
         keys, values = tensors["keys"], tensors["values"]
         if keys.dtype == torch.int8:
             keys = dequantize_int8(keys, tensors["key_scale"])
@@ -97,7 +102,8 @@ class KVStore:
         except FileNotFoundError:
             return None
         except (SafetensorError, KeyError, OSError, ValueError, RuntimeError):
-            path.unlink(missing_ok=True)
+            with contextlib.suppress(OSError):  # never trusted again; a read-only store cannot delete it
+                path.unlink()
             self.dropped += 1
             return None
 
@@ -127,17 +133,16 @@ class KVStore:
             tensors = {"keys": keys.to(DTYPES[self.dtype]), "values": values.to(DTYPES[self.dtype])}
         tensors = {k: v.detach().cpu().contiguous() for k, v in tensors.items()}
         tensors["start"] = torch.tensor([start], dtype=torch.int64)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".part")
-        os.close(fd)
+        data = save(tensors, metadata={"sha256": _digest(tensors)})
         try:
-            save_file(tensors, tmp, metadata={"sha256": _digest(tensors)})
-            with open(tmp, "rb+") as f:
-                os.fsync(f.fileno())
-            os.replace(tmp, path)
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
+            atomic_write(path, data, shared=True)
+        except StorageError as error:
+            # A cache: the answer goes on without it, and says so once.
+            if self.unwritable is None:
+                self.unwritable = str(error)
+                log.warning("KV entries are not stored under %s (%s); passages are encoded again when read",
+                            self.root, error.cause)
+            return 0
         size = path.stat().st_size
         self._total = (self._total if self._total is not None else self._count_bytes()) + size
         if self._total > self.max_bytes:

@@ -8,6 +8,7 @@ from pathlib import Path
 from filelock import FileLock, Timeout
 
 from ..errors import IndexLockedError
+from .files import writing
 
 
 @contextmanager
@@ -15,14 +16,16 @@ def write_lock(index_dir: Path):
     lock_path = Path(index_dir) / "write.lock"
     lock = FileLock(str(lock_path), timeout=0, thread_local=False)
     try:
-        lock.acquire()
+        with writing(lock_path):
+            lock.acquire()
     except Timeout:
         raise IndexLockedError(
             f"index {index_dir} is locked: another longdoc process is writing to it "
             f"(lock file {lock_path}); wait for it to finish"
         ) from None
     try:
-        Path(str(lock_path) + ".pid").write_text(str(os.getpid()))
+        with writing(lock_path):
+            Path(str(lock_path) + ".pid").write_text(str(os.getpid()))
         yield
     finally:
         lock.release()

@@ -84,14 +84,23 @@ MIGRATIONS: list[str] = [
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
-def migrate(conn: sqlite3.Connection) -> int:
-    """Apply pending migrations, each in its own transaction. Returns the schema version."""
+def schema_version(conn: sqlite3.Connection, index_dir=None) -> int:
+    """The catalog's schema version, refused when newer than this longdoc's; with index_dir (a read-only
+    catalog, which cannot be migrated) also refused when older."""
+    from ..errors import LongdocError
+
     version = conn.execute("PRAGMA user_version").fetchone()[0]
     if version > SCHEMA_VERSION:
-        from ..errors import LongdocError
-
         raise LongdocError(f"catalog schema v{version} is newer than this longdoc (v{SCHEMA_VERSION}); upgrade longdoc")
-    for number in range(version + 1, SCHEMA_VERSION + 1):
+    if index_dir is not None and version < SCHEMA_VERSION:
+        raise LongdocError(f"index {index_dir} is read-only here and was written by an older longdoc (schema "
+                           f"v{version}, this one reads v{SCHEMA_VERSION}); open it once with write access to upgrade it")
+    return version
+
+
+def migrate(conn: sqlite3.Connection) -> int:
+    """Apply pending migrations, each in its own transaction. Returns the schema version."""
+    for number in range(schema_version(conn) + 1, SCHEMA_VERSION + 1):
         # executescript commits first; wrap the migration and its version bump in one transaction.
         conn.executescript(f"BEGIN; {MIGRATIONS[number - 1]}; PRAGMA user_version = {number}; COMMIT;")
     return SCHEMA_VERSION

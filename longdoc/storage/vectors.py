@@ -18,17 +18,9 @@ import faiss
 import numpy as np
 
 from .catalog import Catalog
+from .files import atomic_write, writing
 
 VECTORS_DIR = "vectors"
-
-
-def _atomic_write_bytes(path: Path, data: bytes) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
 
 
 def _fsync_dir(path: Path) -> None:
@@ -183,15 +175,16 @@ class VectorStore:
 
     def save(self) -> None:
         """Write every index atomically, then the manifest that vouches for them (sha256 per file)."""
-        self.dir.mkdir(parents=True, exist_ok=True)
+        with writing(self.dir):
+            self.dir.mkdir(parents=True, exist_ok=True)
         files = {}
         for (name, _), index in zip(self._files(), [self.dense, *self.heads]):
             data = faiss.serialize_index(index).tobytes()
-            _atomic_write_bytes(self.dir / name, data)
+            atomic_write(self.dir / name, data)
             files[name] = {"sha256": hashlib.sha256(data).hexdigest(), "count": int(index.ntotal), "bytes": len(data)}
         manifest = {"generation": self.generation, "count": self.size, "dim": self.dim,
                     "heads": self.n_heads, "head_dim": self.head_dim, "files": files}
-        _atomic_write_bytes(self.dir / "manifest.json", json.dumps(manifest, indent=2).encode())
+        atomic_write(self.dir / "manifest.json", json.dumps(manifest, indent=2).encode())
         _fsync_dir(self.dir)
 
     def _search(self, index: faiss.Index, query: np.ndarray, k: int, allowed: np.ndarray | None, nprobe: int | None = None):
