@@ -2,6 +2,7 @@
 repaired, with search results identical to the undamaged index, or refused with one line that names the
 file and the fix. Never a traceback, never a silent wrong result."""
 import shutil
+import sqlite3
 
 import faiss
 import numpy as np
@@ -10,6 +11,8 @@ from conftest import DOC_FIXTURES
 from typer.testing import CliRunner
 
 from longdoc import index_paths, open_index
+from longdoc.errors import IndexDamagedError
+from longdoc.indexing.pipeline import remove_documents
 from longdoc.cli.app import app
 
 pytestmark = pytest.mark.slow
@@ -116,6 +119,50 @@ def test_garbled_catalog_pages_are_found_by_doctor(tmp_path, clean):
     _damage(catalog, "garbled")
     result = _cli("doctor", "--index", idx)
     assert result.exit_code == 1 and "is damaged" in result.output, result.output
+    # The service checks the catalog before it serves anything from it.
+    from longdoc.service.app import ServiceConfig, create_app
+
+    with pytest.raises(IndexDamagedError, match=f"{catalog} is damaged"):
+        create_app(ServiceConfig(index=idx, token=None))
+
+
+@pytest.mark.parametrize("how", ["intact", "missing", *DAMAGES])
+def test_a_damaged_wal_loses_at_most_its_last_commit_and_search_agrees_with_the_catalog(tmp_path, clean, embedder,
+                                                                                         how):
+    """The WAL holds commits not yet copied into the catalog file; SQLite checks its frames' checksums and
+    drops a damaged tail. What is left is the index before that commit or after it, never a mix: the
+    vector files (saved after the commit) are brought back to the catalog."""
+    source, before = clean
+    live = tmp_path / "live"
+    shutil.copytree(source, live)
+    holder = sqlite3.connect(live / "catalog.sqlite")  # a second reader: the writer's close keeps its WAL
+    holder.execute("SELECT COUNT(*) FROM meta").fetchone()
+    with open_index(live) as ix:
+        gone = ix.documents()[0]["path"]
+    assert remove_documents(live, [gone]) == [gone]
+    idx = tmp_path / "index"
+    shutil.copytree(live, idx)
+    holder.close()
+    after = _results(live, embedder)
+    assert after != before and (idx / "catalog.sqlite-wal").stat().st_size > 0
+    (idx / "catalog.sqlite-shm").unlink()  # rebuilt from the WAL, as after a power cut
+    wal = idx / "catalog.sqlite-wal"
+    if how == "missing":
+        wal.unlink()
+    elif how != "intact":
+        _damage(wal, how)
+    got = _results(idx, embedder)
+    assert got in (before, after)
+    with open_index(idx) as ix:
+        rolled_back = gone in {d["path"] for d in ix.documents()}
+        assert rolled_back == (got == before)
+        # status says so when the catalog went back behind the vector files, and the repair brings them level
+        assert ix.status()["vectors_in_sync"] is not rolled_back, how
+    assert _cli("doctor", "--repair", "--index", idx).exit_code == 0
+    with open_index(idx) as ix:
+        assert ix.status()["vectors_in_sync"] and ix.check()["problems"] == []
+    assert _results(idx, embedder) == got
+    assert rolled_back == (how != "intact")  # each damage here reaches the one commit's frames
 
 
 def test_a_damaged_kv_entry_is_recomputed_and_the_answer_is_unchanged(tmp_path, clean):

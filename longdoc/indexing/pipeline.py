@@ -194,7 +194,7 @@ def clean_leftovers(catalog: Catalog) -> None:
     for tmp in (catalog.index_dir / "vectors").glob("*.tmp"):
         tmp.unlink(missing_ok=True)
     cutoff = time.time() - _KV_PART_AGE_S
-    for part in (catalog.index_dir / "kv").glob("*/*/*.part"):
+    for part in (catalog.index_dir / "kv").glob("*/*/.*.tmp"):  # atomic_write(shared=True)'s temp names
         try:
             if part.stat().st_mtime < cutoff:
                 part.unlink()

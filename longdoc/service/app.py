@@ -33,6 +33,7 @@ from ..config import ATTENTIONS, Settings
 from ..errors import LongdocError, StorageError
 from ..indexing.loaders import format_of
 from ..retrieval import MODES
+from ..storage.catalog import CATALOG_FILE, damaged
 from ..storage.files import atomic_write
 from .batching import BatchingEncoder
 from .jobs import Writer
@@ -127,6 +128,11 @@ class Service:
 
         self.config = config
         self.index = open_index(config.index, settings=config.settings)
+        catalog = self.index.catalog
+        problems = catalog.integrity()  # nothing is served from a damaged catalog (vector files: search repairs)
+        if problems:
+            self.index.close()
+            raise damaged(catalog.index_dir / CATALOG_FILE, "; ".join(problems[:3]))
         self.reader_lock = threading.Lock()
         self.asks = {"answered": 0, "abandoned": 0}  # abandoned: streams whose client left before the answer
         self.writer = Writer()
