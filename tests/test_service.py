@@ -221,3 +221,56 @@ def test_searches_keep_being_served_while_documents_are_added_and_removed(server
     assert httpx.get(f"{base}/v1/status", headers=AUTH).json()["documents"] == 3
     assert not (server["index"] / "uploads" / "keepers.html").exists()
     assert (server["roots"] / "phare_latin1.txt").exists()  # never the user's own file
+
+
+# Values of the wrong kind, size or shape, put in each field of a request in turn.
+ODD_VALUES = [None, True, -1, 0, 1.5, 10**40, "", "x" * 5000, "\x00", [], ["x"], {}, {"$gt": 1}, [[[]]]]
+RAW_BODIES = [b"", b"{", b"[]", b'"text"', b"null", b"12", b'{"query": NaN}', b'{"question": "\xff\xfe"}',
+              b"[" * 50_000 + b"]" * 50_000, b'{"a": ' * 5_000 + b"1" + b"}" * 5_000]
+GOOD = {"/v1/search": {"query": "fog", "k": 2}, "/v1/ask": {"question": "fog?", "k": 1, "max_new_tokens": 1},
+        "/v1/documents": {"filename": "audit.txt", "text": "an audit"}}
+
+
+@pytest.mark.slow
+def test_every_route_answers_malformed_requests_with_a_4xx_json_error(server):
+    """Each route the service publishes, sent bodies that are not JSON or not objects, and every field of a
+    good request replaced in turn by values of the wrong type or size, plus filters of the wrong shape,
+    odd path parameters and wrong methods: never a 5xx, always a JSON error naming a code."""
+    base = server["base"]
+    api = httpx.get(f"{base}/openapi.json").json()
+    paths = api["paths"]
+    assert {p for p, ops in paths.items() if "post" in ops} == set(GOOD)  # a new route needs its good request here
+
+    def fields_of(route):
+        ref = paths[route]["post"]["requestBody"]["content"]["application/json"]["schema"]["$ref"]
+        return list(api["components"]["schemas"][ref.rsplit("/", 1)[1]]["properties"])
+    sent = []
+
+    def check(method, url, **kwargs):
+        r = httpx.request(method, f"{base}{url}", headers={**AUTH, "Content-Type": "application/json"}, timeout=120,
+                          **kwargs)
+        sent.append((method, url, r.status_code))
+        assert r.status_code < 500, (method, url, kwargs, r.status_code, r.text[:500])
+        if r.status_code >= 400:
+            assert r.json()["error"]["code"], (url, r.text[:500])
+        return r
+
+    for route, good in GOOD.items():
+        for body in RAW_BODIES:
+            assert check("POST", route, content=body).status_code in (400, 413, 422)
+        assert set(good) <= set(fields_of(route))
+        for field in fields_of(route):
+            for value in ODD_VALUES:
+                check("POST", route, content=json.dumps({**good, field: value}).encode())
+    for filters in [[], "x", 5, {"documents": 5}, {"documents": [5, None]}, {"section": 7}, {"path_glob": ["*"]},
+                    {"section": {"a": 1}}, {"nope": 1}]:
+        assert check("POST", "/v1/search", json={"query": "fog", "filters": filters}).status_code == 422, filters
+    for url in ["/v1/documents/abc", "/v1/documents/-1", "/v1/documents/" + "9" * 40, "/v1/documents/1.5",
+                "/v1/jobs/nope", "/v1/jobs/" + "9" * 40, "/v1/jobs/%00"]:
+        assert check("DELETE" if "documents" in url else "GET", url).status_code in (404, 422), url
+    for method, url in [("PUT", "/v1/search"), ("GET", "/v1/ask"), ("PATCH", "/v1/documents"), ("POST", "/v1/status")]:
+        assert check(method, url).status_code == 405
+    assert len(sent) > 250
+    for doc in httpx.get(f"{base}/v1/documents", headers=AUTH).json()["documents"]:  # what the good ones added
+        if doc["path"].endswith("audit.txt"):
+            _wait_job(base, httpx.delete(f"{base}/v1/documents/{doc['id']}", headers=AUTH).json()["job"]["id"])

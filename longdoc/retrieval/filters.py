@@ -1,12 +1,15 @@
 """Search filters (documents, path glob, section), as SQL over chunks c JOIN documents d."""
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 
 import numpy as np
 
 from ..errors import LongdocError
 from ..storage import Catalog
+
+
+_FIELDS = ("documents", "path_glob", "section")
 
 
 @dataclass(frozen=True)
@@ -17,12 +20,19 @@ class Filters:
 
     @classmethod
     def from_dict(cls, given: dict) -> "Filters":
-        """From a dict of the fields (a list for documents), refusing any other key."""
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(given) - known)
+        """From a dict of the fields (a list of paths for documents), refusing any other key or type."""
+        if not isinstance(given, dict):
+            raise LongdocError(f"filters must be an object of {', '.join(_FIELDS)}, not {type(given).__name__}")
+        unknown = sorted(set(given) - set(_FIELDS))
         if unknown:
-            raise LongdocError(f"unknown filter {', '.join(map(repr, unknown))}; choose from {', '.join(sorted(known))}")
-        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in given.items()})
+            raise LongdocError(f"unknown filter {', '.join(map(repr, unknown))}; choose from {', '.join(_FIELDS)}")
+        documents = given.get("documents") or []
+        if not isinstance(documents, list) or not all(isinstance(d, str) for d in documents):
+            raise LongdocError("filter documents must be a list of document paths")
+        for name in ("path_glob", "section"):
+            if given.get(name) is not None and not isinstance(given[name], str):
+                raise LongdocError(f"filter {name} must be a string")
+        return cls(documents=tuple(documents), path_glob=given.get("path_glob"), section=given.get("section"))
 
     def __bool__(self) -> bool:
         return bool(self.documents or self.path_glob or self.section)

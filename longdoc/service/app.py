@@ -26,13 +26,13 @@ from fastapi import Depends, FastAPI, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, StreamingResponse
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ..config import ATTENTIONS, Settings
 from ..errors import LongdocError, StorageError
 from ..indexing.loaders import format_of
-from ..retrieval import MODES
+from ..retrieval import MODES, Filters
 from ..storage.catalog import CATALOG_FILE, damaged
 from ..storage.files import atomic_write
 from .batching import BatchingEncoder
@@ -69,6 +69,16 @@ class SearchRequest(BaseModel):
     per: Literal["chunk", "document"] = "chunk"
     context: int = Field(0, ge=0, le=5)
     filters: Optional[dict] = None
+
+    @field_validator("filters")
+    @classmethod
+    def _known_filters(cls, value):  # refused as a 422 like any other field, not later in the search
+        if value is not None:
+            try:
+                Filters.from_dict(value)
+            except LongdocError as e:
+                raise ValueError(str(e)) from None
+        return value
 
 
 class AskRequest(BaseModel):
