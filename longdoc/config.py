@@ -153,6 +153,9 @@ class Settings:
     batch_size: int = 32
     device: str = "auto"  # auto | cpu | cuda
     max_file_mb: float = 64.0
+    # Longest one file may take to load and chunk (in a child process) before it is skipped; 0: no limit,
+    # and parsing runs in the indexing process.
+    parse_timeout_s: float = 120.0
     # Chunks embedded together (length-sorted, so less padding) and committed in one transaction:
     # larger is faster, smaller loses less work to a crash.
     commit_chunks: int = 1024

@@ -21,7 +21,9 @@ pytestmark = pytest.mark.slow
 
 QUERIES = ["the keeper's log at night", "tides and the moon", "a fog signal in the harbour"]
 MODES = ["dense", "multihead", "bm25", "hybrid"]
-SETTINGS = dict(flush_every_docs=2, commit_chunks=8)
+# Parsed in this process (parse_timeout_s=0): each forked run would otherwise start its own parse child, and
+# parsing writes nothing.
+SETTINGS = dict(flush_every_docs=2, commit_chunks=8, parse_timeout_s=0)
 
 
 def _step_counter(kill_at: int, tally: str):

@@ -1,13 +1,17 @@
 """Incremental indexing with the real embedder over real files."""
 import os
 import shutil
+import signal
+import threading
 
 import pytest
 from conftest import FIXTURES
 
 from longdoc import index_paths, open_index
 from longdoc.config import Settings
-from longdoc.errors import IndexMismatchError
+from longdoc.errors import IndexMismatchError, SkippedFile
+from longdoc.indexing.chunking import Chunker
+from longdoc.indexing.parse_worker import ParseWorker
 
 pytestmark = pytest.mark.slow
 SETTINGS = Settings().replace(chunk_tokens=64, chunk_overlap=8)
@@ -207,3 +211,28 @@ def test_search_modes_and_bad_queries(tmp_path, corpus, embedder):
                 ix.search(bad)
         with pytest.raises(LongdocError, match="unknown search mode"):
             ix.search("fog", mode="telepathy")
+
+
+def test_a_file_over_the_parse_time_limit_is_skipped_and_the_rest_indexed(tmp_path, corpus, embedder):
+    """The limit is real: a 12 MB text takes seconds to chunk, past a 0.3 s limit, so its child process
+    is killed, the file skipped with one line, and the files after it parsed by a fresh child."""
+    big = corpus / "big.txt"
+    paragraph = (FIXTURES / "fog_signals.txt").read_text()
+    big.write_text("\n\n".join(f"{i}. {paragraph}" for i in range(12 * 2**20 // len(paragraph))))
+    settings = Settings().replace(parse_timeout_s=0.3)
+    report = index_paths(tmp_path / "index", [corpus], settings, progress=False, embedder=embedder)
+    assert report.skipped_files == [(str(big), "took over 0.3 s to load and chunk; skipped (the limit is the "
+                                               "parse_timeout_s setting)")]
+    assert report.added == len(list(corpus.iterdir())) - 1
+    worker = ParseWorker(Chunker(embedder.tokenizer, settings.chunk), timeout_s=60)
+    killer = threading.Timer(1.0, lambda: os.kill(worker._proc.pid, signal.SIGKILL))
+    try:
+        worker.parse(str(corpus / "fog_signals.txt"), (corpus / "fog_signals.txt").read_bytes())  # started, warm
+        killer.start()
+        with pytest.raises(SkippedFile, match=r"its parser crashed \(exit code -9\); skipped"):
+            worker.parse(str(big), big.read_bytes())
+        doc, chunks = worker.parse(str(corpus / "fog_signals.txt"), (corpus / "fog_signals.txt").read_bytes())
+        assert chunks and doc.text == (corpus / "fog_signals.txt").read_text()
+    finally:
+        killer.cancel()
+        worker.close()

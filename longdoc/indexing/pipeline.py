@@ -24,8 +24,9 @@ from ..storage import Catalog, VectorStore, write_lock
 from .chunking import Chunker
 from .discovery import absolute, discover, under_roots
 from .embedder import MultiHeadEmbedder, head_weights
-from .loaders import load_document, read_bytes
+from .loaders import read_bytes
 from .manifest import index_settings, write_manifest
+from .parse_worker import ParseWorker, load_and_chunk, shared_worker
 
 @dataclass
 class IndexReport:
@@ -55,9 +56,11 @@ class _Pending:
     is_update: bool
 
 
-def prepare_file(path: str, known_sha: str | None, chunker: Chunker, max_bytes: int) -> tuple[_Pending | None, dict]:
+def prepare_file(path: str, known_sha: str | None, chunker: Chunker, max_bytes: int,
+                 parser: ParseWorker | None = None) -> tuple[_Pending | None, dict]:
     """Read, hash, load and chunk one file: (None when unchanged since it was indexed, timings).
-    Raises SkippedFile for a file that cannot be used. Runs in this process or on a Ray worker."""
+    Raises SkippedFile for a file that cannot be used. Runs in this process or on a Ray worker; with a
+    parser, loading and chunking run in its child process, under its time limit."""
     t0 = time.perf_counter()
     data = read_bytes(Path(path), max_bytes)
     stat = os.stat(path)
@@ -65,19 +68,23 @@ def prepare_file(path: str, known_sha: str | None, chunker: Chunker, max_bytes: 
     t1 = time.perf_counter()
     if known_sha == sha:
         return None, {"read": t1 - t0}
-    doc = load_document(path, data)
-    chunks = chunker.chunk(doc)
+    doc, chunks = parser.parse(path, data) if parser is not None else load_and_chunk(path, data, chunker)
     return _Pending(doc, sha, stat, chunks, known_sha is not None), {"read": t1 - t0, "parse": time.perf_counter() - t1}
 
 
 class LocalEngine:
-    """Prepare and embed in this process (the default); distributed.RayEngine does both on Ray."""
+    """Prepare and embed in this process (the default; files are parsed in a child process under
+    parse_timeout_s, or here when it is 0); distributed.RayEngine does both on Ray."""
+
+    def __init__(self, parse_timeout_s: float = 0):
+        self.parse_timeout_s = parse_timeout_s
 
     def prepare(self, files: list[str], known: dict, chunker: Chunker, max_bytes: int, on_file):
+        parser = shared_worker(chunker, self.parse_timeout_s) if self.parse_timeout_s > 0 else None
         for path in files:
             on_file()
             try:
-                yield path, *prepare_file(path, known[path][1] if path in known else None, chunker, max_bytes)
+                yield path, *prepare_file(path, known[path][1] if path in known else None, chunker, max_bytes, parser)
             except SkippedFile as e:
                 yield path, e, {}
 
@@ -165,7 +172,7 @@ def index_paths(index_dir: str | Path, roots: list[str | Path], settings: Settin
                                    f"({embedder.max_tokens - 2} tokens)")
             with catalog.transaction():
                 write_manifest(catalog, settings, embedder)
-            engine = engine or LocalEngine()
+            engine = engine or LocalEngine(settings.parse_timeout_s)
             try:
                 return _run(catalog, settings, embedder, [absolute(r) for r in roots], prune, console, progress,
                             started, engine)

@@ -1,0 +1,111 @@
+"""Loading and chunking files in a child process, under a time limit per file.
+
+A parser that hangs or loops on one hostile or broken file (a PDF whose objects refer to each other, a
+pathological HTML tree) would stall the whole run, and no thread can be stopped from outside. In a child
+process it can: past the limit the child is killed, the file is skipped with one line, and the next file
+goes to a fresh child. A parser that crashes the child (a segfault, the kernel's OOM killer) skips only
+its file too. The child is started on the first file that needs parsing (an unchanged folder starts none)
+and kept for the next runs in this process with the same tokenizer."""
+from __future__ import annotations
+
+import multiprocessing
+import os
+import threading
+
+from ..errors import LongdocError, SkippedFile
+from .chunking import Chunker
+from .loaders import load_document
+
+_START_TIMEOUT_S = 120
+
+
+def load_and_chunk(path: str, data: bytes, chunker: Chunker):
+    doc = load_document(path, data)
+    return doc, chunker.chunk(doc)
+
+
+def _serve(conn, chunker: Chunker) -> None:
+    """The child: parse what the parent sends, one file at a time, until the pipe closes."""
+    conn.send("ready")  # its start-up (imports, the tokenizer) is not counted against the first file
+    while True:
+        try:
+            path, data = conn.recv()
+        except (EOFError, OSError):
+            return
+        try:
+            result = (True, load_and_chunk(path, data, chunker))
+        except Exception as e:  # noqa: BLE001 - the parent re-raises it (a SkippedFile, or a bug to see)
+            result = (False, e)
+        try:
+            conn.send(result)
+        except (BrokenPipeError, OSError):  # the parent is gone (killed): nobody to answer
+            return
+
+
+class ParseWorker:
+    def __init__(self, chunker: Chunker, timeout_s: float):
+        self.chunker, self.timeout_s = chunker, timeout_s
+        self._proc = self._conn = None
+
+    def parse(self, path: str, data: bytes):
+        """(document, chunks) for one file's bytes; SkippedFile when it takes over timeout_s or kills its
+        parser."""
+        if self._proc is None or not self._proc.is_alive():
+            self._start()
+        try:
+            self._conn.send((path, data))
+            if not self._conn.poll(self.timeout_s):
+                self.close()
+                raise SkippedFile(path, f"took over {self.timeout_s:g} s to load and chunk; skipped (the limit is "
+                                        f"the parse_timeout_s setting)")
+            ok, value = self._conn.recv()
+        except (EOFError, BrokenPipeError, ConnectionResetError):
+            code = self._proc.exitcode if self._proc is not None else None
+            self.close()
+            raise SkippedFile(path, f"its parser crashed (exit code {code}); skipped") from None
+        if not ok:
+            raise value
+        return value
+
+    def _start(self) -> None:
+        # spawn, not fork: this process has torch's and the tokenizer's threads, which a fork would copy
+        # mid-flight into the child.
+        ctx = multiprocessing.get_context("spawn")
+        self._conn, child = ctx.Pipe()
+        self._proc = ctx.Process(target=_serve, args=(child, self.chunker), name="longdoc-parse", daemon=True)
+        self._proc.start()
+        child.close()
+        try:
+            ready = self._conn.poll(_START_TIMEOUT_S) and self._conn.recv() == "ready"
+        except (EOFError, OSError):
+            ready = False
+        if not ready:
+            self.close()
+            raise LongdocError(f"the file-parsing child process did not start in {_START_TIMEOUT_S} s")
+
+    def close(self) -> None:
+        if self._proc is not None:
+            self._proc.kill()
+            self._proc.join()
+            self._conn.close()
+        self._proc = self._conn = None
+
+
+_shared: dict = {}
+_shared_lock = threading.Lock()
+
+
+def shared_worker(chunker: Chunker, timeout_s: float) -> ParseWorker:
+    """The process's parse worker for this tokenizer and chunk size (one at a time: a new key replaces it)."""
+    # The pid too: a forked copy of this process must start its own child (the parent's is not its to use).
+    key = (os.getpid(), chunker.tokenizer.name_or_path, chunker.tokens, chunker.overlap)
+    with _shared_lock:
+        worker = _shared.get(key)
+        if worker is None:
+            for (pid, *_), old in _shared.items():
+                if pid == os.getpid():
+                    old.close()
+            _shared.clear()
+            worker = _shared[key] = ParseWorker(chunker, timeout_s)
+        worker.timeout_s = timeout_s
+        return worker
