@@ -75,6 +75,7 @@ class Index:
             "chunk_tokens": manifest.get("chunk_tokens"),
             "chunk_overlap": manifest.get("chunk_overlap"),
             "schema_version": self.catalog.schema_version,
+            "read_only": self.catalog.read_only,  # this user cannot write it: search and ask only
             "vectors_in_sync": in_sync,
             # sizes only: status stays cheap at any size; search and doctor check every sha256
             "vector_files": vector_files,

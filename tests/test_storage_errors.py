@@ -121,7 +121,8 @@ def test_a_read_only_index_searches_and_answers_and_refuses_writes_in_one_line(t
             assert run.returncode == 0, run.stderr[-2000:]
             assert [(h["chunk_id"], round(h["score"], 5)) for h in json.loads(run.stdout)] == want[mode]
         status = longdoc("status", "--json")
-        assert status.returncode == 0 and json.loads(status.stdout)["vectors_in_sync"] is True, status.stderr[-2000:]
+        assert status.returncode == 0, status.stderr[-2000:]
+        assert json.loads(status.stdout)["vectors_in_sync"] is True and json.loads(status.stdout)["read_only"] is True
         ask = longdoc("ask", "Who kept the lighthouse log?", "--reader", "smollm2-135m-instruct", "--json")
         assert ask.returncode == 0, ask.stderr[-2000:]
         assert json.loads(ask.stdout)["raw"].strip()

@@ -7,7 +7,7 @@ import sqlite3
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
+from typing import BinaryIO, Iterator
 
 from ..errors import storage_error
 
@@ -27,10 +27,12 @@ def writing(path: Path) -> Iterator[None]:
         raise error from None
 
 
-def atomic_write(path: Path, data: bytes, shared: bool = False) -> None:
-    """A crash leaves the old file or the new one, never part of one. The temp file is path + ".tmp",
-    which the next write replaces (one writer: the index's lock holder), or with shared=True a unique
-    name, for files that several threads may write at once. A failed write leaves no temp file."""
+@contextmanager
+def atomic_file(path: Path, shared: bool = False) -> Iterator[BinaryIO]:
+    """An open binary file that replaces path when the block ends, so a crash leaves the old file or the
+    new one, never part of one. The temp file is path + ".tmp", which the next write replaces (one
+    writer: the index's lock holder), or with shared=True a unique name, for files that several threads
+    may write at once. A failed write leaves no temp file."""
     with writing(path):
         path.parent.mkdir(parents=True, exist_ok=True)
         if shared:
@@ -42,10 +44,16 @@ def atomic_write(path: Path, data: bytes, shared: bool = False) -> None:
             fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o666)
         try:
             with os.fdopen(fd, "wb") as f:
-                f.write(data)
+                yield f
                 f.flush()
                 os.fsync(f.fileno())
             os.replace(tmp, path)
         finally:
             if tmp.exists():
                 tmp.unlink()
+
+
+def atomic_write(path: Path, data: bytes, shared: bool = False) -> None:
+    """atomic_file for bytes in hand."""
+    with atomic_file(path, shared) as f:
+        f.write(data)

@@ -18,7 +18,7 @@ import faiss
 import numpy as np
 
 from .catalog import Catalog
-from .files import atomic_write, writing
+from .files import atomic_file, atomic_write, writing
 
 VECTORS_DIR = "vectors"
 
@@ -179,9 +179,18 @@ class VectorStore:
             self.dir.mkdir(parents=True, exist_ok=True)
         files = {}
         for (name, _), index in zip(self._files(), [self.dense, *self.heads]):
-            data = faiss.serialize_index(index).tobytes()
-            atomic_write(self.dir / name, data)
-            files[name] = {"sha256": hashlib.sha256(data).hexdigest(), "count": int(index.ntotal), "bytes": len(data)}
+            # Streamed to the file and hashed on the way, a megabyte at a time: serialising first held
+            # two more copies of the largest index (3 GB at a million chunks).
+            digest = hashlib.sha256()
+            with atomic_file(self.dir / name) as f:
+                def put(block: bytes) -> int:
+                    f.write(block)
+                    digest.update(block)
+                    return len(block)
+
+                faiss.write_index(index, faiss.PyCallbackIOWriter(put))
+                size = f.tell()
+            files[name] = {"sha256": digest.hexdigest(), "count": int(index.ntotal), "bytes": size}
         manifest = {"generation": self.generation, "count": self.size, "dim": self.dim,
                     "heads": self.n_heads, "head_dim": self.head_dim, "files": files}
         atomic_write(self.dir / "manifest.json", json.dumps(manifest, indent=2).encode())

@@ -1,0 +1,84 @@
+"""Peak memory of `longdoc index` on one large text file, end to end (the CLI as a user runs it).
+
+Issue 14's bar: peak RSS <= 1.5 GB for any single file up to the size limit (max_file_mb, 64). Each size
+gets a fresh index; the text is real prose (the essays corpus, each repeat numbered so no two chunks are
+equal). The process tree's RSS (the indexer and its parse child together) is sampled every 50 ms. The
+baseline, measured in the same run, is the smallest file: the ratios say how memory grows with the file.
+
+    python bench/ingest_memory.py [--sizes 1,8,64]
+"""
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import psutil
+
+sys.path.insert(0, str(Path(__file__).parent))
+from common import write_result  # noqa: E402
+
+
+def make_text(path: Path, megabytes: float) -> None:
+    from longdoc.evaluation.corpora import corpus_path
+
+    essays = "\n\n".join(p.read_text(encoding="utf-8") for p in sorted(corpus_path("paul-graham-essays").glob("*.txt")))
+    target, parts, size, n = int(megabytes * 2**20), [], 0, 0
+    while size < target:
+        part = f"Part {n}.\n\n{essays}\n\n"
+        parts.append(part)
+        size += len(part.encode("utf-8"))
+        n += 1
+    path.write_text("".join(parts)[:target], encoding="utf-8")
+
+
+def measure(text: Path, index: Path) -> dict:
+    cmd = [sys.executable, "-m", "longdoc", "index", str(text), "--index", str(index), "--json"]
+    t0 = time.perf_counter()
+    proc = psutil.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    peak_tree = peak_main = 0
+    while proc.poll() is None:
+        try:
+            main = proc.memory_info().rss
+            tree = main + sum(c.memory_info().rss for c in proc.children(recursive=True))
+        except psutil.Error:
+            continue
+        peak_main, peak_tree = max(peak_main, main), max(peak_tree, tree)
+        time.sleep(0.05)
+    out = proc.stdout.read()
+    assert proc.returncode == 0, out
+    import json
+
+    report = json.loads(out)
+    return {"seconds": round(time.perf_counter() - t0, 1), "chunks": report["chunks_embedded"],
+            "peak_tree_mb": round(peak_tree / 2**20), "peak_indexer_mb": round(peak_main / 2**20),
+            "timings": report["timings"]}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--sizes", default="1,8,64", help="file sizes in MiB, the first is the baseline")
+    args = ap.parse_args()
+    sizes = [float(s) for s in args.sizes.split(",")]
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for mb in sizes:
+            text = Path(tmp) / f"book-{mb:g}mb.txt"
+            make_text(text, mb)
+            row = {"file_mb": mb, **measure(text, Path(tmp) / f"index-{mb:g}")}
+            rows.append(row)
+            text.unlink()
+            base = rows[0]
+            print(f"{mb:6g} MiB: {row['chunks']:7d} chunks in {row['seconds']:7.1f} s, peak RSS {row['peak_tree_mb']:5d} MB "
+                  f"(indexer {row['peak_indexer_mb']} MB; {row['peak_tree_mb'] / base['peak_tree_mb']:.2f}x the "
+                  f"{base['file_mb']:g} MiB file's)", flush=True)
+    path = write_result("ingest_memory", {"goal": "peak RSS <= 1536 MB for one file up to max_file_mb (64)",
+                                          "baseline": f"{sizes[0]:g} MiB file, same run", "rows": rows})
+    print(f"wrote {path}")
+
+
+if __name__ == "__main__":
+    main()
