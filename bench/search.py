@@ -10,7 +10,6 @@ its own; the search timings reuse each query's encoding.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import tempfile

@@ -5,7 +5,6 @@ import os
 import subprocess
 from pathlib import Path
 
-import pytest
 
 ROOT = Path(__file__).parent.parent
 

@@ -4,12 +4,11 @@ Triton kernels on real SmolLM2 queries and keys."""
 import json
 
 import pytest
-import torch
 from typer.testing import CliRunner
 
 from longdoc.attention import kernels, sparse
-from longdoc.attention.memory import ContextMemory, use_memory
-from longdoc.config import ReaderSettings, Settings
+from longdoc.attention.memory import ContextMemory
+from longdoc.config import ReaderSettings
 from longdoc.indexing.loaders import load_document
 from longdoc.reader import Reader, read
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import DOC_FIXTURES
+from conftest import DOC_FIXTURES, unprivileged
 from longdoc import index_paths, open_index
 
 pytestmark = pytest.mark.slow
@@ -27,15 +27,6 @@ def _private_mount() -> list[str]:
     if shutil.which("unshare") is None or probe.returncode != 0:
         pytest.skip(f"no private mount namespace with a tmpfs here: {probe.stderr.strip()[:200]}")
     return prefix
-
-
-def _unprivileged() -> list[str]:
-    """The prefix that runs a command bound by file modes (root ignores them unless told otherwise)."""
-    if os.geteuid() != 0:
-        return []
-    if shutil.which("setpriv") is None:
-        pytest.skip("root ignores file modes, and setpriv (util-linux) is not here to drop that")
-    return ["setpriv", "--bounding-set", "-dac_override,-dac_read_search,-fowner", "--"]
 
 
 def _results(index_dir: Path, embedder) -> dict:
@@ -102,7 +93,7 @@ def test_a_full_disk_stops_indexing_with_one_line_and_leaves_the_index_as_it_was
 
 
 def test_a_read_only_index_searches_and_answers_and_refuses_writes_in_one_line(tmp_path, corpus, embedder):
-    unprivileged = _unprivileged()
+    prefix = unprivileged()
     index = tmp_path / "idx"
     index_paths(index, [corpus], progress=False, embedder=embedder)
     want = _results(index, embedder)
@@ -112,7 +103,7 @@ def test_a_read_only_index_searches_and_answers_and_refuses_writes_in_one_line(t
     env = dict(os.environ, HF_HUB_OFFLINE="1", TOKENIZERS_PARALLELISM="false", COLUMNS="300")
 
     def longdoc(*args):
-        return subprocess.run([*unprivileged, *LONGDOC, *args, "--index", str(index)], env=env, capture_output=True,
+        return subprocess.run([*prefix, *LONGDOC, *args, "--index", str(index)], env=env, capture_output=True,
                               text=True, timeout=600)
 
     try:

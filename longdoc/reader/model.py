@@ -4,8 +4,6 @@ from __future__ import annotations
 import hashlib
 import re
 
-import torch
-
 from ..attention import register
 from ..models.embedders import pick_device
 from ..models.readers import load_reader, resolve_precision
