@@ -7,7 +7,8 @@ from pathlib import Path
 from typing import Callable
 
 from .config import Settings, check_attention, load_settings
-from .errors import IndexMismatchError, IndexNotFoundError
+from .errors import IndexMismatchError, IndexNotFoundError, LongdocError
+from .paths import as_path
 from .retrieval import Filters, Hit, Searcher
 from .retrieval.windows import reading_windows
 from .storage import Catalog, VectorStore
@@ -16,7 +17,7 @@ from .storage.catalog import CATALOG_FILE, damaged
 
 class Index:
     def __init__(self, path: str | Path, embedder: str | None = None, settings: Settings | None = None):
-        self.path = Path(path)
+        self.path = as_path(path, "index")
         self.catalog = Catalog.open(self.path)
         self.settings = settings or load_settings()
         self._embedder = None
@@ -154,6 +155,8 @@ class Index:
         rerank: a cross-encoder model name (local directory or hub id)."""
         if isinstance(filters, dict):
             filters = Filters.from_dict(filters)
+        elif filters is not None and not isinstance(filters, Filters):
+            raise LongdocError(f"filters must be a Filters or a dict of its fields, got {filters!r:.80}")
         return self.searcher.search(query, k=k, mode=mode, filters=filters, per=per, context=context, rerank=rerank)
 
     # --- answering ------------------------------------------------------------------------------

@@ -7,6 +7,7 @@ paths. What is shown (search hits, document lists, the service's JSON) escapes t
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 
 def to_db(path: str) -> str | bytes:
@@ -26,3 +27,24 @@ def shown(value: str | bytes) -> str:
     """A printable form: bytes that are not UTF-8 as \\xNN."""
     raw = value if isinstance(value, bytes) else value.encode("utf-8", "surrogateescape")
     return raw.decode("utf-8", "backslashreplace")
+
+
+def as_path(given, what: str) -> Path:
+    """A path argument checked: LongdocError for anything that is not one (None, a number, "")."""
+    if not isinstance(given, (str, os.PathLike)) or not os.fspath(given):
+        from .errors import LongdocError  # errors shows paths with this module
+
+        raise LongdocError(f"{what} must be a path, got {given!r:.80}")
+    return Path(given)
+
+
+def as_path_list(given, what: str) -> list:
+    """One path or a list of them; a single string is one path, never its characters (indexing "/")."""
+    if isinstance(given, (str, os.PathLike)):
+        return [as_path(given, what)]
+    if not isinstance(given, (list, tuple)) or not all(isinstance(p, (str, os.PathLike)) and os.fspath(p)
+                                                           for p in given):
+        from .errors import LongdocError
+
+        raise LongdocError(f"{what} must be a path or a list of paths, got {given!r:.80}")
+    return list(given)

@@ -2,6 +2,8 @@
 import os
 import shutil
 import signal
+import subprocess
+import sys
 import threading
 
 import pytest
@@ -166,13 +168,23 @@ def test_the_python_api_refuses_bad_arguments_with_longdoc_errors(tmp_path, corp
     assert report.added == 1
     with pytest.raises(LongdocError, match="roots must be a path or a list of paths"):
         index_paths(idx, 5, SETTINGS, progress=False, embedder=embedder)
+    for bad in (None, 5, ""):
+        with pytest.raises(LongdocError, match="index_dir must be a path, got"):
+            index_paths(bad, [corpus], SETTINGS, progress=False, embedder=embedder)
+        with pytest.raises(LongdocError, match="index must be a path, got"):
+            open_index(bad)
     with open_index(idx) as ix:
         ix._embedder = embedder
         for kwargs, message in [({"k": "5"}, "whole numbers"), ({"k": True}, "whole numbers"), ({"k": 0}, "at least 1"),
                                 ({"context": -1}, "at least 0"), ({"mode": "fuzzy"}, "unknown search mode"),
-                                ({"filters": {"folder": "x"}}, "unknown filter 'folder'"), ({"per": "page"}, "grouping")]:
+                                ({"filters": {"folder": "x"}}, "unknown filter 'folder'"), ({"per": "page"}, "grouping"),
+                                ({"filters": [1]}, "filters must be a Filters or a dict"),
+                                ({"filters": {"documents": "a.txt"}}, "documents must be a list of document paths"),
+                                ({"filters": {"section": 7}}, "section must be a string")]:
             with pytest.raises(LongdocError, match=message):
                 ix.search("tides", **kwargs)
+        with pytest.raises(LongdocError, match="the query must be text, got 5"):
+            ix.search(5)
         with pytest.raises(LongdocError, match="at least 1"):
             ix.ask("tides?", k=0)
         with pytest.raises(LongdocError, match="paths must be a path or a list of paths"):
@@ -236,3 +248,20 @@ def test_a_file_over_the_parse_time_limit_is_skipped_and_the_rest_indexed(tmp_pa
     finally:
         killer.cancel()
         worker.close()
+
+
+def test_a_script_without_a_main_guard_indexes_once(tmp_path, corpus):
+    """The parse child is a fresh interpreter running only its own module: multiprocessing's spawn would
+    re-run the caller's script in the child, and a script without `if __name__ == "__main__"` would
+    index again from inside it (and find the index locked)."""
+    marker = tmp_path / "runs.txt"
+    script = tmp_path / "index_my_docs.py"
+    script.write_text(f"from longdoc import index_paths\n"
+                      f"open({str(marker)!r}, 'a').write('ran\\n')\n"
+                      f"report = index_paths({str(tmp_path / 'index')!r}, [{str(corpus)!r}], progress=False)\n"
+                      f"print(report.added, report.skipped)\n")
+    run = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=600,
+                         env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert run.stdout.split() == [str(len(list(corpus.iterdir()))), "0"]
+    assert marker.read_text() == "ran\n"

@@ -8,9 +8,12 @@ its file too. The child is started on the first file that needs parsing (an unch
 and kept for the next runs in this process with the same tokenizer."""
 from __future__ import annotations
 
-import multiprocessing
 import os
+import socket
+import subprocess
+import sys
 import threading
+from multiprocessing.connection import Connection
 
 from ..errors import LongdocError, SkippedFile
 from .chunking import Chunker
@@ -24,8 +27,10 @@ def load_and_chunk(path: str, data: bytes, chunker: Chunker):
     return doc, chunker.chunk(doc)
 
 
-def _serve(conn, chunker: Chunker) -> None:
-    """The child: parse what the parent sends, one file at a time, until the pipe closes."""
+def _serve(conn: Connection) -> None:
+    """The child: take the chunker, then parse what the parent sends, one file at a time, until the
+    socket closes."""
+    chunker = conn.recv()
     conn.send("ready")  # its start-up (imports, the tokenizer) is not counted against the first file
     while True:
         try:
@@ -38,7 +43,7 @@ def _serve(conn, chunker: Chunker) -> None:
             result = (False, e)
         try:
             conn.send(result)
-        except (BrokenPipeError, OSError):  # the parent is gone (killed): nobody to answer
+        except OSError:  # the parent is gone (killed): nobody to answer
             return
 
 
@@ -50,7 +55,7 @@ class ParseWorker:
     def parse(self, path: str, data: bytes):
         """(document, chunks) for one file's bytes; SkippedFile when it takes over timeout_s or kills its
         parser."""
-        if self._proc is None or not self._proc.is_alive():
+        if self._proc is None or self._proc.poll() is not None:
             self._start()
         try:
             self._conn.send((path, data))
@@ -59,8 +64,8 @@ class ParseWorker:
                 raise SkippedFile(path, f"took over {self.timeout_s:g} s to load and chunk; skipped (the limit is "
                                         f"the parse_timeout_s setting)")
             ok, value = self._conn.recv()
-        except (EOFError, BrokenPipeError, ConnectionResetError):
-            code = self._proc.exitcode if self._proc is not None else None
+        except (EOFError, OSError):
+            code = self._proc.wait() if self._proc is not None else None
             self.close()
             raise SkippedFile(path, f"its parser crashed (exit code {code}); skipped") from None
         if not ok:
@@ -68,14 +73,17 @@ class ParseWorker:
         return value
 
     def _start(self) -> None:
-        # spawn, not fork: this process has torch's and the tokenizer's threads, which a fork would copy
-        # mid-flight into the child.
-        ctx = multiprocessing.get_context("spawn")
-        self._conn, child = ctx.Pipe()
-        self._proc = ctx.Process(target=_serve, args=(child, self.chunker), name="longdoc-parse", daemon=True)
-        self._proc.start()
-        child.close()
+        # A new interpreter (`python -m` this module), not multiprocessing: a fork would copy torch's and
+        # the tokenizer's threads mid-flight, and multiprocessing's spawn re-runs the caller's script
+        # (one without a __main__ guard would index again inside the child).
+        ours, theirs = socket.socketpair()
+        with theirs:
+            self._proc = subprocess.Popen([sys.executable, "-m", __name__, str(theirs.fileno())],
+                                          pass_fds=[theirs.fileno()], stdin=subprocess.DEVNULL,
+                                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self._conn = Connection(ours.detach())
         try:
+            self._conn.send(self.chunker)
             ready = self._conn.poll(_START_TIMEOUT_S) and self._conn.recv() == "ready"
         except (EOFError, OSError):
             ready = False
@@ -86,7 +94,7 @@ class ParseWorker:
     def close(self) -> None:
         if self._proc is not None:
             self._proc.kill()
-            self._proc.join()
+            self._proc.wait()
             self._conn.close()
         self._proc = self._conn = None
 
@@ -109,3 +117,7 @@ def shared_worker(chunker: Chunker, timeout_s: float) -> ParseWorker:
             worker = _shared[key] = ParseWorker(chunker, timeout_s)
         worker.timeout_s = timeout_s
         return worker
+
+
+if __name__ == "__main__":
+    _serve(Connection(int(sys.argv[1])))

@@ -19,8 +19,9 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from ..config import Settings
 from ..errors import LongdocError, SkippedFile
-from ..paths import shown
+from ..paths import as_path, as_path_list, shown
 from ..storage import Catalog, VectorStore, write_lock
+from ..storage.files import writing
 from .chunking import Chunker
 from .discovery import absolute, discover, under_roots
 from .embedder import MultiHeadEmbedder, head_weights
@@ -158,8 +159,9 @@ def index_paths(index_dir: str | Path, roots: list[str | Path], settings: Settin
     writes the catalog and the FAISS files."""
     started = time.perf_counter()
     roots = as_path_list(roots, "roots")
-    index_dir = Path(index_dir)
-    index_dir.mkdir(parents=True, exist_ok=True)
+    index_dir = as_path(index_dir, "index_dir")
+    with writing(index_dir):
+        index_dir.mkdir(parents=True, exist_ok=True)
     console = Console(stderr=True, quiet=not progress)
     with write_lock(index_dir):
         catalog = Catalog.open(index_dir, create=True)
@@ -180,15 +182,6 @@ def index_paths(index_dir: str | Path, roots: list[str | Path], settings: Settin
                 engine.close()
         finally:
             catalog.close()
-
-
-def as_path_list(given, what: str) -> list:
-    """One path or a list of them; a single string is one path, never its characters (indexing "/")."""
-    if isinstance(given, (str, bytes, os.PathLike)):
-        return [given]
-    if not isinstance(given, (list, tuple)) or not all(isinstance(p, (str, os.PathLike)) for p in given):
-        raise LongdocError(f"{what} must be a path or a list of paths, got {given!r:.80}")
-    return list(given)
 
 
 # A KV entry's temp file younger than this may belong to a reader writing it now (readers take no lock).
@@ -259,7 +252,7 @@ def _run(catalog, settings, embedder, roots, prune, console, show_progress, star
 def remove_documents(index_dir: str | Path, paths: list[str]) -> list[str]:
     """Remove documents by path (as indexed, or as given); returns the paths removed."""
     paths = [str(p) for p in as_path_list(paths, "paths")]
-    index_dir = Path(index_dir)
+    index_dir = as_path(index_dir, "index_dir")
     with write_lock(index_dir):
         catalog = Catalog.open(index_dir)
         try:
@@ -277,7 +270,7 @@ def remove_documents(index_dir: str | Path, paths: list[str]) -> list[str]:
 
 def repair_vectors(index_dir: str | Path) -> list[str]:
     """Rewrite the FAISS files from the catalog (damaged ones rebuilt); returns what loading them found."""
-    index_dir = Path(index_dir)
+    index_dir = as_path(index_dir, "index_dir")
     with write_lock(index_dir):
         catalog = Catalog.open(index_dir)
         try:

@@ -22,7 +22,9 @@ MAX_QUERY_CHARS = 4096
 
 
 def validate(query: str, k: int, mode: str, per: str, context: int) -> None:
-    if not isinstance(query, str) or not query.strip():
+    if not isinstance(query, str):
+        raise LongdocError(f"the query must be text, got {query!r:.80}")
+    if not query.strip():
         raise LongdocError("empty query")
     if len(query) > MAX_QUERY_CHARS:
         raise LongdocError(f"query is {len(query)} characters; the limit is {MAX_QUERY_CHARS}")
