@@ -13,6 +13,7 @@ import socket
 import subprocess
 import sys
 import threading
+import traceback
 from multiprocessing.connection import Connection
 
 from ..errors import LongdocError, SkippedFile
@@ -39,8 +40,11 @@ def _serve(conn: Connection) -> None:
             return
         try:
             result = (True, load_and_chunk(path, data, chunker))
-        except Exception as e:  # noqa: BLE001 - the parent re-raises it (a SkippedFile, or a bug to see)
+        except SkippedFile as e:
             result = (False, e)
+        except Exception:  # noqa: BLE001 - a bug to see: the parent raises it with the child's traceback
+            # as text (a library's exception class may not survive unpickling on the other side)
+            result = (False, RuntimeError(f"parsing {path} failed in the parse child:\n{traceback.format_exc()}"))
         try:
             conn.send(result)
         except OSError:  # the parent is gone (killed): nobody to answer
