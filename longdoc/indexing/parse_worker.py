@@ -55,10 +55,15 @@ class ParseWorker:
     def __init__(self, chunker: Chunker, timeout_s: float):
         self.chunker, self.timeout_s = chunker, timeout_s
         self._proc = self._conn = None
+        self._lock = threading.Lock()
 
     def parse(self, path: str, data: bytes):
         """(document, chunks) for one file's bytes; SkippedFile when it takes over timeout_s or kills its
-        parser."""
+        parser. Threads take turns: two indexes written at once from one process share the child."""
+        with self._lock:
+            return self._parse(path, data)
+
+    def _parse(self, path: str, data: bytes):
         if self._proc is None or self._proc.poll() is not None:
             self._start()
         try:
@@ -116,7 +121,8 @@ def shared_worker(chunker: Chunker, timeout_s: float) -> ParseWorker:
         if worker is None:
             for (pid, *_), old in _shared.items():
                 if pid == os.getpid():
-                    old.close()
+                    with old._lock:  # after a parse in flight on another thread
+                        old.close()
             _shared.clear()
             worker = _shared[key] = ParseWorker(chunker, timeout_s)
         worker.timeout_s = timeout_s
