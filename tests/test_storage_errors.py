@@ -4,6 +4,7 @@ import hashlib
 import json
 import os
 import shutil
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -12,6 +13,7 @@ import pytest
 
 from conftest import DOC_FIXTURES, unprivileged
 from longdoc import index_paths, open_index
+from longdoc.indexing.pipeline import remove_documents
 
 pytestmark = pytest.mark.slow
 LONGDOC = [sys.executable, "-m", "longdoc"]
@@ -126,3 +128,34 @@ def test_a_read_only_index_searches_and_answers_and_refuses_writes_in_one_line(t
     finally:
         for p in [index, *index.rglob("*")]:
             p.chmod(0o755 if p.is_dir() else 0o644)
+
+
+def test_a_read_only_index_with_commits_still_in_its_wal_is_refused_not_read_stale(tmp_path, corpus, embedder):
+    """Without write access to the folder SQLite cannot rebuild the WAL's index (-shm); opening the catalog
+    as immutable would then read past the commits in the WAL. It is refused in one line instead."""
+    prefix = unprivileged()
+    live, index = tmp_path / "live", tmp_path / "idx"
+    index_paths(live, [corpus], progress=False, embedder=embedder)
+    holder = sqlite3.connect(live / "catalog.sqlite")  # a second reader: the writer's close keeps its WAL
+    holder.execute("SELECT COUNT(*) FROM meta").fetchone()
+    gone = str(sorted(corpus.iterdir())[0])
+    assert remove_documents(live, [gone]) == [gone]
+    shutil.copytree(live, index)
+    holder.close()
+    (index / "catalog.sqlite-shm").unlink()
+    assert (index / "catalog.sqlite-wal").stat().st_size > 0
+    for p in [index, *index.rglob("*")]:
+        p.chmod(0o555 if p.is_dir() else 0o444)
+    try:
+        run = subprocess.run([*prefix, *LONGDOC, "search", "fog", "--mode", "bm25", "--index", str(index)],
+                             env=dict(os.environ, HF_HUB_OFFLINE="1", COLUMNS="300"), capture_output=True, text=True,
+                             timeout=300)
+        assert run.returncode == 1, run.stdout + run.stderr
+        assert run.stderr.strip() == (f"error: cannot read {index}/catalog.sqlite here: its last commits are still in "
+                                      f"catalog.sqlite-wal, and this user cannot write the folder to read them; run "
+                                      f"any longdoc command on it once with write access")
+    finally:
+        for p in [index, *index.rglob("*")]:
+            p.chmod(0o755 if p.is_dir() else 0o644)
+    with open_index(index) as ix:  # with write access the WAL's commits are read: the removal holds
+        assert gone not in {d["path"] for d in ix.documents()}

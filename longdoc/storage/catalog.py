@@ -13,7 +13,7 @@ from urllib.request import pathname2url
 import numpy as np
 import sqlite_utils
 
-from ..errors import IndexDamagedError, IndexNotFoundError
+from ..errors import IndexDamagedError, IndexNotFoundError, StorageError
 from ..paths import from_db, shown, to_db
 from .files import writing
 from .migrations import migrate, schema_version
@@ -259,6 +259,11 @@ def _read_only(path: Path) -> sqlite3.Connection:
         conn = sqlite3.connect(f"{uri}?mode=ro", uri=True, check_same_thread=False)
         conn.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()
     except sqlite3.OperationalError:
+        wal = path.with_name(path.name + "-wal")
+        if wal.exists() and wal.stat().st_size > 0:  # immutable would read past its commits, silently
+            raise StorageError(f"cannot read {path} here: its last commits are still in {wal.name}, and this "
+                               f"user cannot write the folder to read them; run any longdoc command on it "
+                               f"once with write access", "read-only folder", False) from None
         conn = sqlite3.connect(f"{uri}?immutable=1", uri=True, check_same_thread=False)
     conn.execute("PRAGMA busy_timeout = 10000")
     return conn
