@@ -40,6 +40,8 @@ def as_path(given, what: str) -> Path:
 
 def as_path_list(given, what: str) -> list:
     """One path or a list of them; a single string is one path, never its characters (indexing "/")."""
+    if isinstance(given, bytes):  # a raw POSIX name, taken as it was before as_path
+        return [given]
     if isinstance(given, (str, os.PathLike)):
         return [as_path(given, what)]
     if not isinstance(given, (list, tuple)) or not all(isinstance(p, (str, os.PathLike)) and os.fspath(p)
