@@ -184,7 +184,7 @@ class Index:
 
     def answer_hits(self, question: str, hits: list[Hit], attention: str | None = None, recompute_top: int | None = None,
                     max_new_tokens: int | None = None, on_token: Callable[[str], None] | None = None,
-                    timings: dict | None = None, reencode_first: int | None = None):
+                    timings: dict | None = None, reencode_first: int | None = None, reencode_focus: int | None = None):
         """Answer from passages already retrieved (ask = search + this); abstains below the relevance bar."""
         attention = check_attention(attention or self.settings.answer.attention)
         bar = self.settings.answer.abstain_below
@@ -193,7 +193,7 @@ class Index:
 
             return Reader.abstain(question, attention, timings or {})
         return self.reader.answer(question, self.reading_passages(hits), attention, recompute_top, max_new_tokens,
-                                  on_token, timings, reencode_first=reencode_first)
+                                  on_token, timings, reencode_first=reencode_first, reencode_focus=reencode_focus)
 
     def reading_passages(self, hits: list[Hit]) -> list[Hit]:
         """What the reader reads for these hits: each widened to its sentence-aligned window (window_words)."""

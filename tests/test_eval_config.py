@@ -59,6 +59,8 @@ def test_flags_override_the_file_and_stand_alone(tmp_path):
     ('datasets = ["quoref"]\n[retrieval]\nk = ["5"]', r"retrieval.k must be integers"),
     ('datasets = ["quoref"]\n[retrieval]\nmodes = ["dense", "splade"]', r"retrieval.modes: unknown 'splade'"),
     ('datasets = ["quoref"]\n[qa]\nattention = ["sparse"]', r"qa.attention: unknown attention backend 'sparse'"),
+    ('datasets = ["quoref"]\n[qa]\nattention = ["block-x2"]', r"unknown attention backend 'block-x2'.*block-fN"),
+    ('datasets = ["quoref"]\n[qa]\nattention = ["full-f1"]', r"unknown attention backend 'full-f1'"),
     ('datasets = ["trivia"]', r"datasets: unknown dataset 'trivia'"),
     ('datasets = [{name = "quoref", limt = 3}]', r"unknown key\(s\) in \[datasets\[\]\] 'limt'"),
     ('datasets = ["quoref"]\nseed = "one"', r"seed must be an integer"),
@@ -74,6 +76,14 @@ def test_bad_configs_are_refused_with_the_file_and_the_cause(tmp_path, text, mes
     with pytest.raises(LongdocError, match=message) as info:
         load_eval_config(path)
     assert str(path) in str(info.value)
+
+
+def test_block_recoveries_are_named_by_their_letters():
+    from longdoc.evaluation.run_config import parse_backend
+
+    assert parse_backend("block") == ("block", 0, 0, 0)
+    assert parse_backend("block-r1-e16-f2") == ("block", 1, 16, 2)
+    assert parse_backend("full") == ("full", 0, 0, 0)
 
 
 def test_a_missing_config_file_is_named(tmp_path):

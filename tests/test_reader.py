@@ -58,6 +58,34 @@ def test_block_attention_with_one_passage_equals_full_attention(reader_index, ex
     assert a.raw == b.raw and b.timings["blocks_computed"] == 0
 
 
+def test_the_prompt_marks_each_windows_matched_chunk_and_reencoding_it_all_equals_full(reader_index, exact_reader):
+    """Prompt.focus points at the matched chunk's tokens inside its window. With every window's focus
+    reaching past its ends, every passage token is re-encoded over the stitched cache: full attention."""
+    import dataclasses
+
+    with open_index(reader_index) as ix:
+        hits = ix.search(QUESTION, k=3)
+        windows = ix.reading_passages(hits)
+    tokenizer = exact_reader.model.tokenizer
+    chunks = {h.chunk_id: " ".join(h.text.split()) for h in hits}
+    prompt = exact_reader.prompt(QUESTION, windows)
+    for block, i, (a, b) in zip(prompt.blocks, prompt.order, prompt.focus):
+        marked = " ".join(tokenizer.decode(block[a:b]).split())
+        assert chunks[windows[i].chunk_id] in marked and len(marked) <= len(chunks[windows[i].chunk_id]) + 16
+    whole = [dataclasses.replace(w, focus=(w.char_start - 10**6, w.char_end + 10**6)) for w in windows]
+    prompt = exact_reader.prompt(QUESTION, whole)
+    assert prompt.focus == [(0, len(block)) for block in prompt.blocks]
+    full = exact_reader.answer(QUESTION, whole, "full")
+    exact_reader.encoder.blocks(prompt, list(range(len(prompt.blocks))))  # stored first, as `index --kv` does
+    exact_reader.settings, saved = dataclasses.replace(exact_reader.settings, reencode_focus=len(whole)), exact_reader.settings
+    try:
+        recovered = exact_reader.answer(QUESTION, whole, "block")
+    finally:
+        exact_reader.settings = saved
+    assert recovered.raw == full.raw
+    assert [c.chunk_id for c in recovered.citations] == [c.chunk_id for c in full.citations]
+
+
 def test_passages_encoded_in_one_padded_batch_equal_passages_encoded_alone(reader_index, exact_reader):
     """A GPU encodes passages in batches padded to the longest (a CPU one by one): the same KV either way."""
     with open_index(reader_index) as ix:

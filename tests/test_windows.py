@@ -40,6 +40,10 @@ def test_hits_widen_to_windows_within_their_section_and_merge(index):
             assert w.text == text[w.char_start:w.char_end]
             sections = ix.catalog.spans(w.doc_id, "section")
             assert any(a <= w.char_start and w.char_end <= b for a, b in sections)
+        chunks = {h.chunk_id: h for h in hits}
+        for w in windows:  # a window keeps the span of the chunk search matched, for the reader's focus
+            assert w.focus == (chunks[w.chunk_id].char_start, chunks[w.chunk_id].char_end)
+            assert w.char_start <= w.focus[0] < w.focus[1] <= w.char_end
         for h in hits:  # every hit's chunk is inside exactly one window of its document
             assert sum(w.doc_id == h.doc_id and w.char_start <= h.char_start and h.char_end <= w.char_end
                        for w in windows) == 1

@@ -26,6 +26,8 @@ def ask(
                                                 help="block: fully re-encode this many best passages."),
     reencode_first: Optional[int] = typer.Option(None, "--reencode-first",
                                                  help="block: re-encode the first N tokens of every passage."),
+    reencode_focus: Optional[int] = typer.Option(None, "--reencode-focus",
+                                                 help="block: re-encode the matched chunk of the N best passages."),
     mode: Optional[str] = typer.Option(None, help="Retrieval: hybrid (default), dense, multihead or bm25."),
     max_new_tokens: Optional[int] = typer.Option(None, help="Longest answer, in tokens."),
     reader: Optional[str] = typer.Option(None, help="Reader LLM: packaged name, HF id, local dir or .gguf."),
@@ -36,7 +38,8 @@ def ask(
     from ..config import load_settings
     from ..index import open_index
 
-    settings = load_settings(config, reader=reader, answer_reencode_first=reencode_first)
+    settings = load_settings(config, reader=reader, answer_reencode_first=reencode_first,
+                             answer_reencode_focus=reencode_focus)
     answers = []
     with open_index(index_dir, settings=settings) as ix:
         for n, question in enumerate(questions):

@@ -78,18 +78,19 @@ class EvalConfig:
 
 def parse_backend(spec: str) -> tuple[str, int, int]:
     """An attention backend: full, block, landmark, retrieval, or block with recoveries: block-rN re-encodes
-    the N best passages whole, block-eN the first N tokens of every passage (both: block-r1-e16).
-    Returns (attention, recompute_top, reencode_first)."""
+    the N best passages whole, block-eN the first N tokens of every passage, block-fN the matched chunk of
+    the N best cached passages (several: block-r1-e16).
+    Returns (attention, recompute_top, reencode_first, reencode_focus)."""
     name, *options = spec.strip().split("-")
-    found = {"r": 0, "e": 0}
+    found = {"r": 0, "e": 0, "f": 0}
     ok = name in ATTENTIONS and (not options or name == "block")
     for option in options:
         ok = ok and option[:1] in found and option[1:].isdigit()
         if ok:
             found[option[0]] = int(option[1:])
     if not ok:
-        raise LongdocError(f"unknown attention backend {spec!r}; use {', '.join(ATTENTIONS)}, block-rN or block-eN")
-    return name, found["r"], found["e"]
+        raise LongdocError(f"unknown attention backend {spec!r}; use {', '.join(ATTENTIONS)}, block-rN, block-eN or block-fN")
+    return name, found["r"], found["e"], found["f"]
 
 
 def load_eval_config(path: str | Path | None = None, **flags) -> EvalConfig:

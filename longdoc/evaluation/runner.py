@@ -134,12 +134,12 @@ def answer_cells(ix, question: str, golds: list[str], gold_docs: list[str], cell
     retrieve_s = time.perf_counter() - t
     rows = []
     for cell in cells:
-        attention, recompute, reencode = parse_backend(cell.attention)
+        attention, recompute, reencode, focus = parse_backend(cell.attention)
         if attention == "block":  # Block-Attention's premise: passage KV was stored at index time, untimed
             ix.reader.fill_kv(ix.reading_passages(hits))
         with PeakRSS() as memory:
             answer = ix.answer_hits(question, hits, attention, recompute, None, timings={"retrieve_s": retrieve_s},
-                                   reencode_first=reencode)
+                                   reencode_first=reencode, reencode_focus=focus)
         metrics, detail = score_answer(answer, golds, set(gold_docs))
         metrics.update(retrieval_ms=1000 * retrieve_s, peak_rss_mb=memory.peak / 2**20)
         detail["retrieved"] = [Path(h.path).stem for h in hits]
@@ -186,10 +186,10 @@ def _run_needle(db: ResultsDB, run_id: int, config: EvalConfig, progress: bool, 
                 texts, where = needle.insert_needle(base, depth, key)
                 hits = needle.passage_hits(texts)
                 for cell in cells_now:
-                    attention, recompute, reencode = parse_backend(cell.attention)
+                    attention, recompute, reencode, focus = parse_backend(cell.attention)
                     with PeakRSS() as memory:
                         a = reader.answer(needle.QUESTION, hits, attention, recompute, max_new_tokens=12, in_order=True,
-                                          reencode_first=reencode)
+                                          reencode_first=reencode, reencode_focus=focus)
                     t = a.timings
                     metrics = {"found": float(needle.found(a.raw, key)), "ttft_ms": 1000 * t["ttft_s"],
                                "ms_per_token": t.get("ms_per_token"), "prompt_tokens": t.get("prompt_tokens"),

@@ -7,7 +7,7 @@ in reverse rank order, the best one next to the question, where a small reader a
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 # The assistant turn opens with this, so a small reader states the answer instead of restating the question.
 ANSWER_PRIMER = "Answer:"
@@ -22,6 +22,8 @@ class Prompt:
     block_keys: list[str]  # sha256 of (prefix, passage text): the KV store key of each block
     order: list[int]  # order[i]: index into the hits of blocks[i]
     suffix: list[int]
+    # focus[i]: the token span [start, end) inside blocks[i] of the chunk search matched (Hit.focus), or None
+    focus: list[tuple[int, int] | None] = field(default_factory=list)
 
     @property
     def length(self) -> int:
@@ -40,10 +42,29 @@ class Prompt:
         return spans
 
 
-def passage_text(hit) -> str:
+def _passage(hit) -> tuple[str, tuple[int, int] | None]:
+    """The passage's text in the prompt, and where the hit's focus chunk lies in it (chars), if it has one."""
     where = " > ".join(hit.section) if hit.section else ""
     source = f"{hit.title} ({where})" if where and where != hit.title else hit.title
-    return f"Passage from {source}:\n{hit.text.strip()}\n\n"
+    head, body = f"Passage from {source}:\n", hit.text.strip()
+    text, focus = f"{head}{body}\n\n", None
+    if hit.focus is not None:  # a focus reaching past the window's text reaches the passage's ends
+        shift = len(head) - hit.char_start - (len(hit.text) - len(hit.text.lstrip()))
+        a, b = (min(max(c + shift, 0), len(text)) for c in hit.focus)
+        focus = (a, b) if a < b else None
+    return text, focus
+
+
+def passage_text(hit) -> str:
+    return _passage(hit)[0]
+
+
+def _token_span(offsets: list[tuple[int, int]], chars: tuple[int, int] | None) -> tuple[int, int] | None:
+    """The tokens [start, end) whose characters overlap chars [a, b)."""
+    if chars is None:
+        return None
+    inside = [i for i, (s, e) in enumerate(offsets) if s < chars[1] and e > chars[0]]
+    return (inside[0], inside[-1] + 1) if inside else None
 
 
 def block_key(prefix_text: str, text: str) -> str:
@@ -68,6 +89,12 @@ def build_prompt(tokenizer, instruction: str, question: str, hits, in_order: boo
     prefix_text, suffix_text = _split_template(tokenizer, instruction, question)
     encode = lambda text: tokenizer(text, add_special_tokens=False)["input_ids"]  # noqa: E731
     order = list(range(len(hits))) if in_order else list(range(len(hits)))[::-1]
-    texts = [passage_text(hits[i]) for i in order]
-    return Prompt(prefix_text, encode(prefix_text), [encode(t) for t in texts],
-                  [block_key(prefix_text, t) for t in texts], order, encode(suffix_text))
+    passages = [_passage(hits[i]) for i in order]
+    blocks, focus = [], []
+    for text, chars in passages:
+        chars = chars if getattr(tokenizer, "is_fast", False) else None  # offsets need a fast tokenizer
+        enc = tokenizer(text, add_special_tokens=False, return_offsets_mapping=chars is not None)
+        blocks.append(enc["input_ids"])
+        focus.append(_token_span(enc["offset_mapping"], chars) if chars is not None else None)
+    return Prompt(prefix_text, encode(prefix_text), blocks, [block_key(prefix_text, t) for t, _ in passages], order,
+                  encode(suffix_text), focus)

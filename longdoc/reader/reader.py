@@ -61,13 +61,16 @@ class Reader:
 
     def answer(self, question: str, hits, attention: str | None = None, recompute_top: int | None = None,
                max_new_tokens: int | None = None, on_token: Callable[[str], None] | None = None,
-               timings: dict | None = None, in_order: bool = False, reencode_first: int | None = None) -> Answer:
+               timings: dict | None = None, in_order: bool = False, reencode_first: int | None = None,
+               reencode_focus: int | None = None) -> Answer:
         """Answer from `hits` (best first; in_order: a document's passages in reading order). Block-Attention
-        recovers cross-passage attention by re-encoding the `recompute_top` best passages whole and the first
-        `reencode_first` tokens of every other passage (None: the settings' values)."""
+        recovers cross-passage attention by re-encoding the `recompute_top` best passages whole, the first
+        `reencode_first` tokens of every other passage, and the matched chunk of the `reencode_focus` best
+        of those (None: the settings' values)."""
         attention = check_attention(attention or self.settings.attention)
         recompute_top = self.settings.recompute_top if recompute_top is None else recompute_top
         reencode_first = self.settings.reencode_first if reencode_first is None else reencode_first
+        reencode_focus = self.settings.reencode_focus if reencode_focus is None else reencode_focus
         max_new_tokens = max_new_tokens or self.settings.max_new_tokens
         t0 = time.perf_counter()
         prompt = self.prompt(question, hits, in_order)
@@ -80,7 +83,7 @@ class Reader:
             # The question follows the prefix memory_gap positions after the memory's one position.
             feed, start = prompt.suffix, len(prompt.prefix) + self.settings.memory_gap
         else:
-            cache, feed, start = self._stitched(prompt, recompute_top, reencode_first)
+            cache, feed, start = self._stitched(prompt, recompute_top, reencode_first, reencode_focus)
         scoped = use_memory(memory) if memory is not None else contextlib.nullcontext()
         if attention == "block" and (self.settings.ape_temperature, self.settings.ape_scale) != (1.0, 1.0):
             # APE over the passages, wherever they were encoded (cached, re-encoded or prefilled)
@@ -102,18 +105,23 @@ class Reader:
             times["keys_read_share"] = memory.share_read()
         return Answer(question, with_markers(gen.text, citations), gen.text, citations, attention, False, times)
 
-    def _stitched(self, prompt, recompute_top: int, reencode_first: int):
+    def _stitched(self, prompt, recompute_top: int, reencode_first: int, reencode_focus: int):
         """Block-Attention: (cache, tokens to prefill, their first position). The blocks nearest the question
-        (the best passages) are prefilled whole with it when recompute_top > 0; every cached block's first
-        reencode_first tokens are re-encoded over the stitched cache (EPIC)."""
+        (the best passages) are prefilled whole with it when recompute_top > 0; over the stitched cache, every
+        cached block's first reencode_first tokens (EPIC) and the matched chunk of the reencode_focus best
+        cached blocks are re-encoded."""
         n_cached = max(0, len(prompt.blocks) - recompute_top)
         blocks: list[KVBlock] = [self.encoder.prefix(prompt)] + self.encoder.blocks(prompt, list(range(n_cached)))
         cache = stitch_cache(self.model.model, blocks, self.model.dtype)
-        if reencode_first and n_cached:
-            ends = list(itertools.accumulate(b.length for b in blocks))
-            spans = list(zip(ends[:-1], ends[1:]))
+        starts = list(itertools.accumulate(b.length for b in blocks))  # starts[i]: where prompt block i begins
+        positions = set(first_tokens(list(zip(starts[:-1], starts[1:])), reencode_first)) if reencode_first else set()
+        for i in range(n_cached):
+            focus = prompt.focus[i] if prompt.focus else None
+            if focus is not None and prompt.order[i] < reencode_focus:
+                positions.update(range(starts[i] + focus[0], starts[i] + focus[1]))
+        if positions:
             reencode(self.model.model, cache, prompt.prefix + [t for b in prompt.blocks[:n_cached] for t in b],
-                     first_tokens(spans, reencode_first))
+                     sorted(positions))
         feed = [t for b in prompt.blocks[n_cached:] for t in b] + prompt.suffix
         return cache, feed, sum(b.length for b in blocks)
 

@@ -20,6 +20,8 @@ class Hit:
     ranks: dict[str, int] = field(default_factory=dict)  # mode -> 1-based rank that produced this hit
     ordinal: int = 0  # the chunk's position in its document
     scores: dict[str, float] = field(default_factory=dict)  # mode -> that retriever's own score (cosine, bm25)
+    # For a hit widened to its reading window: the (start, end) chars of the chunk that search matched.
+    focus: tuple[int, int] | None = None
 
     def as_dict(self) -> dict:
         d = asdict(self)

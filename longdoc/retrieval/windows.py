@@ -50,8 +50,8 @@ def _page(pages: list[tuple[int, int]], char: int) -> int | None:
 
 
 def reading_windows(catalog, hits: list[Hit], words: int) -> list[Hit]:
-    """Copies of `hits`, best first, each widened to its grid windows (char spans, text and pages follow);
-    a hit whose windows overlap a better one's is merged into it."""
+    """Copies of `hits`, best first, each widened to its grid windows (char spans, text and pages follow;
+    `focus` keeps the chunk's own span); a hit whose windows overlap a better one's is merged into it."""
     docs: dict[int, tuple[str, list[tuple[int, int]], list[tuple[int, int]]]] = {}
     grids: dict[tuple[int, int], list[tuple[int, int]]] = {}
     out: list[tuple[Hit, tuple[int, int], int, int]] = []  # (hit, section, first window, last window)
@@ -84,5 +84,5 @@ def reading_windows(catalog, hits: list[Hit], words: int) -> list[Hit]:
         start, end = grid[first][0], grid[last][1]
         page, page_end = (_page(pages, start), _page(pages, max(start, end - 1))) if pages else (hit.page, hit.page_end)
         widened.append(dataclasses.replace(hit, char_start=start, char_end=end, text=text[start:end],
-                                           page=page, page_end=page_end))
+                                           page=page, page_end=page_end, focus=(hit.char_start, hit.char_end)))
     return widened
