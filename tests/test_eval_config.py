@@ -109,3 +109,19 @@ def test_a_results_file_holds_one_configuration(tmp_path):
     garbage.write_bytes(b"this is not sqlite at all" * 100)
     with pytest.raises(LongdocError, match="garbage.db: not a longdoc results file"):
         ResultsDB(garbage)
+
+
+def test_a_setting_added_later_at_its_off_value_keeps_older_results_files_resumable():
+    import dataclasses
+    import hashlib
+    import json
+
+    from longdoc.evaluation.run_config import EvalConfig
+
+    base = EvalConfig()
+    before = dataclasses.asdict(base.settings)
+    del before["answer"]["reencode_focus"]  # the settings as results files written before it was added hold them
+    basis = {"settings": before, "seed": base.seed, "retrieval_k": sorted(base.ks)}
+    assert base.fingerprint() == hashlib.sha256(json.dumps(basis, sort_keys=True).encode()).hexdigest()[:16]
+    on = dataclasses.replace(base, settings=base.settings.replace(answer_reencode_focus=1))
+    assert on.fingerprint() != base.fingerprint()

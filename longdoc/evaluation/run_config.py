@@ -41,6 +41,11 @@ _KEYS = {"": {"name", "seed", "limit", "datasets", "workdir", "retrieval", "qa",
          "needle": {"lengths", "depths", "attention"}, "datasets[]": {"name", "limit", "index"}}
 
 
+# Settings added after results files were first written, with the value that leaves every answer as it
+# was: at that value they stay out of the fingerprint, so those results files still resume.
+SETTINGS_ADDED_OFF = [("answer", "reencode_focus", 0)]
+
+
 @dataclass(frozen=True)
 class DatasetSpec:
     name: str
@@ -72,7 +77,11 @@ class EvalConfig:
 
     def fingerprint(self) -> str:
         """What a stored result depends on beyond its own cell: a results file holds one fingerprint."""
-        basis = {"settings": dataclasses.asdict(self.settings), "seed": self.seed, "retrieval_k": sorted(self.ks)}
+        settings = dataclasses.asdict(self.settings)
+        for table, key, off in SETTINGS_ADDED_OFF:
+            if settings[table].get(key) == off:
+                del settings[table][key]
+        basis = {"settings": settings, "seed": self.seed, "retrieval_k": sorted(self.ks)}
         return hashlib.sha256(json.dumps(basis, sort_keys=True).encode()).hexdigest()[:16]
 
 
