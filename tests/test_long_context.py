@@ -109,3 +109,17 @@ def test_recorded_attention_covers_cache_and_memory_exactly_once():
     total = recorder.mass.sum() + memory.mass.sum()
     assert total.item() == pytest.approx(heads * recorder.rows, rel=1e-5)
     assert (memory.mass > 0).all()  # retrieval's reordering maps every key back to its token
+
+
+@pytest.mark.parametrize("kind", ["landmark", "retrieval"])
+def test_a_memory_keeps_every_tensor_on_its_keys_device(kind):
+    """On a GPU, landmark's key order was made on the CPU and record() crashed mixing devices. Tensors on
+    the meta device (shapes only, no data) find any tensor the memory makes elsewhere."""
+    from longdoc.attention.memory import ContextMemory, Part
+
+    layers, hkv, t, d = 2, 2, 32, 8
+    keys = torch.empty(layers, hkv, t, d, device="meta")
+    order = None if kind == "landmark" else torch.empty(layers, hkv, t, dtype=torch.long, device="meta")
+    part = Part(keys, torch.empty_like(keys), torch.ones(t, dtype=torch.bool, device="meta"), order, t)
+    memory = ContextMemory([part, part], SparseSpec(kind, 16, keys=32, kernels="torch"))
+    assert {memory.order.device.type, memory.valid.device.type, memory.keys.device.type} == {"meta"}

@@ -92,7 +92,8 @@ class ContextMemory:
         self.length = sum(p.tokens for p in parts)  # context tokens
         orders, offset = [], 0
         for p in parts:
-            local = p.order if p.order is not None else torch.arange(p.valid.shape[0]).expand(*p.keys.shape[:3])
+            local = p.order if p.order is not None else torch.arange(p.valid.shape[0], device=p.keys.device).expand(
+                *p.keys.shape[:3])
             orders.append(local + offset)
             offset += p.tokens
         self.order = torch.cat(orders, dim=2)
