@@ -2,7 +2,7 @@
 This isolates the reader from retrieval. For each packaged reader and weight precision: EM, F1, contains
 (with 95% bootstrap CIs) and seconds per question on this machine.
 
-    python bench/gold_reader.py [--limit 200] [--readers a,b] [--precisions float32,int8]
+    python bench/gold_reader.py [--limit 200] [--readers a,b] [--precisions float32,int8] [--name NAME]
 """
 from __future__ import annotations
 
@@ -32,6 +32,7 @@ def main():
     parser.add_argument("--limit", type=int, default=200)
     parser.add_argument("--readers", default=READERS)
     parser.add_argument("--precisions", default="int8")
+    parser.add_argument("--name", default=None, help="results file name (default gold_reader-<limit>)")
     args = parser.parse_args()
     data = load_quoref().limited(args.limit)
     rows = []
@@ -62,7 +63,7 @@ def main():
             print(f"{name:30s} {precision:8s} EM {row['em']:.3f} [{row['em_ci'][0]:.3f}, {row['em_ci'][1]:.3f}]  "
                   f"F1 {row['f1']:.3f}  contains {row['contains']:.3f}  {seconds:.2f} s/question", flush=True)
             del reader
-    write_result(f"gold_reader-{args.limit}", {"rows": rows})
+    write_result(args.name or f"gold_reader-{args.limit}", {"rows": rows})
     print("\n| reader | precision | EM | F1 | contains | s/question |")
     for r in rows:
         print(f"| {r['reader']} | {r['precision']} | {r['em']:.3f} | {r['f1']:.3f} | {r['contains']:.3f} | {r['s_per_question']:.2f} |")

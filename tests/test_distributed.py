@@ -9,6 +9,7 @@ from conftest import FIXTURES
 pytest.importorskip("ray")
 
 from longdoc import index_paths, open_index  # noqa: E402
+from longdoc.config import Settings  # noqa: E402
 from longdoc.evaluation.results_db import ResultsDB  # noqa: E402
 from longdoc.evaluation.run_config import load_eval_config  # noqa: E402
 from longdoc.evaluation.runner import run_eval  # noqa: E402
@@ -50,10 +51,16 @@ def test_indexing_on_ray_equals_indexing_here(tmp_path, ray_cluster):
     for name in ("fog_signals.txt", "lighthouses.md", "tides.rst", "keepers.html", "lighthouse_log.pdf"):
         shutil.copy(FIXTURES / name, corpus / name)
     (corpus / "empty.md").write_text("")
-    local = index_paths(tmp_path / "local", [corpus], progress=False)
-    remote = index_paths(tmp_path / "ray", [corpus], progress=False, engine=RayEngine("local"))
+    # 12 MB takes seconds to chunk: past the time limit here and on Ray alike, so it is skipped by both
+    paragraph = (FIXTURES / "fog_signals.txt").read_text()
+    (corpus / "big.txt").write_text("\n\n".join(f"{i}. {paragraph}" for i in range(12 * 2**20 // len(paragraph))))
+    settings = Settings().replace(parse_timeout_s=0.5)
+    local = index_paths(tmp_path / "local", [corpus], settings, progress=False)
+    assert (str(corpus / "big.txt"), "took over 0.5 s to load and chunk; skipped (the limit is the parse_timeout_s "
+            "setting)") in local.skipped_files
+    remote = index_paths(tmp_path / "ray", [corpus], settings, progress=False, engine=RayEngine("local"))
     assert (remote.added, remote.skipped, remote.chunks_embedded) == (local.added, local.skipped, local.chunks_embedded)
-    assert [p for p, _ in remote.skipped_files] == [p for p, _ in local.skipped_files]
+    assert remote.skipped_files == local.skipped_files
     a, b = _index_contents(tmp_path / "local"), _index_contents(tmp_path / "ray")
     assert a[0] == b[0] and len(a[0]) == local.chunks_embedded  # the same chunks, offsets and order
     np.testing.assert_allclose(a[1], b[1], atol=1e-5)

@@ -13,22 +13,25 @@ from .cluster import actor_pool, connect
 
 
 class _Parser:
-    """A Ray Data actor: one tokenizer (the embedder's, for the chunker) per actor, loaded once."""
+    """A Ray Data actor: one tokenizer (the embedder's, for the chunker) per actor, loaded once, and a
+    parse child under the time limit, as a local run has."""
 
-    def __init__(self, tokenizer: str, chunk: ChunkSettings, max_bytes: int):
+    def __init__(self, tokenizer: str, chunk: ChunkSettings, max_bytes: int, parse_timeout_s: float):
         from transformers import AutoTokenizer
 
         from ..indexing.chunking import Chunker
+        from ..indexing.parse_worker import ParseWorker
 
         self.chunker = Chunker(AutoTokenizer.from_pretrained(tokenizer), chunk)
         self.max_bytes = max_bytes
+        self.parser = ParseWorker(self.chunker, parse_timeout_s) if parse_timeout_s > 0 else None
 
     def __call__(self, row: dict) -> dict:
         from ..indexing.pipeline import prepare_file
 
         known = row["known_sha"] or None
         try:
-            outcome = prepare_file(row["path"], known, self.chunker, self.max_bytes)
+            outcome = prepare_file(row["path"], known, self.chunker, self.max_bytes, self.parser)
         except SkippedFile as e:
             outcome = (e, {})
         return {"i": row["i"], "payload": pickle.dumps(outcome)}
@@ -53,15 +56,15 @@ class RayEngine:
     def __init__(self, address: str):
         connect(address)
 
-    def prepare(self, files: list[str], known: dict, chunker, max_bytes: int, on_file):
+    def prepare(self, files: list[str], known: dict, chunker, max_bytes: int, parse_timeout_s: float, on_file):
         import ray.data
 
         chunk = ChunkSettings(tokens=chunker.tokens, overlap=chunker.overlap)
         rows = [{"i": i, "path": p, "known_sha": known[p][1] if p in known else ""} for i, p in enumerate(files)]
         if not rows:
             return
-        ds = ray.data.from_items(rows).map(_Parser, fn_constructor_args=(chunker.tokenizer.name_or_path, chunk, max_bytes),
-                                           compute=actor_pool(len(rows)))
+        args = (chunker.tokenizer.name_or_path, chunk, max_bytes, parse_timeout_s)
+        ds = ray.data.from_items(rows).map(_Parser, fn_constructor_args=args, compute=actor_pool(len(rows)))
         results = sorted(ds.take_all(), key=lambda r: r["i"])  # file order, as a local run commits them
         for row in results:
             on_file()

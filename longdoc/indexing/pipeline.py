@@ -77,11 +77,9 @@ class LocalEngine:
     """Prepare and embed in this process (the default; files are parsed in a child process under
     parse_timeout_s, or here when it is 0); distributed.RayEngine does both on Ray."""
 
-    def __init__(self, parse_timeout_s: float = 0):
-        self.parse_timeout_s = parse_timeout_s
-
-    def prepare(self, files: list[str], known: dict, chunker: Chunker, max_bytes: int, on_file):
-        parser = shared_worker(chunker, self.parse_timeout_s) if self.parse_timeout_s > 0 else None
+    def prepare(self, files: list[str], known: dict, chunker: Chunker, max_bytes: int, parse_timeout_s: float,
+                on_file):
+        parser = shared_worker(chunker, parse_timeout_s) if parse_timeout_s > 0 else None
         for path in files:
             on_file()
             try:
@@ -174,7 +172,7 @@ def index_paths(index_dir: str | Path, roots: list[str | Path], settings: Settin
                                    f"({embedder.max_tokens - 2} tokens)")
             with catalog.transaction():
                 write_manifest(catalog, settings, embedder)
-            engine = engine or LocalEngine(settings.parse_timeout_s)
+            engine = engine or LocalEngine()
             try:
                 return _run(catalog, settings, embedder, [absolute(r) for r in roots], prune, console, progress,
                             started, engine)
@@ -223,7 +221,8 @@ def _run(catalog, settings, embedder, roots, prune, console, show_progress, star
         file_task = progress.add_task("files", total=len(files))
         embed_task = progress.add_task("chunks embedded", total=None)
         indexer = _Indexer(catalog, settings, embedder, progress, engine.encoder(embedder, settings))
-        prepared = engine.prepare(files, known, indexer.chunker, max_bytes, lambda: progress.advance(file_task))
+        prepared = engine.prepare(files, known, indexer.chunker, max_bytes, settings.parse_timeout_s,
+                              lambda: progress.advance(file_task))
         for path, outcome, timings in prepared:
             for stage, seconds in timings.items():
                 report.timings[stage] += seconds
