@@ -66,7 +66,7 @@ def test_indexing_on_ray_equals_indexing_here(tmp_path, ray_cluster):
     np.testing.assert_allclose(a[1], b[1], atol=1e-5)
     np.testing.assert_allclose(a[2], b[2], atol=1e-5)
     assert a[3] == b[3] and b[4]  # the same rankings; FAISS files in sync
-    again = index_paths(tmp_path / "ray", [corpus], progress=False, engine=RayEngine("local"))
+    again = index_paths(tmp_path / "ray", [corpus], settings, progress=False, engine=RayEngine("local"))
     assert again.unchanged == local.added and again.chunks_embedded == 0  # incremental on Ray too
 
 
