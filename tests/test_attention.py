@@ -21,7 +21,7 @@ def tiny(family: str, rope_scaling: dict | None = None):
 
 def kv(model, ids, start=0, cache=None):
     """(keys, values) per layer as (layers, kv_heads, T, D), encoding ids at positions start.."""
-    positions = torch.arange(start, start + ids.shape[1]).unsqueeze(0)
+    positions = torch.arange(start, start + ids.shape[1], device=ids.device).unsqueeze(0)
     with torch.no_grad():
         out = model(input_ids=ids, position_ids=positions, past_key_values=cache, use_cache=True)
     cache = out.past_key_values

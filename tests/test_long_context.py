@@ -22,15 +22,16 @@ def poisoned_outputs(monkeypatch):
 def context(model, seed=0):
     """A prefix and three blocks encoded after it (Block-Attention), as the reader builds them."""
     g = torch.Generator().manual_seed(seed)
-    prefix_ids = torch.randint(0, 128, (1, 5), generator=g)
+    device = next(model.parameters()).device
+    prefix_ids = torch.randint(0, 128, (1, 5), generator=g).to(device)
     k, v, _ = kv(model, prefix_ids)
     prefix = KVBlock(k, v, 0)
     blocks = []
     for length in (37, 50, 29):
-        ids = torch.randint(0, 128, (1, length), generator=g)
+        ids = torch.randint(0, 128, (1, length), generator=g).to(device)
         bk, bv, _ = kv(model, ids, start=5, cache=prefix_cache(model, prefix))
         blocks.append(KVBlock(bk[:, :, 5:], bv[:, :, 5:], 5))
-    suffix = torch.randint(0, 128, (1, 6), generator=g)
+    suffix = torch.randint(0, 128, (1, 6), generator=g).to(device)
     return prefix, blocks, suffix
 
 
@@ -46,8 +47,9 @@ def prefix_cache(model, prefix, extra_keys=None, extra_values=None):
 
 def exact_logits(model, prefix, blocks, suffix, steps):
     """The reference: every memory key in the cache, rotated at the memory's one position 5."""
-    dst = rotary_cos_sin(model, torch.tensor([5]))
-    keys = torch.cat([rerotate_keys(b.keys, rotary_cos_sin(model, torch.arange(5, 5 + b.length)), dst)
+    device = next(model.parameters()).device
+    dst = rotary_cos_sin(model, torch.tensor([5], device=device))
+    keys = torch.cat([rerotate_keys(b.keys, rotary_cos_sin(model, torch.arange(5, 5 + b.length, device=device)), dst)
                       for b in blocks], -2)
     values = torch.cat([b.values for b in blocks], -2)
     return run(model, prefix_cache(model, prefix, keys, values), suffix, steps)
@@ -60,7 +62,7 @@ def run(model, cache, suffix, steps):
     ids = suffix
     with torch.no_grad():
         for _ in range(steps + 1):
-            positions = torch.arange(pos, pos + ids.shape[1]).unsqueeze(0)
+            positions = torch.arange(pos, pos + ids.shape[1], device=ids.device).unsqueeze(0)
             logits = model(input_ids=ids, past_key_values=cache, position_ids=positions, use_cache=True).logits[0]
             out.append(logits)
             pos += ids.shape[1]
@@ -74,7 +76,8 @@ def run(model, cache, suffix, steps):
 def test_keeping_every_block_equals_exact_attention_over_the_whole_context(family, kind, impl):
     if impl == "triton":
         pytest.importorskip("triton")
-    model = tiny(family)
+    # compiled Triton reads GPU memory only (on a CPU the interpreter runs it over CPU tensors)
+    model = tiny(family).to("cuda" if impl == "triton" and torch.cuda.is_available() else "cpu")
     model.set_attn_implementation(register())
     prefix, blocks, suffix = context(model)
     memory = build_memory(model, blocks, 5, SparseSpec(kind, 16, keys=10**6, kernels=impl))
