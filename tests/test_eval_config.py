@@ -120,8 +120,8 @@ def test_a_setting_added_later_at_its_off_value_keeps_older_results_files_resuma
 
     base = EvalConfig()
     before = dataclasses.asdict(base.settings)
-    del before["answer"]["reencode_focus"]  # the settings as results files written before it was added hold them
+    del before["answer"]["reencode_focus"], before["parse_timeout_s"]  # as results files made before they were added
     basis = {"settings": before, "seed": base.seed, "retrieval_k": sorted(base.ks)}
     assert base.fingerprint() == hashlib.sha256(json.dumps(basis, sort_keys=True).encode()).hexdigest()[:16]
-    on = dataclasses.replace(base, settings=base.settings.replace(answer_reencode_focus=1))
-    assert on.fingerprint() != base.fingerprint()
+    for change in ({"answer_reencode_focus": 1}, {"parse_timeout_s": 5.0}):
+        assert dataclasses.replace(base, settings=base.settings.replace(**change)).fingerprint() != base.fingerprint()

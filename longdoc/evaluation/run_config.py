@@ -43,7 +43,7 @@ _KEYS = {"": {"name", "seed", "limit", "datasets", "workdir", "retrieval", "qa",
 
 # Settings added after results files were first written, with the value that leaves every answer as it
 # was: at that value they stay out of the fingerprint, so those results files still resume.
-SETTINGS_ADDED_OFF = [("answer", "reencode_focus", 0)]
+SETTINGS_ADDED_OFF = [("answer.reencode_focus", 0), ("parse_timeout_s", 120.0)]
 
 
 @dataclass(frozen=True)
@@ -78,9 +78,11 @@ class EvalConfig:
     def fingerprint(self) -> str:
         """What a stored result depends on beyond its own cell: a results file holds one fingerprint."""
         settings = dataclasses.asdict(self.settings)
-        for table, key, off in SETTINGS_ADDED_OFF:
-            if settings[table].get(key) == off:
-                del settings[table][key]
+        for name, off in SETTINGS_ADDED_OFF:
+            *table, key = name.split(".")
+            where = settings[table[0]] if table else settings
+            if where.get(key) == off:
+                del where[key]
         basis = {"settings": settings, "seed": self.seed, "retrieval_k": sorted(self.ks)}
         return hashlib.sha256(json.dumps(basis, sort_keys=True).encode()).hexdigest()[:16]
 
