@@ -55,14 +55,8 @@ def _passage(hit) -> tuple[str, tuple[int, int] | None]:
     return text, focus
 
 
-def passage_text(hit) -> str:
-    return _passage(hit)[0]
-
-
-def _token_span(offsets: list[tuple[int, int]], chars: tuple[int, int] | None) -> tuple[int, int] | None:
+def _token_span(offsets: list[tuple[int, int]], chars: tuple[int, int]) -> tuple[int, int] | None:
     """The tokens [start, end) whose characters overlap chars [a, b)."""
-    if chars is None:
-        return None
     inside = [i for i, (s, e) in enumerate(offsets) if s < chars[1] and e > chars[0]]
     return (inside[0], inside[-1] + 1) if inside else None
 
