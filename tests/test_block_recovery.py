@@ -73,6 +73,33 @@ def test_reencoding_the_first_tokens_of_each_block_touches_only_them(qwen2):
     assert not torch.allclose(before[:, :, :, 12:15], full_k[:, :, :, 12:15], atol=1e-3)
 
 
+@torch.inference_mode()
+def test_reencoding_in_the_questions_pass_equals_a_separate_pass_then_the_question(qwen2):
+    from longdoc.attention import AttentionMass, record_attention_mass
+
+    g = torch.Generator().manual_seed(4)
+    prefix, b1, b2, question = (torch.randint(0, 300, (n,), generator=g).tolist() for n in (4, 9, 8, 6))
+    ids = prefix + b1 + b2
+    chosen = [5, 6, 14, 15, 16]
+    runs = []
+    for merged in (False, True):
+        cache = _stitched(qwen2, prefix, [b1, b2])
+        recorder = AttentionMass()
+        with record_attention_mass(recorder):
+            if merged:
+                out = reencode(qwen2, cache, ids, chosen, feed=question, start=len(ids), recorder=recorder)
+            else:
+                with record_attention_mass(None):
+                    reencode(qwen2, cache, ids, chosen)
+                out = qwen2(input_ids=torch.tensor([question]), past_key_values=cache, use_cache=True,
+                            position_ids=torch.arange(len(ids), len(ids) + len(question))[None], logits_to_keep=1)
+        runs.append((out.logits, *_kv(cache), recorder.mass))
+    for separate, merged in zip(*runs):
+        torch.testing.assert_close(merged, separate, atol=1e-5, rtol=1e-5)
+    mass = runs[1][3]
+    assert mass.shape == (len(ids) + len(question),) and mass[chosen].min() > 0  # credited to their new places
+
+
 def test_ape_matches_two_attentions_merged_with_a_scaled_context_lse():
     from longdoc.attention.ape import ApeSpec, ape_attend
     from longdoc.attention.sparse import attend, lse_merge

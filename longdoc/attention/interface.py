@@ -41,6 +41,14 @@ class AttentionMass:
         self._sum[:k] += probs.to(dtype)
         self.rows += 1
 
+    def relocate(self, at: int, n: int, positions: torch.Tensor) -> None:
+        """Keys [at, at + n) were moved to `positions` in the cache (a re-encoding pass): so is their mass."""
+        if self._sum is None:
+            return
+        moved = self._sum[at:at + n]
+        self._sum = torch.cat([self._sum[:at], self._sum[at + n:]])
+        self._sum[positions.to(self._sum.device)] += moved
+
     @property
     def mass(self) -> torch.Tensor:
         return torch.zeros(0, dtype=torch.float64) if self._sum is None else self._sum.to("cpu", torch.float64)

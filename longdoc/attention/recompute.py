@@ -5,7 +5,11 @@ in view, and writing the new keys and values over the old, lets the context mix 
 full prefill's cost. EPIC re-encodes each block's first tokens (where a block's own attention sink forms;
 `first_tokens`). `reencode` takes any positions, so CacheBlend's choice (the tokens whose KV deviates
 most) would use the same pass; that selection is not built. Re-encoding every block token reproduces full
-prefill exactly: each re-encoded token sees the prefix and the re-encoded tokens before it, as in one pass."""
+prefill exactly: each re-encoded token sees the prefix and the re-encoded tokens before it, as in one pass.
+
+The tokens that follow the cache (the question) can ride in the same forward pass: they see the re-encoded
+keys and never the stale ones, which is what they would see after a separate pass, at one pass's fixed
+cost (on a CPU, reading every weight once) instead of two."""
 from __future__ import annotations
 
 import contextvars
@@ -29,27 +33,37 @@ def first_tokens(block_spans: list[tuple[int, int]], n: int) -> list[int]:
 
 
 @torch.inference_mode()
-def reencode(model, cache, token_ids: list[int], positions: list[int]) -> None:
+def reencode(model, cache, token_ids: list[int], positions: list[int], feed: list[int] = (), start: int = 0,
+             recorder=None):
     """Re-encode the tokens at `positions` (sorted, distinct; token_ids[p] is the token at p) over a
-    DynamicCache that holds positions 0..N-1, and write their new KV into the cache in place."""
-    if not positions:
-        return
+    DynamicCache that holds positions 0..N-1 and write their new KV into the cache in place; in the same
+    pass, prefill `feed` at positions start.. after them. Returns the forward's output (logits of the last
+    row). With a `recorder` (AttentionMass), the last row's attention to a re-encoded key is credited to
+    that key's position, as if the passes had been separate."""
+    if not positions and not feed:
+        return None
     device = next(model.parameters()).device
     n_cached = cache.get_seq_length()
-    chosen = torch.tensor(positions, device=device)
-    n = len(positions)
-    # Row i sees the cached keys before its position, except the stale ones being re-encoded, and the
-    # re-encoded keys (appended after the cache) up to its own.
+    chosen = torch.tensor(positions, dtype=torch.long, device=device)
+    n, m = len(positions), len(feed)
+    # Re-encoded row i sees the cached keys before its position, except the stale ones being re-encoded,
+    # and the re-encoded keys (appended after the cache) up to its own. Fed rows see every cached key but
+    # the stale ones, every re-encoded key, and the fed keys up to their own.
     stale = torch.zeros(n_cached, dtype=torch.bool, device=device)
     stale[chosen] = True
     before = (torch.arange(n_cached, device=device)[None, :] < chosen[:, None]) & ~stale[None, :]
-    causal = torch.ones(n, n, dtype=torch.bool, device=device).tril()
-    mask = torch.cat([before, causal], dim=1)
-    ids = torch.tensor([[token_ids[p] for p in positions]], device=device)
+    rows = torch.cat([before, (~stale)[None, :].expand(m, -1)])
+    mask = torch.cat([rows, torch.ones(n + m, n + m, dtype=torch.bool, device=device).tril()], dim=1)
+    ids = torch.tensor([[token_ids[p] for p in positions] + list(feed)], device=device)
+    position_ids = torch.cat([chosen, torch.arange(start, start + m, device=device)])[None, :]
     with scoped(_key_mask, mask):
-        model(input_ids=ids, position_ids=chosen[None, :], **with_cache(model, cache), use_cache=True, logits_to_keep=1)
+        out = model(input_ids=ids, position_ids=position_ids, **with_cache(model, cache), use_cache=True,
+                    logits_to_keep=1)
     for layer in cache.layers:
         for name in ("keys", "values"):
             t = getattr(layer, name)
-            t[:, :, chosen] = t[:, :, n_cached:]
-            setattr(layer, name, t[:, :, :n_cached])
+            t[:, :, chosen] = t[:, :, n_cached:n_cached + n]
+            setattr(layer, name, torch.cat([t[:, :, :n_cached], t[:, :, n_cached + n:]], dim=2))
+    if recorder is not None:
+        recorder.relocate(n_cached, n, chosen)
+    return out

@@ -87,7 +87,7 @@ class EvalConfig:
         return hashlib.sha256(json.dumps(basis, sort_keys=True).encode()).hexdigest()[:16]
 
 
-def parse_backend(spec: str) -> tuple[str, int, int]:
+def parse_backend(spec: str) -> tuple[str, int, int, int]:
     """An attention backend: full, block, landmark, retrieval, or block with recoveries: block-rN re-encodes
     the N best passages whole, block-eN the first N tokens of every passage, block-fN the matched chunk of
     the N best cached passages (several: block-r1-e16).

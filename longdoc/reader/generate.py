@@ -9,6 +9,7 @@ import torch
 
 from ..attention import AttentionMass, record_attention_mass
 from ..attention.block import with_cache
+from ..attention.recompute import reencode
 from .cleanup import clean_answer, is_markup, stable_prefix
 from .model import ReaderModel
 
@@ -34,9 +35,11 @@ def _line_ended(text: str) -> bool:
 
 @torch.inference_mode()
 def generate(reader: ReaderModel, cache, input_ids: list[int], start: int, max_new_tokens: int,
-             on_token: Callable[[str], None] | None = None, t0: float | None = None) -> Generation:
+             on_token: Callable[[str], None] | None = None, t0: float | None = None,
+             stale: tuple[list[int], list[int]] = ([], [])) -> Generation:
     """Prefill `input_ids` at positions start.. over `cache` (None: nothing before), then decode greedily.
-    `t0` is when the request started, so TTFT can include the KV preparation done before the call."""
+    `t0` is when the request started, so TTFT can include the KV preparation done before the call.
+    `stale` = (the cached tokens, positions of theirs to re-encode in the prefill's pass; recompute.py)."""
     from transformers import DynamicCache
 
     model, device = reader.model, reader.device
@@ -52,9 +55,12 @@ def generate(reader: ReaderModel, cache, input_ids: list[int], start: int, max_n
     steps = 0
     with record_attention_mass(recorder):
         for _ in range(max_new_tokens):
-            positions = torch.arange(position, position + ids.shape[1], device=device).unsqueeze(0)
-            logits = model(input_ids=ids, **cache_arg, position_ids=positions, use_cache=True,
-                           logits_to_keep=1).logits
+            if not tokens and stale[1]:
+                logits = reencode(model, cache, *stale, feed=input_ids, start=start, recorder=recorder).logits
+            else:
+                positions = torch.arange(position, position + ids.shape[1], device=device).unsqueeze(0)
+                logits = model(input_ids=ids, **cache_arg, position_ids=positions, use_cache=True,
+                               logits_to_keep=1).logits
             position += ids.shape[1]
             steps += 1
             scores = logits[0, -1]

@@ -11,7 +11,7 @@ import torch
 
 from ..attention.block import KVBlock, stitch_cache
 from ..attention.ape import ApeSpec, use_ape
-from ..attention.recompute import first_tokens, reencode
+from ..attention.recompute import first_tokens
 from ..attention.memory import PartCache, build_memory, part_key, use_memory
 from ..config import SPARSE_ATTENTIONS, ReaderSettings, check_attention
 from ..storage.kvstore import KVStore
@@ -77,20 +77,20 @@ class Reader:
         computed = self.encoder.computed
         memory = None
         if attention == "full":
-            cache, feed, start = None, prompt.ids(), 0
+            cache, feed, start, stale = None, prompt.ids(), 0, ([], [])
         elif attention in SPARSE_ATTENTIONS:
             memory, cache = self._memory(prompt, attention)
             # The question follows the prefix memory_gap positions after the memory's one position.
-            feed, start = prompt.suffix, len(prompt.prefix) + self.settings.memory_gap
+            feed, start, stale = prompt.suffix, len(prompt.prefix) + self.settings.memory_gap, ([], [])
         else:
-            cache, feed, start = self._stitched(prompt, recompute_top, reencode_first, reencode_focus)
+            cache, feed, start, stale = self._stitched(prompt, recompute_top, reencode_first, reencode_focus)
         scoped = use_memory(memory) if memory is not None else contextlib.nullcontext()
         if attention == "block" and (self.settings.ape_temperature, self.settings.ape_scale) != (1.0, 1.0):
             # APE over the passages, wherever they were encoded (cached, re-encoded or prefilled)
             scoped = use_ape(ApeSpec(len(prompt.prefix), len(prompt.prefix) + sum(map(len, prompt.blocks)),
                                      self.settings.ape_temperature, self.settings.ape_scale))
         with scoped:
-            gen = generate(self.model, cache, feed, start, max_new_tokens, on_token, t0=t0)
+            gen = generate(self.model, cache, feed, start, max_new_tokens, on_token, t0=t0, stale=stale)
         mass = gen.mass
         if memory is not None:  # the recorded mass is over [prefix | question, answer]; the memory's between
             p = len(prompt.prefix)
@@ -106,10 +106,10 @@ class Reader:
         return Answer(question, with_markers(gen.text, citations), gen.text, citations, attention, False, times)
 
     def _stitched(self, prompt, recompute_top: int, reencode_first: int, reencode_focus: int):
-        """Block-Attention: (cache, tokens to prefill, their first position). The blocks nearest the question
-        (the best passages) are prefilled whole with it when recompute_top > 0; over the stitched cache, every
-        cached block's first reencode_first tokens (EPIC) and the matched chunk of the reencode_focus best
-        cached blocks are re-encoded."""
+        """Block-Attention: (cache, tokens to prefill, their first position, stale: (the cached tokens,
+        positions of theirs to re-encode)). The blocks nearest the question (the best passages) are prefilled
+        whole with it when recompute_top > 0; every cached block's first reencode_first tokens (EPIC) and the
+        matched chunk of the reencode_focus best cached blocks are re-encoded, in the prefill's pass."""
         n_cached = max(0, len(prompt.blocks) - recompute_top)
         blocks: list[KVBlock] = [self.encoder.prefix(prompt)] + self.encoder.blocks(prompt, list(range(n_cached)))
         cache = stitch_cache(self.model.model, blocks, self.model.dtype)
@@ -119,11 +119,9 @@ class Reader:
             focus = prompt.focus[i] if prompt.focus else None
             if focus is not None and prompt.order[i] < reencode_focus:
                 positions.update(range(starts[i] + focus[0], starts[i] + focus[1]))
-        if positions:
-            reencode(self.model.model, cache, prompt.prefix + [t for b in prompt.blocks[:n_cached] for t in b],
-                     sorted(positions))
+        cached = prompt.prefix + [t for b in prompt.blocks[:n_cached] for t in b]
         feed = [t for b in prompt.blocks[n_cached:] for t in b] + prompt.suffix
-        return cache, feed, sum(b.length for b in blocks)
+        return cache, feed, sum(b.length for b in blocks), (cached, sorted(positions))
 
     def _memory(self, prompt, attention: str):
         """Long context: the passages as a context memory attended sparsely, and a cache of the prefix."""
