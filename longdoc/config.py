@@ -86,10 +86,10 @@ class ReaderSettings:
     # context (EPIC), so each passage's attention sink sees the passages before it.
     reencode_first: int = 0
     # Block-Attention: re-encode, in each of this many best cached passages, the chunk that search matched
-    # (Prompt.focus: the window's most relevant text) over the stitched context. Off: bench/dev_sweep.py
-    # (Quoref dev 60, the 1.5B) gives F1 +0.025 [-0.012, +0.073] for 1 at TTFT 1.67 s against block's
-    # 0.85 s, over the 1.5 s budget; recompute_top=1 gives +0.088 at 3.8 s.
-    reencode_focus: int = 0
+    # (Prompt.focus: the window's most relevant text) over the stitched context, in the question's prefill
+    # pass. bench/dev_sweep.py (Quoref dev 150, the 1.5B): F1 +0.047 [+0.003, +0.093] for 1 against none,
+    # at TTFT p50 1.13 s against 0.81 s (the 1.5 s budget); recompute_top=1 gave +0.088 at 3.8 s (dev 60).
+    reencode_focus: int = 1
     # Block-Attention: APE's attention temperature on the passages' keys and scale on their log-sum-exp
     # (attention/ape.py); 1 and 1 leave attention exact.
     ape_temperature: float = 1.0

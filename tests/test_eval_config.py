@@ -95,7 +95,7 @@ def test_a_results_file_holds_one_configuration(tmp_path):
     cfg = load_eval_config(None, datasets=["quoref"])
     path = tmp_path / "r.db"
     with ResultsDB(path) as db:
-        db.claim(cfg.fingerprint(), "defaults")
+        db.claim(cfg.fingerprints(), "defaults")
         run = db.start_run({"command": "x"}, {})
         db.add(Cell("quoref", "retrieval", "dense"), "q1", run, {"recall@1": 1.0}, {})
         db.add(Cell("quoref", "retrieval", "dense"), "q1", run, {"recall@1": 0.0}, {})  # a re-run keeps the first
@@ -104,14 +104,14 @@ def test_a_results_file_holds_one_configuration(tmp_path):
     assert other.fingerprint() != cfg.fingerprint()
     assert load_eval_config(None, datasets=["drop"], limit=3).fingerprint() == cfg.fingerprint()  # grid only grows
     with ResultsDB(path) as db, pytest.raises(LongdocError, match="holds results made with other settings"):
-        db.claim(other.fingerprint(), "other")
+        db.claim(other.fingerprints(), "other")
     garbage = tmp_path / "garbage.db"
     garbage.write_bytes(b"this is not sqlite at all" * 100)
     with pytest.raises(LongdocError, match="garbage.db: not a longdoc results file"):
         ResultsDB(garbage)
 
 
-def test_a_setting_added_later_at_its_off_value_keeps_older_results_files_resumable():
+def test_a_setting_added_later_at_its_off_value_or_set_per_backend_keeps_older_results_files_resumable():
     import dataclasses
     import hashlib
     import json
@@ -123,5 +123,11 @@ def test_a_setting_added_later_at_its_off_value_keeps_older_results_files_resuma
     del before["answer"]["reencode_focus"], before["parse_timeout_s"]  # as results files made before they were added
     basis = {"settings": before, "seed": base.seed, "retrieval_k": sorted(base.ks)}
     assert base.fingerprint() == hashlib.sha256(json.dumps(basis, sort_keys=True).encode()).hexdigest()[:16]
-    for change in ({"answer_reencode_focus": 1}, {"parse_timeout_s": 5.0}):
-        assert dataclasses.replace(base, settings=base.settings.replace(**change)).fingerprint() != base.fingerprint()
+    assert dataclasses.replace(base, settings=base.settings.replace(parse_timeout_s=5.0)).fingerprint() != base.fingerprint()
+    # A file written after parse_timeout_s came and before it was listed as added at its off value hashed it.
+    before["parse_timeout_s"] = 120.0
+    basis = {"settings": before, "seed": base.seed, "retrieval_k": sorted(base.ks)}
+    assert hashlib.sha256(json.dumps(basis, sort_keys=True).encode()).hexdigest()[:16] in base.fingerprints()[1:]
+    # The recoveries are set per backend by name (block-r1-f1), so their settings leave the results file as it was.
+    for change in ({"answer_reencode_focus": 0}, {"answer_reencode_focus": 2}, {"answer_recompute_top": 1}):
+        assert dataclasses.replace(base, settings=base.settings.replace(**change)).fingerprint() == base.fingerprint()

@@ -27,7 +27,7 @@ def ask(
     reencode_first: Optional[int] = typer.Option(None, "--reencode-first",
                                                  help="block: re-encode the first N tokens of every passage."),
     reencode_focus: Optional[int] = typer.Option(None, "--reencode-focus",
-                                                 help="block: re-encode the matched chunk of the N best passages."),
+                                                 help="block: re-encode the matched chunk of the N best passages (default 1; 0: off)."),
     mode: Optional[str] = typer.Option(None, help="Retrieval: hybrid (default), dense, multihead or bm25."),
     max_new_tokens: Optional[int] = typer.Option(None, help="Longest answer, in tokens."),
     reader: Optional[str] = typer.Option(None, help="Reader LLM: packaged name, HF id, local dir or .gguf."),

@@ -55,13 +55,14 @@ class ResultsDB:
         self.close()
 
     # --- the run ---------------------------------------------------------------------------------
-    def claim(self, fingerprint: str, described: str) -> None:
-        """Bind the file to one configuration: results scored under other settings would not compare."""
+    def claim(self, fingerprints: list[str], described: str) -> None:
+        """Bind the file to one configuration: results scored under other settings would not compare. A new
+        file takes the first fingerprint; an existing one must hold any of them (EvalConfig.fingerprints)."""
         row = self.db.execute("SELECT value FROM meta WHERE key='fingerprint'").fetchone()
         if row is None:
             with self.db:
-                self.db.execute("INSERT INTO meta VALUES ('fingerprint', ?), ('settings', ?)", (fingerprint, described))
-        elif row[0] != fingerprint:
+                self.db.execute("INSERT INTO meta VALUES ('fingerprint', ?), ('settings', ?)", (fingerprints[0], described))
+        elif row[0] not in fingerprints:
             raise LongdocError(f"{self.path} holds results made with other settings, seed or retrieval cut-offs "
                                f"({self.meta('settings')}); write to a new results file, or delete this one")
 

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import itertools
 import json
 import tomllib
 from dataclasses import dataclass, field
@@ -44,6 +45,9 @@ _KEYS = {"": {"name", "seed", "limit", "datasets", "workdir", "retrieval", "qa",
 # Settings added after results files were first written, with the value that leaves every answer as it
 # was: at that value they stay out of the fingerprint, so those results files still resume.
 SETTINGS_ADDED_OFF = [("answer.reencode_focus", 0), ("parse_timeout_s", 120.0)]
+# Block-Attention's recoveries are set per backend by its name (block-r1-e16-f1), whatever the settings
+# say, so their settings are hashed at these values.
+BACKEND_SETTINGS = {"recompute_top": 0, "reencode_first": 0, "reencode_focus": 0}
 
 
 @dataclass(frozen=True)
@@ -77,12 +81,30 @@ class EvalConfig:
 
     def fingerprint(self) -> str:
         """What a stored result depends on beyond its own cell: a results file holds one fingerprint."""
+        return self.fingerprints()[0]
+
+    def fingerprints(self) -> list[str]:
+        """This config's fingerprint, then the ones results files written with the same answers carry: each
+        setting added later, at its off value, was hashed in files made after it came and before it was
+        listed in SETTINGS_ADDED_OFF."""
         settings = dataclasses.asdict(self.settings)
+        settings["answer"].update(BACKEND_SETTINGS)
+        at_off = []
         for name, off in SETTINGS_ADDED_OFF:
             *table, key = name.split(".")
             where = settings[table[0]] if table else settings
             if where.get(key) == off:
+                at_off.append((where, key, where.pop(key)))
+        found = [self._hash(settings)]
+        for kept in itertools.chain.from_iterable(itertools.combinations(at_off, n) for n in range(1, len(at_off) + 1)):
+            for where, key, value in kept:
+                where[key] = value
+            found.append(self._hash(settings))
+            for where, key, _ in kept:
                 del where[key]
+        return found
+
+    def _hash(self, settings: dict) -> str:
         basis = {"settings": settings, "seed": self.seed, "retrieval_k": sorted(self.ks)}
         return hashlib.sha256(json.dumps(basis, sort_keys=True).encode()).hexdigest()[:16]
 

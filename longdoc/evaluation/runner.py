@@ -43,7 +43,7 @@ def run_eval(config: EvalConfig, results: str | Path, argv: list[str] | None = N
     seed_everything(config.seed)
     with ResultsDB(results) as db:
         settings = dataclasses.asdict(config.settings)
-        db.claim(config.fingerprint(), f"reader {settings['reader']}, embedder {settings['embedder']}, "
+        db.claim(config.fingerprints(), f"reader {settings['reader']}, embedder {settings['embedder']}, "
                                        f"seed {config.seed}, retrieval k {list(config.ks)}")
         run_id = db.start_run(run_record(argv or ["longdoc", "eval", "run"]), dataclasses.asdict(config))
         counts = {"run_id": run_id, "scored": 0, "skipped": 0}

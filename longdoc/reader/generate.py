@@ -55,7 +55,7 @@ def generate(reader: ReaderModel, cache, input_ids: list[int], start: int, max_n
     steps = 0
     with record_attention_mass(recorder):
         for _ in range(max_new_tokens):
-            if not tokens and stale[1]:
+            if steps == 0 and stale[1]:  # the prefill, with the re-encoded positions
                 logits = reencode(model, cache, *stale, feed=input_ids, start=start, recorder=recorder).logits
             else:
                 positions = torch.arange(position, position + ids.shape[1], device=device).unsqueeze(0)
