@@ -30,9 +30,8 @@ def maxsim_scores(embedder, query: str, passages: list[str]) -> list[float]:
     model = embedder.model
 
     def token_embeddings(texts):
-        features = model.preprocess(texts)
-        out = model({k: v for k, v in features.items()})
-        emb = torch.nn.functional.normalize(out["token_embeddings"], dim=-1)
+        features = model.tokenize(texts)
+        emb = torch.nn.functional.normalize(model.model(**features).last_hidden_state, dim=-1)
         return emb, features["attention_mask"].bool()
 
     q, qmask = token_embeddings([query])

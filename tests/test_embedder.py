@@ -36,12 +36,29 @@ def test_head_vectors_equal_attention_probabilities_times_values(embedder):
 
 @pytest.mark.slow
 def test_dense_vectors_match_sentence_transformers_encode(embedder):
-    dense, _ = embedder.encode(TEXTS)
-    reference = embedder.model.encode(TEXTS, convert_to_numpy=True)
+    """longdoc runs the saved modules through transformers alone: the package it replaces is the reference."""
+    from sentence_transformers import SentenceTransformer
+
+    dense, _ = embedder.encode(TEXTS + ["  " + TEXTS[1] * 40])  # stripped, and truncated at 256 tokens
+    reference = SentenceTransformer(embedder.source, device="cpu").encode(TEXTS + ["  " + TEXTS[1] * 40])
     np.testing.assert_allclose(dense, reference, atol=1e-5)
     # Input order is kept although batches are length-sorted.
     one_by_one = np.stack([embedder.encode([t])[0][0] for t in TEXTS])
-    np.testing.assert_allclose(dense, one_by_one, atol=1e-5)
+    np.testing.assert_allclose(dense[:len(TEXTS)], one_by_one, atol=1e-5)
+
+
+@pytest.mark.slow
+def test_loading_the_embedder_does_not_import_sentence_transformers():
+    """Its import alone costs ~300 MB of RSS and seconds of start-up for every index and search."""
+    import subprocess
+    import sys
+
+    code = ("import sys; from longdoc.indexing.embedder import MultiHeadEmbedder; e = MultiHeadEmbedder('default', 'cpu'); "
+            "e.encode(['x']); print(sorted(m for m in sys.modules if m.split('.')[0] in "
+            "('sentence_transformers', 'sklearn', 'pandas')))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[]"
 
 
 def test_head_weights_hand_computed():
@@ -57,3 +74,51 @@ def test_head_weights_hand_computed():
 def test_head_weights_opposite_vectors_have_distance_two():
     heads = np.array([[[1.0, 0.0]], [[-3.0, 0.0]]], np.float32)  # norms 1 and 3, cosine -1
     np.testing.assert_allclose(head_weights(heads), [2.0 * 2.0], atol=1e-6)
+
+
+def _variant(tmp_path, embedder, modules=None, pooling=None):
+    """The packaged embedder's files in a new directory (weights linked), with its module list or pooling
+    config changed."""
+    import json
+    import shutil
+    from pathlib import Path
+
+    src, dst = Path(embedder.source), tmp_path / "variant"
+    shutil.copytree(src, dst, ignore=shutil.ignore_patterns("*.safetensors"))
+    (dst / "model.safetensors").symlink_to(src / "model.safetensors")
+    if modules is not None:
+        (dst / "modules.json").write_text(json.dumps(modules))
+    if pooling is not None:
+        config = json.loads((dst / "1_Pooling" / "config.json").read_text())
+        config.update({f"pooling_mode_{m}": False for m in ("cls_token", "mean_tokens", "max_tokens", "mean_sqrt_len_tokens")})
+        config[f"pooling_mode_{pooling}"] = True
+        (dst / "1_Pooling" / "config.json").write_text(json.dumps(config))
+    return str(dst)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("pooling", ["cls_token", "max_tokens", "mean_sqrt_len_tokens"])
+def test_other_poolings_and_no_normalize_match_sentence_transformers(tmp_path, embedder, pooling):
+    from sentence_transformers import SentenceTransformer
+
+    from longdoc.models.sentence_encoder import SentenceEncoder
+
+    modules = [{"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"},
+               {"idx": 1, "name": "1", "path": "1_Pooling", "type": "sentence_transformers.models.Pooling"}]
+    path = _variant(tmp_path, embedder, modules, pooling)
+    encoder = SentenceEncoder(path, "cpu")
+    ours = encoder(encoder.tokenize(TEXTS)).numpy()
+    reference = SentenceTransformer(path, device="cpu").encode(TEXTS)
+    np.testing.assert_allclose(ours, reference, atol=1e-4, rtol=1e-4)
+    assert abs(np.linalg.norm(ours[0]) - 1) > 1e-3  # not normalised without the Normalize module
+
+
+def test_an_embedder_with_modules_longdoc_does_not_run_is_refused_in_one_line(tmp_path, embedder):
+    from longdoc.errors import ModelError
+    from longdoc.models.sentence_encoder import SentenceEncoder
+
+    modules = [{"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"},
+               {"idx": 1, "name": "1", "path": "1_Pooling", "type": "sentence_transformers.models.Pooling"},
+               {"idx": 2, "name": "2", "path": "2_Dense", "type": "sentence_transformers.models.Dense"}]
+    with pytest.raises(ModelError, match=r"modules \['Transformer', 'Pooling', 'Dense'\] are not supported.*Dense"):
+        SentenceEncoder(_variant(tmp_path, embedder, modules), "cpu")

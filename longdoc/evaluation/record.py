@@ -11,12 +11,17 @@ from pathlib import Path
 def run_record(argv: list[str]) -> dict:
     import torch
 
+    from importlib import metadata
+
     versions = {}
     for name in ("longdoc", "torch", "transformers", "sentence_transformers", "faiss", "numpy"):
-        try:
-            versions[name] = __import__(name).__version__
-        except Exception:  # noqa: BLE001 - an absent package is recorded as None
-            versions[name] = None
+        try:  # the installed distribution's version: importing sentence-transformers alone costs ~300 MB
+            versions[name] = metadata.version(name.replace("_", "-"))
+        except metadata.PackageNotFoundError:
+            try:
+                versions[name] = __import__(name).__version__
+            except Exception:  # noqa: BLE001 - an absent package is recorded as None
+                versions[name] = None
     try:
         commit = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
                                 cwd=Path(__file__).parent).stdout.strip() or None

@@ -1,4 +1,5 @@
-"""Chunk embeddings plus MRAG multi-head vectors from one forward pass of a sentence-transformer.
+"""Chunk embeddings plus MRAG multi-head vectors from one forward pass of a sentence-transformer
+(run through transformers: models/sentence_encoder.py).
 
 A forward pre-hook on the last layer's attention output projection sees the concatenated heads'
 attention outputs (B, T, H*d) before they are mixed. Reshaped to (B, T, H, d) and mask-mean-pooled
@@ -43,12 +44,12 @@ class MultiHeadEmbedder:
         self.source = embedder_source(name)
         self.model = load_embedder_model(name, device)
         self.batch_size = batch_size
-        backbone = self.model[0].auto_model
+        backbone = self.model.model
         self.heads = int(backbone.config.num_attention_heads)
         self.head_dim = int(backbone.config.hidden_size) // self.heads
-        self.dim = int(self.model.get_embedding_dimension())
+        self.dim = self.model.dim
         self.tokenizer = self.model.tokenizer
-        self.max_tokens = int(self.model.max_seq_length)
+        self.max_tokens = self.model.max_seq_length
         self._captured: list[torch.Tensor] = []
         self._lock = threading.Lock()
         _find_attn_out(backbone).register_forward_pre_hook(lambda _m, args: self._captured.append(args[0]))
@@ -67,17 +68,16 @@ class MultiHeadEmbedder:
             return self._encode_batch_locked(texts)
 
     def _encode_batch_locked(self, texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
-        features = self.model.preprocess(texts)
-        features = {k: (v.to(self.model.device) if torch.is_tensor(v) else v) for k, v in features.items()}
+        features = self.model.tokenize(texts)
         self._captured.clear()
-        out = self.model(features)
+        dense = self.model(features)
         if len(self._captured) != 1:
             raise ModelError(f"expected one pass through the last attention layer, saw {len(self._captured)}")
         ctx = self._captured.pop()  # (B, T, H*d)
         mask = features["attention_mask"].to(ctx.dtype).unsqueeze(-1)  # (B, T, 1)
         pooled = (ctx * mask).sum(1) / mask.sum(1).clamp(min=1)  # (B, H*d)
         heads = pooled.view(len(texts), self.heads, self.head_dim)
-        return out["sentence_embedding"].float().cpu().numpy(), heads.float().cpu().numpy()
+        return dense.float().cpu().numpy(), heads.float().cpu().numpy()
 
     def encode(self, texts: list[str], on_batch: Callable[[int], None] | None = None) -> tuple[np.ndarray, np.ndarray]:
         """(dense (N, D) float32, heads (N, H, d) float32) in input order. Batches are length-sorted."""

@@ -27,13 +27,12 @@ def pick_device(device: str = "auto") -> str:
 
 
 def load_embedder_model(name: str, device: str = "auto"):
-    from sentence_transformers import SentenceTransformer
-    from transformers.utils import logging as hf_logging
+    """A SentenceEncoder (sentence_encoder.py) for `name`."""
+    from .sentence_encoder import SentenceEncoder
 
     source = embedder_source(name)
-    hf_logging.disable_progress_bar()
     try:
-        return SentenceTransformer(source, device=pick_device(device))
+        return SentenceEncoder(source, pick_device(device))
     except OSError as e:
         raise ModelError(
             f"cannot load embedder {name!r} from {source}: {e}. Without network, use a local directory "
