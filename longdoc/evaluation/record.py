@@ -15,7 +15,7 @@ def run_record(argv: list[str]) -> dict:
 
     versions = {}
     for name in ("longdoc", "torch", "transformers", "sentence_transformers", "faiss", "numpy"):
-        try:  # the installed distribution's version: importing sentence-transformers alone costs ~300 MB
+        try:  # the installed distribution's version, without importing it (sentence-transformers is heavy)
             versions[name] = metadata.version(name.replace("_", "-"))
         except metadata.PackageNotFoundError:
             try:

@@ -2,8 +2,9 @@
 
 Nearly every retrieval embedder is saved as a Transformer module, then Pooling, then optionally Normalize
 (its modules.json). Running those three here gives the same vectors as the sentence-transformers
-package without importing it: that import alone costs ~300 MB of RSS and seconds at start-up
-(scikit-learn, scipy, pandas and PIL come with it), which every `index` and `search` paid."""
+package without importing it (it brings scikit-learn and pandas): loading the packaged MiniLM and
+encoding one text takes 528 MB and 4.4-4.9 s here against 643 MB and 6.1-6.4 s through the package,
+paid by every `index` and `search`."""
 from __future__ import annotations
 
 import json
