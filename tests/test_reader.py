@@ -243,3 +243,16 @@ def test_answers_come_out_clean():
     assert stable_prefix("The answer") == ""
     assert not _line_ended(".. code-block:: python\nsorted(")
     assert _line_ended(".. code-block:: python\nsorted(xs)\nMore")
+
+
+def test_the_reader_imports_without_faiss_or_sqlite_utils():
+    """A GPU box that times the reader (bench/gpu_reader.py) has torch and transformers, not the index's
+    dependencies."""
+    import subprocess
+    import sys
+
+    code = ("import sys; sys.modules.update(faiss=None, sqlite_utils=None); "
+            "from longdoc.reader.reader import Reader; from longdoc.retrieval.hit import Hit; "
+            "from longdoc.attention import register; print('ok')")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.stdout.strip() == "ok", out.stderr[-2000:]
