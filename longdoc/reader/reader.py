@@ -11,7 +11,7 @@ import torch
 
 from ..attention.block import KVBlock, stitch_cache
 from ..attention.ape import ApeSpec, use_ape
-from ..attention.recompute import first_tokens
+from ..attention.recompute import first_tokens, reencode
 from ..attention.memory import PartCache, build_memory, part_key, use_memory
 from ..config import SPARSE_ATTENTIONS, ReaderSettings, check_attention
 from ..storage.kvstore import KVStore
@@ -86,7 +86,10 @@ class Reader:
             cache, feed, start, stale = self._stitched(prompt, recompute_top, reencode_first, reencode_focus)
         scoped = use_memory(memory) if memory is not None else contextlib.nullcontext()
         if attention == "block" and (self.settings.ape_temperature, self.settings.ape_scale) != (1.0, 1.0):
-            # APE over the passages, wherever they were encoded (cached, re-encoded or prefilled)
+            # APE over the passages, wherever they were encoded (cached, re-encoded or prefilled). It finds
+            # them by cache position, so re-encoded keys go back in place before the question's pass.
+            reencode(self.model.model, cache, *stale)
+            stale = ([], [])
             scoped = use_ape(ApeSpec(len(prompt.prefix), len(prompt.prefix) + sum(map(len, prompt.blocks)),
                                      self.settings.ape_temperature, self.settings.ape_scale))
         with scoped:
