@@ -4,6 +4,7 @@ The public names load lazily, so `import longdoc.attention` (say, on a GPU box w
 neither the index nor its storage."""
 from .config import Settings, load_settings
 from .errors import IndexLockedError, IndexMismatchError, IndexNotFoundError, LongdocError, SkippedFile, StorageError
+from .lazy import lazy_names
 
 __version__ = "0.1.0"
 _LAZY = {"Index": ".index", "open_index": ".index", "IndexReport": ".indexing.pipeline",
@@ -11,10 +12,4 @@ _LAZY = {"Index": ".index", "open_index": ".index", "IndexReport": ".indexing.pi
 __all__ = ["Hit", "Index", "IndexLockedError", "IndexMismatchError", "IndexNotFoundError", "IndexReport",
            "LongdocError", "Settings", "SkippedFile", "StorageError", "index_paths", "load_settings", "open_index", "read"]
 
-
-def __getattr__(name: str):
-    if name in _LAZY:
-        import importlib
-
-        return getattr(importlib.import_module(_LAZY[name], __name__), name)
-    raise AttributeError(f"module 'longdoc' has no attribute {name!r}")
+__getattr__ = lazy_names(__name__, _LAZY)
