@@ -40,6 +40,7 @@ def measure(text: Path, index: Path) -> dict:
     t0 = time.perf_counter()
     proc = psutil.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     peak_tree = peak_main = 0
+    timeline = []  # (seconds, indexer MB, whole tree MB), one sample a second kept for the plot
     while proc.poll() is None:
         try:
             main = proc.memory_info().rss
@@ -47,6 +48,9 @@ def measure(text: Path, index: Path) -> dict:
         except psutil.Error:
             continue
         peak_main, peak_tree = max(peak_main, main), max(peak_tree, tree)
+        now = time.perf_counter() - t0
+        if not timeline or now - timeline[-1][0] >= 1.0:
+            timeline.append((round(now, 1), round(main / 2**20), round(tree / 2**20)))
         time.sleep(0.05)
     out = proc.stdout.read()
     assert proc.returncode == 0, out
@@ -55,7 +59,29 @@ def measure(text: Path, index: Path) -> dict:
     report = json.loads(out)
     return {"seconds": round(time.perf_counter() - t0, 1), "chunks": report["chunks_embedded"],
             "peak_tree_mb": round(peak_tree / 2**20), "peak_indexer_mb": round(peak_main / 2**20),
-            "timings": report["timings"]}
+            "timings": report["timings"], "timeline": timeline}
+
+
+def plot(rows: list[dict], path: Path) -> None:
+    """RSS over time per file size: the indexer and the whole tree (with the parse child)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(9, 4.5))
+    for row, colour in zip(rows, plt.rcParams["axes.prop_cycle"].by_key()["color"]):
+        t, main, tree = zip(*row["timeline"]) if row["timeline"] else ((), (), ())
+        ax.plot(t, tree, color=colour, label=f"{row['file_mb']:g} MiB: indexer + parse child")
+        ax.plot(t, main, color=colour, linestyle="--", label=f"{row['file_mb']:g} MiB: indexer")
+    ax.axhline(1536, color="black", linewidth=0.8, linestyle=":", label="goal, 1.5 GB")
+    ax.set_xlabel("seconds since `longdoc index` started")
+    ax.set_ylabel("RSS, MB")
+    ax.set_title("Peak memory of `longdoc index` on one large text file")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
 
 
 def main() -> None:
@@ -77,7 +103,8 @@ def main() -> None:
                   f"{base['file_mb']:g} MiB file's)", flush=True)
     path = write_result("ingest_memory", {"goal": "peak RSS <= 1536 MB for one file up to max_file_mb (64)",
                                           "baseline": f"{sizes[0]:g} MiB file, same run", "rows": rows})
-    print(f"wrote {path}")
+    plot(rows, path.with_suffix(".png"))
+    print(f"wrote {path} and {path.with_suffix('.png')}")
 
 
 if __name__ == "__main__":

@@ -89,9 +89,7 @@ def test_vector_store_syncs_by_id_difference_and_survives_reload(tmp_path):
     cat = Catalog.open(tmp_path, create=True)
     dense_a, heads_a = _put(cat, "/a.txt", 4, 0)
     _put(cat, "/b.txt", 3, 1)
-    store = VectorStore(tmp_path, DIM, HEADS, HD).load()
-    assert store.sync(cat) == (7, 0)
-    store.save()
+    assert VectorStore(tmp_path, DIM, HEADS, HD).refresh(cat) == (7, 0)
     with cat.transaction():
         cat.remove_document("/b.txt")
     reloaded = VectorStore(tmp_path, DIM, HEADS, HD).load()
@@ -106,13 +104,6 @@ def test_vector_store_syncs_by_id_difference_and_survives_reload(tmp_path):
         assert ids[0, 0] == cat.vector_ids()[1]
 
 
-def _saved_store(tmp_path, cat):
-    store = VectorStore(tmp_path, DIM, HEADS, HD).load()
-    store.sync(cat)
-    store.save()
-    return store
-
-
 def _same_as_catalog(store, cat) -> bool:
     want = sorted(cat.vector_ids().tolist())
     return all(sorted(faiss.vector_to_array(ix.id_map).tolist()) == want for ix in [store.dense, *store.heads])
@@ -122,7 +113,7 @@ def _same_as_catalog(store, cat) -> bool:
 def test_a_damaged_vector_file_alone_is_rebuilt_from_the_catalog(tmp_path, damage):
     cat = Catalog.open(tmp_path, create=True)
     dense, heads = _put(cat, "/a.txt", 4, 0)
-    _saved_store(tmp_path, cat)
+    VectorStore(tmp_path, DIM, HEADS, HD).refresh(cat)
     path = tmp_path / "vectors" / "head-01.faiss"
     data = bytearray(path.read_bytes())
     if damage == "garbage":
@@ -154,14 +145,13 @@ def test_a_save_cut_short_leaves_files_the_next_open_repairs(tmp_path):
     the later head files are still the previous save's. Each file is brought to the catalog."""
     cat = Catalog.open(tmp_path, create=True)
     _put(cat, "/a.txt", 4, 0)
-    store = _saved_store(tmp_path, cat)
+    VectorStore(tmp_path, DIM, HEADS, HD).refresh(cat)
     folder = tmp_path / "vectors"
     before = {p.name: p.read_bytes() for p in folder.iterdir()}
     with cat.transaction():
         cat.remove_document("/a.txt")
     _put(cat, "/b.txt", 3, 1)
-    store.sync(cat)
-    store.save()
+    VectorStore(tmp_path, DIM, HEADS, HD).refresh(cat)
     for name in ["head-01.faiss", "head-02.faiss", "manifest.json"]:  # what the kill never reached
         (folder / name).write_bytes(before[name])
     reopened = VectorStore(tmp_path, DIM, HEADS, HD).load()
@@ -169,9 +159,32 @@ def test_a_save_cut_short_leaves_files_the_next_open_repairs(tmp_path):
     assert reopened.heads[1].ntotal == 4 and reopened.dense.ntotal == 0  # old, and dropped (newer than the manifest)
     reopened.sync(cat)
     assert _same_as_catalog(reopened, cat) and reopened.size == 3
-    reopened.save()
+    writer = VectorStore(tmp_path, DIM, HEADS, HD)
+    assert writer.refresh(cat) == (3, 4)
+    assert sorted(line.split(":")[0] for line in writer.checks) == ["dense.faiss", "head-00.faiss"]
     again = VectorStore(tmp_path, DIM, HEADS, HD).load()
     assert again.checks == [] and again.generation == cat.generation and _same_as_catalog(again, cat)
+
+
+def test_refresh_rewrites_only_the_files_that_are_damaged_or_behind(tmp_path):
+    """The writer's refresh reads, patches and writes a group of files at a time; a sound file in step
+    with the catalog keeps its bytes and its inode (it is not rewritten)."""
+    cat = Catalog.open(tmp_path, create=True)
+    _put(cat, "/a.txt", 4, 0)
+    assert VectorStore(tmp_path, DIM, HEADS, HD).refresh(cat) == (4, 0)
+    folder = tmp_path / "vectors"
+    before = {p.name: (p.read_bytes(), p.stat().st_ino) for p in folder.glob("*.faiss")}
+    (folder / "head-02.faiss").write_bytes(b"garbage")
+    writer = VectorStore(tmp_path, DIM, HEADS, HD)
+    assert writer.refresh(cat) == (4, 0)  # head 2's four vectors, again
+    assert writer.checks == ["head-02.faiss: contents differ from the manifest's checksum; rebuilt from the catalog"]
+    after = {p.name: (p.read_bytes(), p.stat().st_ino) for p in folder.glob("*.faiss")}
+    assert after == before or {n for n in after if after[n] != before[n]} == {"head-02.faiss"}
+    assert after["head-02.faiss"][0] == before["head-02.faiss"][0]  # rebuilt to the same bytes
+    _put(cat, "/b.txt", 2, 1)
+    assert VectorStore(tmp_path, DIM, HEADS, HD).refresh(cat) == (2, 0)
+    reopened = VectorStore(tmp_path, DIM, HEADS, HD).load()
+    assert reopened.checks == [] and reopened.generation == cat.generation and _same_as_catalog(reopened, cat)
 
 
 def test_ivf_search_past_the_threshold_finds_the_same_neighbours(tmp_path):

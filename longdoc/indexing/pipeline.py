@@ -100,15 +100,22 @@ class _Indexer:
         self.encode = encode
         self.progress = progress
         self.chunker = Chunker(embedder.tokenizer, settings.chunk)
-        self.vectors = VectorStore(catalog.index_dir, embedder.dim, embedder.heads, embedder.head_dim).load()
+        # Not kept in memory: each flush reads, patches and writes the files a group at a time.
+        self.vectors = VectorStore(catalog.index_dir, embedder.dim, embedder.heads, embedder.head_dim)
         self.pending: list[_Pending] = []
         self.since_flush = 0
 
     def embed_and_commit(self, report: IndexReport, embed_task) -> None:
-        """Embed the pending documents' chunks, at most commit_chunks at a time (a huge file's vectors are
-        never all in memory), and store them in one transaction: every document whole, or none."""
+        """Embed and store the pending documents, then sync the vector files every flush_every_docs."""
         if not self.pending:
             return
+        self._store(report, embed_task)  # its locals (every chunk of a huge file) go before the vectors come in
+        if self.since_flush >= self.settings.flush_every_docs:
+            self.flush_vectors(report)
+
+    def _store(self, report: IndexReport, embed_task) -> None:
+        """Embed the pending documents' chunks, at most commit_chunks at a time (a huge file's vectors are
+        never all in memory), and store them in one transaction: every document whole, or none."""
         rows = [(n, c) for n, p in enumerate(self.pending) for c in p.chunks]  # (which document, chunk)
         step = self.settings.commit_chunks
         embed_s = 0.0
@@ -134,17 +141,13 @@ class _Indexer:
         report.chunks_embedded += len(rows)
         self.since_flush += len(self.pending)
         self.pending = []
-        if self.since_flush >= self.settings.flush_every_docs:
-            self.flush_vectors(report)
 
     def flush_vectors(self, report: IndexReport) -> None:
         t0 = time.perf_counter()
-        self.vectors.sync(self.catalog)
         sample = self.catalog.head_sample(2000, self.embedder.heads, self.embedder.head_dim)
         with self.catalog.transaction():
             self.catalog.set_meta("head_weights", head_weights(sample).tolist())
-        self.vectors.generation = self.catalog.generation  # the weights write bumped it; vectors unchanged
-        self.vectors.save()
+        self.vectors.refresh(self.catalog)
         self.since_flush = 0
         report.timings["vectors"] += time.perf_counter() - t0
 
@@ -223,18 +226,7 @@ def _run(catalog, settings, embedder, roots, prune, console, show_progress, star
         indexer = _Indexer(catalog, settings, embedder, progress, engine.encoder(embedder, settings))
         prepared = engine.prepare(files, known, indexer.chunker, max_bytes, settings.parse_timeout_s,
                               lambda: progress.advance(file_task))
-        for path, outcome, timings in prepared:
-            for stage, seconds in timings.items():
-                report.timings[stage] += seconds
-            if isinstance(outcome, SkippedFile):
-                skip(outcome.path, outcome.reason)
-            elif outcome is None:
-                report.unchanged += 1
-            else:
-                indexer.pending.append(outcome)
-                if sum(len(p.chunks) for p in indexer.pending) >= settings.commit_chunks:
-                    indexer.embed_and_commit(report, embed_task)
-        indexer.embed_and_commit(report, embed_task)
+        _ingest(prepared, indexer, report, skip, embed_task)
         if prune:
             present = set(files)
             gone = [p for p in known if under_roots(p, roots) and p not in present]
@@ -246,6 +238,23 @@ def _run(catalog, settings, embedder, roots, prune, console, show_progress, star
     report.seconds = round(time.perf_counter() - started, 3)
     catalog.finish_run(report.run_id, report.as_dict())
     return report
+
+
+def _ingest(prepared, indexer: _Indexer, report: IndexReport, skip, embed_task) -> None:
+    """Embed and commit every prepared file, a batch of commit_chunks at a time. A function of its own so
+    that the last file's chunks are not held (by the loop's names) while the vector files are synced."""
+    for _, outcome, timings in prepared:
+        for stage, seconds in timings.items():
+            report.timings[stage] += seconds
+        if isinstance(outcome, SkippedFile):
+            skip(outcome.path, outcome.reason)
+        elif outcome is None:
+            report.unchanged += 1
+        else:
+            indexer.pending.append(outcome)
+            if sum(len(p.chunks) for p in indexer.pending) >= indexer.settings.commit_chunks:
+                indexer.embed_and_commit(report, embed_task)
+    indexer.embed_and_commit(report, embed_task)
 
 
 def remove_documents(index_dir: str | Path, paths: list[str]) -> list[str]:
@@ -279,12 +288,10 @@ def repair_vectors(index_dir: str | Path) -> list[str]:
 
 
 def _rewrite_vectors(catalog: Catalog) -> list[str]:
-    """Load the saved vector files (checked against the manifest), bring them to the catalog and save
-    them; returns what the check found. Call holding the write lock."""
+    """Bring the saved vector files (checked against the manifest) to the catalog and write them;
+    returns what the check found. Call holding the write lock."""
     store = VectorStore.for_manifest(catalog.index_dir, catalog.get_meta("manifest") or {})
     if store is None:
         return []
-    store.load()
-    store.sync(catalog)
-    store.save()
+    store.refresh(catalog)
     return store.checks

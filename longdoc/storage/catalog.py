@@ -185,6 +185,7 @@ class Catalog:
         return np.fromiter((r[0] for r in self.db.conn.execute("SELECT chunk_id FROM vectors ORDER BY chunk_id")), np.int64)
 
     def vectors(self, ids: np.ndarray, dim: int, heads: int, head_dim: int) -> tuple[np.ndarray, np.ndarray]:
+        """(dense (n, dim), heads (n, heads, head_dim)) for these chunk ids; dim or heads 0 skips that part."""
         dense = np.zeros((len(ids), dim), np.float32)
         head = np.zeros((len(ids), heads, head_dim), np.float32)
         pos = {int(i): n for n, i in enumerate(ids)}
@@ -194,7 +195,8 @@ class Catalog:
                     f"SELECT chunk_id, dense, heads FROM vectors WHERE chunk_id IN ({','.join('?' * len(part))})", part):
                 if dim:
                     dense[pos[cid]] = np.frombuffer(d, np.float32)
-                head[pos[cid]] = np.frombuffer(h, np.float32).reshape(heads, head_dim)
+                if heads:
+                    head[pos[cid]] = np.frombuffer(h, np.float32).reshape(heads, head_dim)
         return dense, head
 
     def head_sample(self, n: int, heads: int, head_dim: int, seed: int = 0) -> np.ndarray:
