@@ -1,5 +1,6 @@
 """Incremental indexing with the real embedder over real files."""
 import os
+import pickle
 import shutil
 import signal
 import subprocess
@@ -265,3 +266,29 @@ def test_a_script_without_a_main_guard_indexes_once(tmp_path, corpus):
     assert run.returncode == 0, run.stderr[-2000:]
     assert run.stdout.split() == [str(len(list(corpus.iterdir()))), "0"]
     assert marker.read_text() == "ran\n"
+
+
+def test_a_big_file_comes_back_as_its_text_once_and_its_parse_child_is_then_retired(tmp_path, embedder):
+    """A 9 MB text: its chunks come back from the child as offsets into the document's text, which is
+    pickled once. The child that parsed it is ended (it would keep the memory the file took beside the
+    indexer), and the next file starts a fresh one."""
+    big = tmp_path / "big.txt"
+    paragraph = (FIXTURES / "fog_signals.txt").read_text()
+    big.write_text("\n\n".join(f"{i}. {paragraph}" for i in range(9 * 2**20 // len(paragraph))))
+    small = FIXTURES / "fog_signals.txt"
+    worker = ParseWorker(Chunker(embedder.tokenizer, Settings().chunk), timeout_s=120)
+    try:
+        worker.parse(str(small), small.read_bytes())
+        assert worker._proc is not None  # a small file keeps its child
+        doc, chunks = worker.parse(str(big), big.read_bytes())
+        assert worker._proc is None
+        # The text once (twice would be ~19 MB), and a few integers per chunk.
+        assert len(chunks) > 10_000 and len(pickle.dumps((doc, chunks))) < big.stat().st_size + 64 * len(chunks)
+        for i in (0, len(chunks) // 2, -1):
+            c = chunks[i]
+            assert c.text == doc.text[c.char_start:c.char_end] and c.ordinal == i % len(chunks)
+        assert chunks[:2] == [chunks[0], chunks[1]]
+        worker.parse(str(small), small.read_bytes())
+        assert worker._proc is not None
+    finally:
+        worker.close()

@@ -21,6 +21,10 @@ from .chunking import Chunker
 from .loaders import load_document
 
 _START_TIMEOUT_S = 120
+# A child keeps the memory a big file took (CPython seldom hands freed memory back to the system), and
+# it lives beside the indexer while that embeds and writes vectors; after a file this large it is ended,
+# and the next file starts a fresh one (about a second).
+_RETIRE_AFTER_BYTES = 8 * 2**20
 
 
 def load_and_chunk(path: str, data: bytes, chunker: Chunker):
@@ -77,6 +81,8 @@ class ParseWorker:
             code = self._proc.wait() if self._proc is not None else None
             self.close()
             raise SkippedFile(path, f"its parser crashed (exit code {code}); skipped") from None
+        if len(data) > _RETIRE_AFTER_BYTES:
+            self.close()
         if not ok:
             raise value
         return value

@@ -115,15 +115,15 @@ class _Indexer:
 
     def _store(self, report: IndexReport, embed_task) -> None:
         """Embed the pending documents' chunks, at most commit_chunks at a time (a huge file's vectors are
-        never all in memory), and store them in one transaction: every document whole, or none."""
-        rows = [(n, c) for n, p in enumerate(self.pending) for c in p.chunks]  # (which document, chunk)
+        never all in memory, nor its chunks as objects), and store them in one transaction: every
+        document whole, or none."""
+        rows = ((n, c) for n, p in enumerate(self.pending) for c in p.chunks)  # (which document, chunk)
         step = self.settings.commit_chunks
         embed_s = 0.0
         t0 = time.perf_counter()
         with self.catalog.transaction():
             doc_ids = [self.catalog.put_document(p.doc, p.sha256, p.stat, len(p.chunks)) for p in self.pending]
-            for start in range(0, len(rows), step):
-                part = rows[start:start + step]
+            while part := list(itertools.islice(rows, step)):
                 t = time.perf_counter()
                 dense, heads = self.encode([c.text for _, c in part], on_batch=lambda n: self.progress.advance(embed_task, n))
                 embed_s += time.perf_counter() - t
@@ -138,7 +138,7 @@ class _Indexer:
             report.added += not p.is_update
         report.timings["embed"] += embed_s
         report.timings["commit"] += time.perf_counter() - t0 - embed_s
-        report.chunks_embedded += len(rows)
+        report.chunks_embedded += sum(len(p.chunks) for p in self.pending)
         self.since_flush += len(self.pending)
         self.pending = []
 
