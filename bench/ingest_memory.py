@@ -32,7 +32,9 @@ def make_text(path: Path, megabytes: float) -> None:
         parts.append(part)
         size += len(part.encode("utf-8"))
         n += 1
-    path.write_text("".join(parts)[:target], encoding="utf-8")
+    # Cut at `target` bytes, not characters (the essays have curly quotes): a file even a few bytes over
+    # max_file_mb would be skipped. A character the cut splits is dropped.
+    path.write_bytes("".join(parts).encode("utf-8")[:target].decode("utf-8", errors="ignore").encode("utf-8"))
 
 
 def measure(text: Path, index: Path) -> dict:
@@ -57,6 +59,7 @@ def measure(text: Path, index: Path) -> dict:
     import json
 
     report = json.loads(out)
+    assert report["skipped"] == 0 and report["chunks_embedded"] > 0, report["skipped_files"]
     return {"seconds": round(time.perf_counter() - t0, 1), "chunks": report["chunks_embedded"],
             "peak_tree_mb": round(peak_tree / 2**20), "peak_indexer_mb": round(peak_main / 2**20),
             "timings": report["timings"], "timeline": timeline}

@@ -60,8 +60,9 @@ class Chunks(Sequence):
     def __getitem__(self, i):
         if isinstance(i, slice):
             return [self[j] for j in range(*i.indices(len(self)))]
-        if i < 0:
-            i += len(self)
+        i = i + len(self) if i < 0 else i
+        if not 0 <= i < len(self):
+            raise IndexError("chunk index out of range")
         start, end, tokens, section, page_start, page_end = (self._columns[name][i] for name in self._COLUMNS)
         return Chunk(ordinal=i, text=self.text[start:end], char_start=start, char_end=end, token_count=tokens,
                      section=self.sections[section], page_start=None if page_start < 0 else page_start,
