@@ -22,6 +22,7 @@ from .files import atomic_file, atomic_write, writing
 
 VECTORS_DIR = "vectors"
 _UNREADABLE = "manifest.json: unreadable"
+_UNREADABLE_REBUILT = f"{_UNREADABLE}; every vector file rebuilt from the catalog"
 
 
 def _fsync_dir(path: Path) -> None:
@@ -94,17 +95,16 @@ class VectorStore:
         try:
             manifest = self._manifest()
         except ValueError:
-            self.checks.append(f"{_UNREADABLE}; every vector file rebuilt from the catalog")
+            self.checks.append(_UNREADABLE_REBUILT)
             return self
         if manifest is None:
             return self
         recorded, generation = manifest
         complete = True
         for name, h in self._files():
-            problem, index = self._read_checked(name, recorded.get(name), self.dim if h < 0 else self.head_dim)
+            index = self._read_noted(name, h, recorded, report=True)
             if index is None:
                 complete = False
-                self.checks.append(f"{name}: {problem}; rebuilt from the catalog")
                 continue
             if h < 0:
                 self.dense = index
@@ -137,6 +137,14 @@ class VectorStore:
             elif record.get("bytes", size) != size:  # manifests before sizes were recorded: not known
                 problems.append(f"{name}: {size} bytes, the manifest records {record['bytes']}")
         return generation, problems
+
+    def _read_noted(self, name: str, h: int, recorded: dict, report: bool) -> faiss.Index | None:
+        """One file (-1: dense, h: head h) read and checked against its manifest record, or None; with
+        report, a file that fails gets its line in `checks`."""
+        problem, index = self._read_checked(name, recorded.get(name), self.dim if h < 0 else self.head_dim)
+        if index is None and report:
+            self.checks.append(f"{name}: {problem}; rebuilt from the catalog")
+        return index
 
     def _read_checked(self, name: str, record, dim: int) -> tuple[str, faiss.Index | None]:
         """(problem, None) or ("", the index) for one file checked against its manifest record."""
@@ -177,7 +185,7 @@ class VectorStore:
         try:
             manifest = self._manifest()
         except ValueError:
-            self.checks.append(f"{_UNREADABLE}; every vector file rebuilt from the catalog")
+            self.checks.append(_UNREADABLE_REBUILT)
             manifest = {}, -1
         recorded = {} if manifest is None else manifest[0]
         # A first build has nothing to check; an unreadable manifest was reported as a whole.
@@ -203,33 +211,29 @@ class VectorStore:
         go in `files`. report: add a line to `checks` for each file that fails its check."""
         loaded, sound = [], []
         for name, h in group:
-            dim = self.dim if h < 0 else self.head_dim
-            problem, index = self._read_checked(name, recorded.get(name), dim)
-            if index is None and report:
-                self.checks.append(f"{name}: {problem}; rebuilt from the catalog")
-            loaded.append((h, index if index is not None else self._empty(dim)))
+            index = self._read_noted(name, h, recorded, report)
+            loaded.append((h, index if index is not None else self._empty(self.dim if h < 0 else self.head_dim)))
             sound.append(index is not None)
         added, removed, changed = self._patch(loaded, catalog, batch)
-        for (name, _), (_, index), keep in zip(group, loaded, sound):
-            files[name] = recorded[name] if keep and name not in changed else self._write(name, index)
+        for (name, h), (_, index), keep in zip(group, loaded, sound):
+            files[name] = recorded[name] if keep and h not in changed else self._write(name, index)
         return added, removed
 
     def _patch(self, indexes: list[tuple[int, faiss.Index]], catalog: Catalog, batch: int):
         """Make each index (-1: dense, h: head h) hold exactly the catalog's vector ids, by its own set
-        difference. Returns (ids added anywhere, ids removed anywhere, names of the files changed)."""
+        difference. Returns (ids added anywhere, ids removed anywhere, which indexes (-1, h) changed)."""
         wanted = catalog.vector_ids()
         have = [faiss.vector_to_array(index.id_map).astype(np.int64) for _, index in indexes]
         removed: set[int] = set()
-        changed: set[str] = set()
-        names = dict((h, name) for name, h in self._files())
+        changed: set[int] = set()
         for (h, index), ids in zip(indexes, have):
             stale = np.setdiff1d(ids, wanted, assume_unique=True)
             if len(stale):
                 index.remove_ids(faiss.IDSelectorBatch(stale))
                 removed.update(stale.tolist())
-                changed.add(names[h])
+                changed.add(h)
         missing = [np.setdiff1d(wanted, ids, assume_unique=True) for ids in have]
-        changed.update(names[h] for (h, _), lacking in zip(indexes, missing) if len(lacking))
+        changed.update(h for (h, _), lacking in zip(indexes, missing) if len(lacking))
         needed = np.unique(np.concatenate(missing)) if missing else np.zeros(0, np.int64)
         for (_, index), lacking in zip(indexes, missing):
             if index.ntotal == 0 and len(lacking):
