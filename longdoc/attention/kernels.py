@@ -155,12 +155,13 @@ def sparse_attention(q: torch.Tensor, keys: torch.Tensor, values: torch.Tensor, 
         splits = max(1, min(nk, triton.cdiv(256, s_rows * hkv)))
     per_split = triton.cdiv(nk, splits)
     splits = triton.cdiv(nk, per_split)
-    q, keys, values, blocks = q.contiguous(), keys.contiguous(), values.contiguous(), blocks.contiguous().int()
+    # No conversions: each would be one more kernel launch per layer and step (bool is read as bytes).
+    q, keys, values, blocks = q.contiguous(), keys.contiguous(), values.contiguous(), blocks.contiguous()
     o_part = _poisoned((s_rows, hq, splits, d), q.device)
     l_part = _poisoned((s_rows, hq, splits), q.device)
     g = hq // hkv
     _sparse_partial_kernel[(s_rows, hkv, splits)](
-        q, keys, values, blocks, valid.to(torch.uint8), o_part, l_part, nk, per_split, scaling,
+        q, keys, values, blocks, valid.view(torch.uint8), o_part, l_part, nk, per_split, scaling,
         q.stride(0), q.stride(1), keys.stride(0), keys.stride(1), blocks.stride(0), blocks.stride(1),
         o_part.stride(0), o_part.stride(1), o_part.stride(2), l_part.stride(0), l_part.stride(1),
         G=g, GP=_pow2(g, 16), D=d, B=block, IEEE=keys.dtype == torch.float32)
