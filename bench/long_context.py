@@ -74,7 +74,7 @@ def key_recall_table(reader: Reader, passages: list[str]) -> list[dict]:
             memory = Capture(build_memory(model, blocks, prefix.length, spec, reader.memory_dtype,
                                           prompt.block_keys, reader.parts))
             cache = stitch_cache(model, [prefix], reader.model.dtype)
-            start = prefix.length + reader.settings.memory_gap
+            start = memory.question_start(reader.settings.memory_gap)
             ids = torch.tensor([prompt.suffix])
             with torch.inference_mode(), use_memory(memory):
                 model(input_ids=ids, past_key_values=cache, use_cache=True, logits_to_keep=1,

@@ -16,7 +16,8 @@ DEFAULT_EMBEDDER = "all-MiniLM-L6-v2"
 # The best packaged reader that meets issue 13's CPU bar (block TTFT <= 1.5 s and <= 150 ms/token with its KV
 # stored; README "Readers"). The 0.5B and SmolLM2 stay available by name for smaller machines.
 DEFAULT_READER = "qwen2.5-coder-1.5b-instruct"
-ATTENTIONS = ("full", "block", "landmark", "retrieval")  # the reader's attention backends
+# The reader's attention backends; auto is block while the context fits (exact_up_to), long_attention beyond.
+ATTENTIONS = ("auto", "full", "block", "landmark", "retrieval")
 SPARSE_ATTENTIONS = ("landmark", "retrieval")  # long context: sparse attention over a context memory
 # The reader's system turn. bench/dev_sweep.py, Quoref dev split (block, k=5), 0.5B reader, 40 questions:
 # F1 0.126 with the first one ("Answer the question from the passages with a name, number or short
@@ -68,7 +69,7 @@ def check_attention(attention: str) -> str:
 
 @dataclass(frozen=True)
 class ReaderSettings:
-    attention: str = "block"  # full | block | landmark | retrieval
+    attention: str = "auto"  # auto | full | block | landmark | retrieval
     # The reader's weights: auto (int8 on a CPU, bfloat16/float16 on a GPU) | float32 | bfloat16 | float16 | int8
     precision: str = "auto"
     k: int = 5  # passages retrieved for an answer
@@ -109,10 +110,16 @@ class ReaderSettings:
     # the retrieval cluster size, the block representative, and the distance from the memory's one
     # position to the question's first token.
     sparse_keys: int = 2048
-    landmark_block: int = 64
+    landmark_block: int = 16
     cluster_size: int = 16
     block_rep: str = "mean"
     memory_gap: int = 512
+    # auto: contexts of up to this many prompt tokens (and within the reader's window) are read exactly
+    # with block; longer ones with long_attention (landmark | retrieval).
+    exact_up_to: int = 16384
+    long_attention: str = "landmark"
+    # Where kept memory keys are placed: ordered (contiguous, in reading order) | fixed (all at one position).
+    memory_layout: str = "ordered"
     kernels: str = "auto"  # auto (Triton on a GPU) | triton | torch
 
     def __post_init__(self):
@@ -129,10 +136,14 @@ class ReaderSettings:
             size = getattr(self, name)
             if size < 16 or size & (size - 1):
                 raise LongdocError(f"{name} must be a power of two of at least 16, got {size}")
+        if self.long_attention not in SPARSE_ATTENTIONS:
+            raise LongdocError(f"unknown long_attention {self.long_attention!r}; choose landmark or retrieval")
         if self.sparse_keys < 1 or self.memory_gap < 1:
             raise LongdocError("sparse_keys and memory_gap must be at least 1")
         if self.block_rep not in ("mean", "minmax"):
             raise LongdocError(f"unknown block_rep {self.block_rep!r}; choose mean or minmax")
+        if self.memory_layout not in ("ordered", "fixed"):
+            raise LongdocError(f"unknown memory_layout {self.memory_layout!r}; choose ordered or fixed")
         if self.kernels not in ("auto", "triton", "torch"):
             raise LongdocError(f"unknown kernels {self.kernels!r}; choose auto, triton or torch")
 
@@ -145,7 +156,7 @@ class ReaderSettings:
         from .attention.memory import SparseSpec
 
         block = self.landmark_block if attention == "landmark" else self.cluster_size
-        return SparseSpec(attention, block, self.sparse_keys, self.block_rep, self.kernels)
+        return SparseSpec(attention, block, self.sparse_keys, self.block_rep, self.kernels, self.memory_layout)
 
 
 @dataclass(frozen=True)

@@ -174,8 +174,9 @@ class Index:
     def ask(self, question: str, k: int | None = None, attention: str | None = None, recompute_top: int | None = None,
             mode: str | None = None, filters: Filters | dict | None = None, max_new_tokens: int | None = None,
             on_token: Callable[[str], None] | None = None):
-        """Answer a question from the k best passages, with citations. attention: "block" (reuse each
-        passage's cached KV; the default) or "full" (prefill everything). on_token receives the answer
+        """Answer a question from the k best passages, with citations. attention: "auto" (the default:
+        "block", which reuses each passage's cached KV, while the passages fit the exact budget, a sparse
+        backend beyond), "block", "full" (prefill everything), "landmark" or "retrieval". on_token receives the answer
         as it is generated. Returns an Answer; it abstains when nothing retrieved is relevant enough."""
         t0 = time.perf_counter()
         hits = self.search(question, k=self.settings.answer.k if k is None else k, mode=mode, filters=filters)

@@ -45,20 +45,25 @@ def prefix_cache(model, prefix, extra_keys=None, extra_values=None):
     return cache
 
 
-def exact_logits(model, prefix, blocks, suffix, steps):
-    """The reference: every memory key in the cache, rotated at the memory's one position 5."""
+def exact_logits(model, prefix, blocks, suffix, steps, layout="fixed"):
+    """The reference: every memory key in the cache, rotated at the memory's one position 5 (fixed), or
+    the blocks one after another from position 5 and the question right after them (ordered)."""
     device = next(model.parameters()).device
-    dst = rotary_cos_sin(model, torch.tensor([5], device=device))
-    keys = torch.cat([rerotate_keys(b.keys, rotary_cos_sin(model, torch.arange(5, 5 + b.length, device=device)), dst)
-                      for b in blocks], -2)
+    keys, at = [], 5
+    for b in blocks:
+        dst = torch.arange(at, at + b.length, device=device) if layout == "ordered" else torch.tensor([5], device=device)
+        keys.append(rerotate_keys(b.keys, rotary_cos_sin(model, torch.arange(5, 5 + b.length, device=device)),
+                                  rotary_cos_sin(model, dst)))
+        at += b.length
     values = torch.cat([b.values for b in blocks], -2)
-    return run(model, prefix_cache(model, prefix, keys, values), suffix, steps)
+    start = at if layout == "ordered" else 5 + GAP
+    return run(model, prefix_cache(model, prefix, torch.cat(keys, -2), values), suffix, steps, start)
 
 
-def run(model, cache, suffix, steps):
+def run(model, cache, suffix, steps, start=5 + GAP):
     """Logits of the suffix rows, then of `steps` greedy decode steps, with the question at 5 + GAP."""
     out = []
-    pos = 5 + GAP
+    pos = start
     ids = suffix
     with torch.no_grad():
         for _ in range(steps + 1):
@@ -72,18 +77,18 @@ def run(model, cache, suffix, steps):
 
 @pytest.mark.parametrize("family", ["llama", "qwen2"])
 @pytest.mark.parametrize("kind", ["landmark", "retrieval"])
-@pytest.mark.parametrize("impl", ["torch", "triton"])
-def test_keeping_every_block_equals_exact_attention_over_the_whole_context(family, kind, impl):
+@pytest.mark.parametrize("impl,layout", [("torch", "ordered"), ("torch", "fixed"), ("triton", "fixed")])
+def test_keeping_every_block_equals_exact_attention_over_the_whole_context(family, kind, impl, layout):
     if impl == "triton":
         pytest.importorskip("triton")
     # compiled Triton reads GPU memory only (on a CPU the interpreter runs it over CPU tensors)
     model = tiny(family).to("cuda" if impl == "triton" and torch.cuda.is_available() else "cpu")
     model.set_attn_implementation(register())
     prefix, blocks, suffix = context(model)
-    memory = build_memory(model, blocks, 5, SparseSpec(kind, 16, keys=10**6, kernels=impl))
+    memory = build_memory(model, blocks, 5, SparseSpec(kind, 16, keys=10**6, kernels=impl, layout=layout))
     with use_memory(memory):
-        sparse = run(model, prefix_cache(model, prefix), suffix, steps=3)
-    torch.testing.assert_close(sparse, exact_logits(model, prefix, blocks, suffix, steps=3), atol=2e-4, rtol=1e-4)
+        sparse = run(model, prefix_cache(model, prefix), suffix, steps=3, start=memory.question_start(GAP))
+    torch.testing.assert_close(sparse, exact_logits(model, prefix, blocks, suffix, 3, layout), atol=2e-4, rtol=1e-4)
     assert memory.share_read() == pytest.approx(1.0)
 
 
@@ -93,7 +98,7 @@ def test_a_small_budget_reads_fewer_keys_and_changes_the_output():
     prefix, blocks, suffix = context(model, seed=1)
     memory = build_memory(model, blocks, 5, SparseSpec("landmark", 16, keys=32))
     with use_memory(memory):
-        sparse = run(model, prefix_cache(model, prefix), suffix, steps=0)
+        sparse = run(model, prefix_cache(model, prefix), suffix, steps=0, start=memory.question_start(GAP))
     assert memory.share_read() == pytest.approx(32 / 116)
     assert not torch.allclose(sparse, exact_logits(model, prefix, blocks, suffix, steps=0), atol=1e-4)
 
@@ -106,7 +111,7 @@ def test_recorded_attention_covers_cache_and_memory_exactly_once():
     memory = build_memory(model, blocks, 5, SparseSpec("retrieval", 16, keys=10**6))
     recorder = AttentionMass()
     with use_memory(memory), record_attention_mass(recorder):
-        run(model, prefix_cache(model, prefix), suffix, steps=2)
+        run(model, prefix_cache(model, prefix), suffix, steps=2, start=memory.question_start(GAP))
     heads, layers = model.config.num_attention_heads, model.config.num_hidden_layers
     assert recorder.rows == layers * 3
     total = recorder.mass.sum() + memory.mass.sum()
@@ -124,5 +129,25 @@ def test_a_memory_keeps_every_tensor_on_its_keys_device(kind):
     keys = torch.empty(layers, hkv, t, d, device="meta")
     order = None if kind == "landmark" else torch.empty(layers, hkv, t, dtype=torch.long, device="meta")
     part = Part(keys, torch.empty_like(keys), torch.ones(t, dtype=torch.bool, device="meta"), order, t)
-    memory = ContextMemory([part, part], SparseSpec(kind, 16, keys=32, kernels="torch"))
+    turns = (torch.empty(32, d, device="meta"), torch.empty(32, d, device="meta"))
+    memory = ContextMemory([part, part], SparseSpec(kind, 16, keys=32, kernels="torch"), 0, turns)
     assert {memory.order.device.type, memory.valid.device.type, memory.keys.device.type} == {"meta"}
+    cos, sin = memory.turn(0, torch.zeros(3, hkv, 2, dtype=torch.long, device="meta"))
+    assert (cos.shape, cos.device.type, sin.device.type) == ((3, hkv, 32, d), "meta", "meta")
+
+
+def test_the_answers_rows_keep_the_blocks_the_questions_last_row_read():
+    """Pinning: a decode row's selection holds the question's last row's pinned blocks, then its own best."""
+    model = tiny("llama")
+    prefix, blocks, suffix = context(model, seed=3)
+    memory = build_memory(model, blocks, 5, SparseSpec("landmark", 16, keys=64, pin=0.5))
+    g = torch.Generator().manual_seed(0)
+    hq, d = model.config.num_attention_heads, model.config.hidden_size // model.config.num_attention_heads
+    question = memory.select(0, torch.randn(6, hq, d, generator=g))
+    pinned = memory.pinned[0]
+    assert torch.equal(pinned, question[-1:, :, :2])  # half of the 4 blocks
+    step = memory.select(0, torch.randn(1, hq, d, generator=g))
+    for h in range(step.shape[1]):
+        assert set(pinned[0, h].tolist()) <= set(step[0, h].tolist()) and len(set(step[0, h].tolist())) == 4
+    memory.reset()
+    assert memory.pinned == {}

@@ -99,3 +99,15 @@ def test_cli_read_json(long_doc, tmp_path, monkeypatch):
     assert data["attention"] == "landmark" and data["citations"]
     bad = CliRunner().invoke(app, ["read", str(long_doc), "-q", QUESTION, "--attention", "nope"])
     assert bad.exit_code != 0 and "unknown attention" in bad.output
+
+
+def test_auto_reads_a_document_that_fits_exactly_with_block_and_a_longer_one_sparsely(reader, long_doc, tmp_path):
+    from dataclasses import replace
+
+    fits = read(long_doc, QUESTION, "auto", reader=reader, max_new_tokens=8)
+    block = read(long_doc, QUESTION, "block", reader=reader, max_new_tokens=8)
+    assert fits.attention == "block" and fits.raw == block.raw  # the same path, token for token
+    small = Reader("smollm2-135m-instruct", tmp_path / "kv",
+                   replace(reader.settings, exact_up_to=512, long_attention="retrieval"), "cpu")
+    beyond = read(long_doc, QUESTION, "auto", reader=small, max_new_tokens=8)
+    assert beyond.attention == "retrieval" and 0 < beyond.timings["keys_read_share"] < 0.5

@@ -143,11 +143,12 @@ def block_scores(q: torch.Tensor, reps: sparse.BlockReps, kind: str = "mean", im
 
 
 def sparse_attention(q: torch.Tensor, keys: torch.Tensor, values: torch.Tensor, blocks: torch.Tensor, block: int,
-                     valid: torch.Tensor, scaling: float, impl: str = "auto", splits: int | None = None
-                     ) -> tuple[torch.Tensor, torch.Tensor]:
-    """(out (S, Hq, D), lse (S, Hq)) over the kept blocks; the same function as sparse.sparse_attend."""
-    if not use_triton(impl, q):
-        return sparse.sparse_attend(q, keys, values, blocks, block, valid, scaling)
+                     valid: torch.Tensor, scaling: float, impl: str = "auto", splits: int | None = None,
+                     turn: tuple[torch.Tensor, torch.Tensor] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """(out (S, Hq, D), lse (S, Hq)) over the kept blocks; the same function as sparse.sparse_attend.
+    Kept keys turned to new places (turn) are attended by the reference: the kernel has no rotation yet."""
+    if turn is not None or not use_triton(impl, q):
+        return sparse.sparse_attend(q, keys, values, blocks, block, valid, scaling, turn)
     s_rows, hq, d = q.shape
     hkv = keys.shape[0]
     nk = blocks.shape[-1]

@@ -2,9 +2,14 @@
 
 The prompt's layout while reading a long context:
 - sink: the prompt prefix (system turn), positions 0..P-1, in the KV cache, always attended;
-- memory: the passages' keys and values, all placed at position P (InfLLM's fixed distance), so any
-  amount of context sits at a distance the model was trained on;
-- local: the question, then the answer, at positions P + gap.., in the KV cache, always attended.
+- memory: the passages' keys and values, placed by the layout:
+  - ordered (the default): each query row's kept keys are placed at P.., one position each, in their
+    reading order and right-aligned against the question (Landmark Attention's contiguous placement), so
+    whatever is read sits at distances the model was trained on and keeps its word order;
+  - fixed: every key at position P (InfLLM's fixed distance); word order inside the memory is lost,
+    so a model cannot copy a sequence (a pass key's digits) from it;
+- local: the question, then the answer, after the memory (ordered: at P + the keys a row may read;
+  fixed: at P + gap), in the KV cache, always attended.
 
 Each query row, per layer and KV head, scores the memory's blocks and attends exactly over the top-k;
 the result is merged with the exact attention over sink and local by log-sum-exp. Two block kinds:
@@ -12,8 +17,9 @@ the result is merged with the exact attention over sink and local by log-sum-exp
 - retrieval: balanced spherical k-means clusters of keys (clusters.py), a query-aware index that reads
   the few keys a query points at, wherever they are.
 
-Because every memory key sits at one position, its rotation is one fixed linear map: keys are stored
-already rotated there, and a query's score against them is exactly its attention logit."""
+Keys are stored rotated at position P. Block scores use them as stored (under `fixed` they are exactly
+the attention logits; under `ordered`, a kept key is then turned by its offset from P before it is
+attended, which rotation composes exactly)."""
 from __future__ import annotations
 
 import contextvars
@@ -28,6 +34,7 @@ from .rope import rerotate_keys, rotary_cos_sin
 from .scoped import scoped
 
 KINDS = ("landmark", "retrieval")
+LAYOUTS = ("ordered", "fixed")
 _active: contextvars.ContextVar["ContextMemory | None"] = contextvars.ContextVar("longdoc_memory", default=None)
 
 
@@ -38,10 +45,17 @@ class SparseSpec:
     keys: int = 2048  # keys read per query row and KV head (top_k = keys // block blocks)
     rep: str = "mean"  # block representative: mean | minmax (Quest)
     kernels: str = "auto"  # auto (Triton on a GPU, torch on the CPU) | triton | torch
+    layout: str = "ordered"  # where kept keys are placed: ordered | fixed (see the module's docstring)
+    pin: float = 0.5  # share of the budget the answer's rows spend on the blocks the question's last row read
 
     @property
     def top_k(self) -> int:
         return max(1, self.keys // self.block)
+
+    @property
+    def slots(self) -> int:
+        """Positions a row's kept keys take under the ordered layout."""
+        return self.top_k * self.block
 
 
 @dataclass
@@ -84,12 +98,16 @@ class ContextMemory:
     """Per-layer memory: keys (layers, Hkv, T, D) rotated at one position, values alike, passages padded
     to whole blocks (`valid` marks real keys); `order` maps each stored key to its context token."""
 
-    def __init__(self, parts: list[Part], spec: SparseSpec):
+    def __init__(self, parts: list[Part], spec: SparseSpec, position: int,
+                 turns: tuple[torch.Tensor, torch.Tensor] | None = None):
         self.spec = spec
+        self.position = position  # where the stored keys are rotated
+        self.turns = turns  # ordered layout: (cos, sin) (slots, D) of the offsets 0..slots-1 from position
         self.keys = torch.cat([p.keys for p in parts], dim=2)
         self.values = torch.cat([p.values for p in parts], dim=2)
         self.valid = torch.cat([p.valid for p in parts])
         self.length = sum(p.tokens for p in parts)  # context tokens
+        self.slots = min(spec.slots, self.length)  # ordered layout: the positions kept keys are placed at
         orders, offset = [], 0
         for p in parts:
             local = p.order if p.order is not None else torch.arange(p.valid.shape[0], device=p.keys.device).expand(
@@ -100,18 +118,42 @@ class ContextMemory:
         self.reps = [sparse.block_reps(self.keys[layer], spec.block, self.valid) for layer in range(self.keys.shape[0])]
         self.reset()
 
+    def question_start(self, gap: int) -> int:
+        """The position of the question's first token: after the slots (ordered) or `gap` after P (fixed)."""
+        return self.position + (self.slots if self.spec.layout == "ordered" else gap)
+
+    def turn(self, layer: int, blocks: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor] | None:
+        """Ordered layout: (cos, sin) (..., Hkv, K*B, D) that place each kept key (blocks (..., Hkv, K))
+        at its slot: kept keys in reading order, the last one next to the question (padding sorts first,
+        and its slot is unused: it is masked)."""
+        if self.spec.layout != "ordered":
+            return None
+        idx = sparse.block_key_ids(blocks, self.spec.block)
+        heads = torch.arange(idx.shape[-2], device=idx.device)[:, None]
+        tokens = self.order[layer][heads, idx].masked_fill(~self.valid[idx], -1)
+        rank = tokens.argsort(-1).argsort(-1)
+        slot = (rank + (self.slots - idx.shape[-1])).clamp(min=0)
+        return self.turns[0][slot], self.turns[1][slot]
+
     def reset(self) -> None:
         """Clear what one answer recorded, so the memory can serve the next question."""
         self.mass = torch.zeros(self.length, dtype=torch.float64)  # attention of answer rows per context token
         self.read = 0  # keys read, summed over rows, layers and KV heads
         self.rows = 0  # (row, layer, KV head) triples served
+        self.pinned: dict[int, torch.Tensor] = {}  # layer -> (1, Hkv, P) blocks the question's last row kept
 
     def select(self, layer: int, q: torch.Tensor) -> torch.Tensor:
         """(S, Hkv, K) block ids kept for the rows of q (S, Hq, D)."""
         from . import kernels
 
         scores = kernels.block_scores(q, self.reps[layer], self.spec.rep, self.spec.kernels)
-        return sparse.select_blocks(scores, self.spec.top_k)
+        pinned = self.pinned.get(layer)
+        if pinned is not None and self.spec.pin:  # the answer's rows keep what the question's last row read
+            scores = scores.scatter(-1, pinned.expand(scores.shape[0], -1, -1), float("inf"))
+        blocks = sparse.select_blocks(scores, self.spec.top_k)
+        if pinned is None:
+            self.pinned[layer] = blocks[-1:, :, :max(1, int(self.spec.top_k * self.spec.pin))]
+        return blocks
 
     def attend(self, layer: int, q: torch.Tensor, scaling: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """(out (S, Hq, D), lse (S, Hq), blocks kept) of q's attention over this layer's memory."""
@@ -119,7 +161,7 @@ class ContextMemory:
 
         blocks = self.select(layer, q)
         out, lse = kernels.sparse_attention(q, self.keys[layer], self.values[layer], blocks, self.spec.block,
-                                            self.valid, scaling, self.spec.kernels)
+                                            self.valid, scaling, self.spec.kernels, turn=self.turn(layer, blocks))
         self.read += blocks.shape[0] * blocks.shape[1] * min(blocks.shape[2] * self.spec.block, self.length)
         self.rows += blocks.shape[0] * blocks.shape[1]
         return out, lse, blocks
@@ -129,6 +171,9 @@ class ContextMemory:
         hkv, k = blocks.shape
         idx = sparse.block_key_ids(blocks, self.spec.block)
         keys = self.keys[layer][torch.arange(hkv, device=q.device)[:, None], idx].float()  # (Hkv, K*B, D)
+        turn = self.turn(layer, blocks)
+        if turn is not None:
+            keys = sparse.rotate(keys, turn)
         s = torch.einsum("hgd,htd->hgt", q.float().view(hkv, -1, q.shape[-1]), keys) * scaling
         p = torch.exp(s - lse.view(hkv, -1, 1).float()).sum(1)  # (Hkv, K*B), summed over the group
         ok = self.valid[idx]
@@ -179,6 +224,8 @@ def build_memory(model, blocks: list[KVBlock | None], position: int, spec: Spars
     then be None where its part is cached."""
     if spec.kind not in KINDS:
         raise ValueError(f"unknown sparse attention {spec.kind!r}; choose one of {', '.join(KINDS)}")
+    if spec.layout not in LAYOUTS:
+        raise ValueError(f"unknown memory layout {spec.layout!r}; choose one of {', '.join(LAYOUTS)}")
     parts = []
     for i, block in enumerate(blocks):
         key = part_key(names[i], position, spec, dtype) if names is not None and cache is not None else None
@@ -188,7 +235,11 @@ def build_memory(model, blocks: list[KVBlock | None], position: int, spec: Spars
             if key is not None:
                 cache[key] = part
         parts.append(part)
-    return ContextMemory(parts, spec)
+    turns = None
+    if spec.layout == "ordered":
+        slots = min(spec.slots, sum(p.tokens for p in parts))
+        turns = rotary_cos_sin(model, torch.arange(slots, device=next(model.parameters()).device))
+    return ContextMemory(parts, spec, position, turns)
 
 
 def use_memory(memory: ContextMemory):

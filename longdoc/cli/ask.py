@@ -20,8 +20,9 @@ def ask(
                                           "loaded reader."),
     index_dir: Path = IndexOption,
     k: Optional[int] = typer.Option(None, "-k", help="Passages to read (default 5)."),
-    attention: Optional[str] = typer.Option(None, help="block (reuse cached passage KV; default), full, or for "
-                                            "many passages (-k 200) retrieval or landmark."),
+    attention: Optional[str] = typer.Option(None, help="auto (default: block, which reuses cached passage KV, "
+                                            "while the passages fit; landmark beyond), block, full, landmark "
+                                            "or retrieval."),
     recompute_top: Optional[int] = typer.Option(None, "--recompute-top",
                                                 help="block: fully re-encode this many best passages."),
     reencode_first: Optional[int] = typer.Option(None, "--reencode-first",
@@ -91,8 +92,8 @@ def show_answer(answer, question: str, json_out: bool) -> None:
 def read(
     path: Path = typer.Argument(..., help="The document (txt, md, rst, html, pdf)."),
     question: str = typer.Option(..., "--question", "-q", help="The question."),
-    attention: str = typer.Option("retrieval", help="retrieval (default) or landmark: sparse attention over the "
-                                  "whole document; full or block only while it fits the reader's window."),
+    attention: str = typer.Option("auto", help="auto (default: block while the document fits, landmark beyond), "
+                                  "landmark or retrieval (sparse attention over the whole document), block or full."),
     max_new_tokens: Optional[int] = typer.Option(None, help="Longest answer, in tokens."),
     reader: Optional[str] = typer.Option(None, help="Reader LLM: packaged name, HF id, local dir or .gguf."),
     config: Optional[Path] = typer.Option(None, "--config", help="Settings TOML file."),

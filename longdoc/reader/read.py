@@ -1,6 +1,7 @@
 """Read a whole document and answer over all of it, with no retrieval stage: the document is cut into
 reader-sized passages in reading order, each passage's KV comes from the KV store (or is computed once),
-and a long-context backend (retrieval or landmark) attends only to the keys that matter."""
+and a long-context backend (landmark or retrieval) attends only to the keys that matter; `auto` reads a
+document that fits the exact budget with block attention instead."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -25,7 +26,7 @@ def document_passages(reader: Reader, path: str | Path, max_bytes: int | None = 
                 c.text, 0.0, ordinal=c.ordinal) for c in chunks]
 
 
-def read(path: str | Path, question: str, attention: str = "retrieval", settings: Settings | None = None,
+def read(path: str | Path, question: str, attention: str = "auto", settings: Settings | None = None,
          reader: Reader | None = None, max_new_tokens: int | None = None,
          on_token: Callable[[str], None] | None = None) -> Answer:
     """Answer `question` over the whole document at `path`. The reader (default: from settings, with the

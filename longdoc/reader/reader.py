@@ -74,14 +74,15 @@ class Reader:
         max_new_tokens = max_new_tokens or self.settings.max_new_tokens
         t0 = time.perf_counter()
         prompt = self.prompt(question, hits, in_order)
+        if attention == "auto":
+            attention = self.auto_attention(prompt.length)
         computed = self.encoder.computed
         memory = None
         if attention == "full":
             cache, feed, start, stale = None, prompt.ids(), 0, ([], [])
         elif attention in SPARSE_ATTENTIONS:
             memory, cache = self._memory(prompt, attention)
-            # The question follows the prefix memory_gap positions after the memory's one position.
-            feed, start, stale = prompt.suffix, len(prompt.prefix) + self.settings.memory_gap, ([], [])
+            feed, start, stale = prompt.suffix, memory.question_start(self.settings.memory_gap), ([], [])
         else:
             cache, feed, start, stale = self._stitched(prompt, recompute_top, reencode_first, reencode_focus)
         scoped = use_memory(memory) if memory is not None else contextlib.nullcontext()
@@ -107,6 +108,12 @@ class Reader:
         if memory is not None:
             times["keys_read_share"] = memory.share_read()
         return Answer(question, with_markers(gen.text, citations), gen.text, citations, attention, False, times)
+
+    def auto_attention(self, prompt_tokens: int) -> str:
+        """block while the prompt fits both the exact budget and the reader's window, else long_attention."""
+        window = getattr(self.model.model.config, "max_position_embeddings", None) or prompt_tokens
+        exact = prompt_tokens <= min(self.settings.exact_up_to, window)
+        return "block" if exact else self.settings.long_attention
 
     def _stitched(self, prompt, recompute_top: int, reencode_first: int, reencode_focus: int):
         """Block-Attention: (cache, tokens to prefill, their first position, stale: (the cached tokens,
