@@ -1,4 +1,4 @@
-"""Long-context reading with the default reader (SmolLM2-135M, 8K window) over the Paul Graham essays:
+"""Long-context reading over the Paul Graham essays with a packaged reader (--reader; default: the 0.5B Qwen):
 
 1. key recall: real SmolLM2 queries (the question's rows, every layer) over real essay keys at 8K, 32K
    and 128K tokens; the share of the exact softmax mass over the memory that the kept keys carry, for
@@ -8,9 +8,11 @@
 3. speed: ms per decoded token, time to first token and memory held, against context length.
 
 The haystack's passage KV is computed once into the KV store; each trial recomputes only the passage
-holding the needle. python bench/long_context.py [--quick]"""
+holding the needle. python bench/long_context.py [--quick] [--reader NAME] [--backends full,landmark,retrieval]
+[--no-recall]; `full` runs up to --full-up-to tokens (a CPU prefill of 16K tokens takes minutes)."""
 from __future__ import annotations
 
+import argparse
 import random
 import resource
 import sys
@@ -32,13 +34,20 @@ from longdoc.models.cache import cache_dir  # noqa: E402
 from longdoc.reader import Reader  # noqa: E402
 
 K = 1024
-QUICK = "--quick" in sys.argv
+_parser = argparse.ArgumentParser()
+_parser.add_argument("--quick", action="store_true")
+_parser.add_argument("--reader", default="qwen2.5-coder-0.5b-instruct")
+_parser.add_argument("--backends", default="full,landmark,retrieval")
+_parser.add_argument("--full-up-to", type=int, default=4 * 1024)
+_parser.add_argument("--no-recall", action="store_true")
+ARGS = _parser.parse_args(None if __name__ == "__main__" else [])  # imported: the defaults
+QUICK = ARGS.quick
 LENGTHS = [4 * K, 8 * K, 16 * K] if QUICK else [4 * K, 8 * K, 16 * K, 32 * K, 64 * K, 128 * K]
 DEPTHS = [0.0, 0.5, 1.0] if QUICK else [i / 10 for i in range(11)]
 RECALL_LENGTHS = [8 * K] if QUICK else [8 * K, 32 * K, 128 * K]
-NAME = "long_context-quick" if QUICK else "long_context"
+NAME = f"long_context-{ARGS.reader}" + ("-quick" if QUICK else "")
 BUDGETS = [256, 512, 1024, 2048, 4096]
-FULL_UP_TO = 8 * K
+FULL_UP_TO = ARGS.full_up_to
 
 
 def rss_mb() -> float:
@@ -122,12 +131,12 @@ def heatmap(trials: list[dict], path: Path) -> None:
     panels: dict[str, dict] = {}
     for t in trials:
         panels.setdefault(t["backend"], {})[(t["depth"], t["target"])] = float(t["found"])
-    needle_heatmap(panels, path, "Passkey in the Paul Graham essays, SmolLM2-135M-Instruct (8K window), 2-core CPU")
+    needle_heatmap(panels, path, f"Passkey in the Paul Graham essays, {ARGS.reader}, 2-core CPU")
 
 
 def main():
     settings = Settings()
-    reader = Reader(settings.reader, cache_dir("bench", "needle-kv"), settings.answer)
+    reader = Reader(ARGS.reader, cache_dir("bench", "needle-kv"), settings.answer)
     reader.parts.max_bytes = 8 * 2**30  # both kinds' prepared 128K memories stay cached
     tok = reader.model.tokenizer
     hay = needle.build_haystack(tok, needle.essay_sentences(corpus_path("paul-graham-essays")), max(LENGTHS))
@@ -138,14 +147,14 @@ def main():
           flush=True)
     passages = {n: needle.haystack_prefix(hay, counts, n).passages for n in set(LENGTHS + RECALL_LENGTHS)}
 
-    recall = key_recall_table(reader, passages)
+    recall = [] if ARGS.no_recall else key_recall_table(reader, passages)
     write_result(NAME, {"key_recall": recall, "trials": []})
 
     rng = random.Random(0)
     trials = []
     for length in LENGTHS:
         base = needle.Haystack(passages[length], sum(counts[:len(passages[length])]))
-        backends = (["full"] if length <= FULL_UP_TO else []) + ["landmark", "retrieval"]
+        backends = [b for b in ARGS.backends.split(",") if b != "full" or length <= FULL_UP_TO]
         keys = [needle.pass_key(rng) for _ in DEPTHS]
         for backend in backends:
             for depth, key in zip(DEPTHS, keys):
@@ -176,7 +185,7 @@ def main():
         s["ms_per_token"] = sorted(s["ms_per_token"])[len(s["ms_per_token"]) // 2]
         s["ttft_s"] = sorted(s["ttft_s"])[len(s["ttft_s"]) // 2]
     write_result(NAME, {"key_recall": recall, "summary": summary, "trials": trials})
-    heatmap(trials, RESULTS / ("needle_heatmap-quick.png" if QUICK else "needle_heatmap.png"))
+    heatmap(trials, RESULTS / f"{NAME.replace('long_context', 'needle_heatmap')}.png")
     for name, s in summary.items():
         print(f"{name:16s} accuracy {s['accuracy']:.2f}  ttft {s['ttft_s']:.1f} s  {s['ms_per_token']:.0f} ms/token")
 

@@ -65,6 +65,32 @@ def test_sparse_attention_kernel_matches_reference(dtype, shape, block, t, top_k
     assert rel_err(lse.cpu(), ref_lse) < TOLERANCE[dtype]
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16])
+@pytest.mark.parametrize("shape", list(SHAPES))
+def test_keys_turned_to_their_slots_match_the_reference(dtype, shape):
+    """The ordered memory layout: each kept key rotated further by its slot's angles inside the kernel."""
+    block, t, top_k, rows = 16, 300, 5, 2
+    q, k, v = case(11, shape, t, rows, dtype)
+    pad = -t % block
+    kp, vp = (torch.nn.functional.pad(x, (0, 0, 0, pad)) for x in (k, v))
+    blocks = sparse.select_blocks(sparse.block_scores(q, sparse.block_reps(k, block)), top_k)
+    d, n = q.shape[-1], top_k * block
+    g = torch.Generator().manual_seed(3)
+    slots = torch.stack([torch.randperm(n, generator=g) for _ in range(rows * blocks.shape[1])]).view(rows, -1, n)
+    angles = torch.arange(n)[:, None] * 0.5 ** torch.arange(d // 2).repeat(2)[None, :]
+    turn = (slots.to(DEVICE), angles.cos().to(DEVICE), angles.sin().to(DEVICE))
+    valid = torch.arange(t + pad, device=DEVICE) < t
+    scaling = d ** -0.5
+    ref_out, ref_lse = sparse.sparse_attend(q.cpu().double(), kp.cpu().double(), vp.cpu().double(), blocks.cpu(),
+                                            block, valid.cpu(), scaling, tuple(x.cpu() for x in turn))
+    plain, _ = sparse.sparse_attend(q.cpu().double(), kp.cpu().double(), vp.cpu().double(), blocks.cpu(), block,
+                                    valid.cpu(), scaling)
+    assert rel_err(plain, ref_out) > 10 * TOLERANCE[dtype]  # the turn matters
+    out, lse = kernels.sparse_attention(q, kp, vp, blocks, block, valid, scaling, "triton", turn=turn)
+    assert rel_err(out.cpu(), ref_out) < TOLERANCE[dtype]
+    assert rel_err(lse.cpu(), ref_lse) < TOLERANCE[dtype]
+
+
 def test_more_splits_than_blocks_leave_empty_partials_out_of_the_merge():
     q, k, v = case(7, "smollm2", 64, 1, torch.float32)
     blocks = torch.tensor([[[0, 2], [1, 3], [3, 0]]], device=DEVICE)

@@ -77,7 +77,8 @@ def run(model, cache, suffix, steps, start=5 + GAP):
 
 @pytest.mark.parametrize("family", ["llama", "qwen2"])
 @pytest.mark.parametrize("kind", ["landmark", "retrieval"])
-@pytest.mark.parametrize("impl,layout", [("torch", "ordered"), ("torch", "fixed"), ("triton", "fixed")])
+@pytest.mark.parametrize("impl,layout", [("torch", "ordered"), ("torch", "fixed"), ("triton", "ordered"),
+                                         ("triton", "fixed")])
 def test_keeping_every_block_equals_exact_attention_over_the_whole_context(family, kind, impl, layout):
     if impl == "triton":
         pytest.importorskip("triton")
@@ -132,20 +133,26 @@ def test_a_memory_keeps_every_tensor_on_its_keys_device(kind):
     turns = (torch.empty(32, d, device="meta"), torch.empty(32, d, device="meta"))
     memory = ContextMemory([part, part], SparseSpec(kind, 16, keys=32, kernels="torch"), 0, turns)
     assert {memory.order.device.type, memory.valid.device.type, memory.keys.device.type} == {"meta"}
-    cos, sin = memory.turn(0, torch.zeros(3, hkv, 2, dtype=torch.long, device="meta"))
-    assert (cos.shape, cos.device.type, sin.device.type) == ((3, hkv, 32, d), "meta", "meta")
+    slots, _, _ = memory.turn(0, torch.zeros(3, hkv, 2, dtype=torch.long, device="meta"))
+    assert (slots.shape, slots.device.type) == ((3, hkv, 32), "meta")
 
 
-def test_the_answers_rows_keep_the_blocks_the_questions_last_row_read():
-    """Pinning: a decode row's selection holds the question's last row's pinned blocks, then its own best."""
+def test_the_answers_rows_keep_the_blocks_the_question_read_most():
+    """Pinning: a decode row's selection holds the blocks the question's rows attend to most (softmax of
+    each row's block scores, summed over rows), then its own best."""
+    from longdoc.attention import sparse
+
     model = tiny("llama")
     prefix, blocks, suffix = context(model, seed=3)
     memory = build_memory(model, blocks, 5, SparseSpec("landmark", 16, keys=64, pin=0.5))
     g = torch.Generator().manual_seed(0)
     hq, d = model.config.num_attention_heads, model.config.hidden_size // model.config.num_attention_heads
-    question = memory.select(0, torch.randn(6, hq, d, generator=g))
+    q = torch.randn(6, hq, d, generator=g)
+    memory.select(0, q)
     pinned = memory.pinned[0]
-    assert torch.equal(pinned, question[-1:, :, :2])  # half of the 4 blocks
+    share = torch.softmax(sparse.block_scores(q, memory.reps[0]) * d ** -0.5, dim=-1).sum(0)  # (Hkv, nb)
+    assert pinned.shape == (1, share.shape[0], 2)  # half of the 4 blocks
+    assert torch.equal(pinned[0].sort().values, share.topk(2).indices.sort().values)
     step = memory.select(0, torch.randn(1, hq, d, generator=g))
     for h in range(step.shape[1]):
         assert set(pinned[0, h].tolist()) <= set(step[0, h].tolist()) and len(set(step[0, h].tolist())) == 4

@@ -66,10 +66,10 @@ if triton is not None:
         tl.store(OUT + s * so_s + h * so_h + n, tl.max(sc, axis=0), mask=n < NB)
 
     @triton.jit
-    def _sparse_partial_kernel(Q, K, V, BLOCKS, VALID, O_PART, L_PART, NK, PER_SPLIT, scale,
-                               sq_s, sq_h, sk_h, sk_t, sb_s, sb_h, sp_s, sp_h, sp_p, sl_s, sl_h,
+    def _sparse_partial_kernel(Q, K, V, BLOCKS, VALID, SLOT, COS, SIN, O_PART, L_PART, NK, PER_SPLIT, scale,
+                               sq_s, sq_h, sk_h, sk_t, sb_s, sb_h, ss_s, ss_h, sp_s, sp_h, sp_p, sl_s, sl_h,
                                G: tl.constexpr, GP: tl.constexpr, D: tl.constexpr, B: tl.constexpr,
-                               IEEE: tl.constexpr):
+                               IEEE: tl.constexpr, TURN: tl.constexpr):
         s, h, split = tl.program_id(0), tl.program_id(1), tl.program_id(2)
         g = tl.arange(0, GP)
         d = tl.arange(0, D)
@@ -85,6 +85,14 @@ if triton is not None:
             t = block * B + tl.arange(0, B)
             k = tl.load(K + h * sk_h + t[:, None] * sk_t + d[None, :]).to(tl.float32)
             v = tl.load(V + h * sk_h + t[:, None] * sk_t + d[None, :]).to(tl.float32)
+            if TURN:  # place each key at its slot: k cos + rotate_half(k) sin, at the slot's angles
+                slot = tl.load(SLOT + s * ss_s + h * ss_h + j * B + tl.arange(0, B))
+                half = (d + D // 2) % D
+                k_half = tl.load(K + h * sk_h + t[:, None] * sk_t + half[None, :]).to(tl.float32)
+                k_half = tl.where((d < D // 2)[None, :], -k_half, k_half)
+                cos = tl.load(COS + slot[:, None] * D + d[None, :])
+                sin = tl.load(SIN + slot[:, None] * D + d[None, :])
+                k = k * cos + k_half * sin
             if IEEE:
                 sc = tl.dot(q, tl.trans(k), input_precision="ieee") * scale
             else:
@@ -144,10 +152,9 @@ def block_scores(q: torch.Tensor, reps: sparse.BlockReps, kind: str = "mean", im
 
 def sparse_attention(q: torch.Tensor, keys: torch.Tensor, values: torch.Tensor, blocks: torch.Tensor, block: int,
                      valid: torch.Tensor, scaling: float, impl: str = "auto", splits: int | None = None,
-                     turn: tuple[torch.Tensor, torch.Tensor] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-    """(out (S, Hq, D), lse (S, Hq)) over the kept blocks; the same function as sparse.sparse_attend.
-    Kept keys turned to new places (turn) are attended by the reference: the kernel has no rotation yet."""
-    if turn is not None or not use_triton(impl, q):
+                     turn: sparse.Turn | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """(out (S, Hq, D), lse (S, Hq)) over the kept blocks; the same function as sparse.sparse_attend."""
+    if not use_triton(impl, q):
         return sparse.sparse_attend(q, keys, values, blocks, block, valid, scaling, turn)
     s_rows, hq, d = q.shape
     hkv = keys.shape[0]
@@ -161,11 +168,16 @@ def sparse_attention(q: torch.Tensor, keys: torch.Tensor, values: torch.Tensor, 
     o_part = _poisoned((s_rows, hq, splits, d), q.device)
     l_part = _poisoned((s_rows, hq, splits), q.device)
     g = hq // hkv
+    if turn is None:
+        slots, cos, sin = blocks, q, q  # placeholders, unread without TURN
+    else:
+        slots, cos, sin = turn[0].contiguous(), turn[1].float().contiguous(), turn[2].float().contiguous()
     _sparse_partial_kernel[(s_rows, hkv, splits)](
-        q, keys, values, blocks, valid.view(torch.uint8), o_part, l_part, nk, per_split, scaling,
+        q, keys, values, blocks, valid.view(torch.uint8), slots, cos, sin, o_part, l_part, nk, per_split, scaling,
         q.stride(0), q.stride(1), keys.stride(0), keys.stride(1), blocks.stride(0), blocks.stride(1),
-        o_part.stride(0), o_part.stride(1), o_part.stride(2), l_part.stride(0), l_part.stride(1),
-        G=g, GP=_pow2(g, 16), D=d, B=block, IEEE=keys.dtype == torch.float32)
+        slots.stride(0), slots.stride(1), o_part.stride(0), o_part.stride(1), o_part.stride(2), l_part.stride(0),
+        l_part.stride(1), G=g, GP=_pow2(g, 16), D=d, B=block, IEEE=keys.dtype == torch.float32,
+        TURN=turn is not None)
     out, lse = _poisoned((s_rows, hq, d), q.device), _poisoned((s_rows, hq), q.device)
     _lse_merge_kernel[(s_rows, hq)](o_part, l_part, out, lse, splits, o_part.stride(0), o_part.stride(1),
                                     o_part.stride(2), l_part.stride(0), l_part.stride(1), out.stride(0),

@@ -46,7 +46,7 @@ class SparseSpec:
     rep: str = "mean"  # block representative: mean | minmax (Quest)
     kernels: str = "auto"  # auto (Triton on a GPU, torch on the CPU) | triton | torch
     layout: str = "ordered"  # where kept keys are placed: ordered | fixed (see the module's docstring)
-    pin: float = 0.5  # share of the budget the answer's rows spend on the blocks the question's last row read
+    pin: float = 0.5  # share of the budget the answer's rows spend on the blocks the question read most
 
     @property
     def top_k(self) -> int:
@@ -122,10 +122,10 @@ class ContextMemory:
         """The position of the question's first token: after the slots (ordered) or `gap` after P (fixed)."""
         return self.position + (self.slots if self.spec.layout == "ordered" else gap)
 
-    def turn(self, layer: int, blocks: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor] | None:
-        """Ordered layout: (cos, sin) (..., Hkv, K*B, D) that place each kept key (blocks (..., Hkv, K))
-        at its slot: kept keys in reading order, the last one next to the question (padding sorts first,
-        and its slot is unused: it is masked)."""
+    def turn(self, layer: int, blocks: torch.Tensor) -> sparse.Turn | None:
+        """Ordered layout: (slots (..., Hkv, K*B), cos, sin) placing each kept key (blocks (..., Hkv, K)) at
+        its slot: kept keys in reading order, the last one next to the question (padding sorts first, and
+        its slot is unused: it is masked)."""
         if self.spec.layout != "ordered":
             return None
         idx = sparse.block_key_ids(blocks, self.spec.block)
@@ -133,14 +133,17 @@ class ContextMemory:
         tokens = self.order[layer][heads, idx].masked_fill(~self.valid[idx], -1)
         rank = tokens.argsort(-1).argsort(-1)
         slot = (rank + (self.slots - idx.shape[-1])).clamp(min=0)
-        return self.turns[0][slot], self.turns[1][slot]
+        return slot, *self.turns
 
     def reset(self) -> None:
         """Clear what one answer recorded, so the memory can serve the next question."""
-        self.mass = torch.zeros(self.length, dtype=torch.float64)  # attention of answer rows per context token
+        # Attention of answer rows per context token, summed where the keys are: no host sync per layer and token.
+        device = self.keys.device
+        self._mass = torch.zeros(self.length, dtype=torch.float64 if device.type == "cpu" else torch.float32,
+                                 device=device)
         self.read = 0  # keys read, summed over rows, layers and KV heads
         self.rows = 0  # (row, layer, KV head) triples served
-        self.pinned: dict[int, torch.Tensor] = {}  # layer -> (1, Hkv, P) blocks the question's last row kept
+        self.pinned: dict[int, torch.Tensor] = {}  # layer -> (1, Hkv, P) blocks the question read most
 
     def select(self, layer: int, q: torch.Tensor) -> torch.Tensor:
         """(S, Hkv, K) block ids kept for the rows of q (S, Hq, D)."""
@@ -148,11 +151,15 @@ class ContextMemory:
 
         scores = kernels.block_scores(q, self.reps[layer], self.spec.rep, self.spec.kernels)
         pinned = self.pinned.get(layer)
-        if pinned is not None and self.spec.pin:  # the answer's rows keep what the question's last row read
+        if pinned is not None and self.spec.pin:  # the answer's rows keep what the question's rows read
             scores = scores.scatter(-1, pinned.expand(scores.shape[0], -1, -1), float("inf"))
         blocks = sparse.select_blocks(scores, self.spec.top_k)
         if pinned is None:
-            self.pinned[layer] = blocks[-1:, :, :max(1, int(self.spec.top_k * self.spec.pin))]
+            # The blocks the question's rows together attend to most: each row's softmax over the block
+            # scores, summed over rows. (Pinning the last row's picks found the same passkeys at 16K and
+            # fewer at 128K: that row is the chat template's, not the question's.)
+            share = torch.softmax(scores.float() * q.shape[-1] ** -0.5, dim=-1).sum(0, keepdim=True)
+            self.pinned[layer] = sparse.select_blocks(share, max(1, int(self.spec.top_k * self.spec.pin)))
         return blocks
 
     def attend(self, layer: int, q: torch.Tensor, scaling: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -173,12 +180,16 @@ class ContextMemory:
         keys = self.keys[layer][torch.arange(hkv, device=q.device)[:, None], idx].float()  # (Hkv, K*B, D)
         turn = self.turn(layer, blocks)
         if turn is not None:
-            keys = sparse.rotate(keys, turn)
+            keys = sparse.rotate(keys, (turn[1][turn[0]], turn[2][turn[0]]))
         s = torch.einsum("hgd,htd->hgt", q.float().view(hkv, -1, q.shape[-1]), keys) * scaling
         p = torch.exp(s - lse.view(hkv, -1, 1).float()).sum(1)  # (Hkv, K*B), summed over the group
         ok = self.valid[idx]
         tokens = self.order[layer].gather(1, idx)
-        self.mass.index_add_(0, tokens[ok].cpu(), p[ok].double().cpu())
+        self._mass.index_add_(0, tokens[ok], p[ok].to(self._mass.dtype))
+
+    @property
+    def mass(self) -> torch.Tensor:
+        return self._mass.to("cpu", torch.float64)
 
     def share_read(self) -> float:
         """The mean share of the context's keys read per query row and KV head."""

@@ -99,19 +99,22 @@ def rotate(keys: torch.Tensor, turn: tuple[torch.Tensor, torch.Tensor]) -> torch
     return k * turn[0] + torch.cat((-k[..., half:], k[..., :half]), dim=-1) * turn[1]
 
 
+Turn = tuple[torch.Tensor, torch.Tensor, torch.Tensor]  # (slots (S, Hkv, K*B), cos (n, D), sin (n, D))
+
+
 def sparse_attend(q: torch.Tensor, keys: torch.Tensor, values: torch.Tensor, blocks: torch.Tensor, block: int,
-                  valid: torch.Tensor, scaling: float, turn: tuple[torch.Tensor, torch.Tensor] | None = None
-                  ) -> tuple[torch.Tensor, torch.Tensor]:
+                  valid: torch.Tensor, scaling: float, turn: Turn | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Exact attention of each row over the kept blocks only, reading just those keys: (out, lse).
     keys/values hold whole blocks (Hkv, nb * block, D); stored keys where valid (T,) is False are padding.
-    turn = (cos, sin), each (S, Hkv, K*B, D): a further rotation of each kept key (where it is placed)."""
+    turn = (slots, cos, sin): each kept key is rotated further by the angles of its slot (where it is placed)."""
     s_rows, hq, d = q.shape
     hkv, t, _ = keys.shape
     idx = block_key_ids(blocks, block)  # (S, Hkv, K*B)
     heads = torch.arange(hkv, device=q.device)[None, :, None]
     k, v = keys[heads, idx].float(), values[heads, idx].float()  # (S, Hkv, K*B, D)
     if turn is not None:
-        k = rotate(k, turn)
+        slots, cos, sin = turn
+        k = rotate(k, (cos[slots], sin[slots]))
     qg = q.float().view(s_rows, hkv, hq // hkv, d)
     s = torch.einsum("shgd,shtd->shgt", qg, k) * scaling
     s = s.masked_fill(~valid[idx][:, :, None, :], float("-inf"))
