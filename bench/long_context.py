@@ -40,11 +40,13 @@ _parser.add_argument("--reader", default="qwen2.5-coder-0.5b-instruct")
 _parser.add_argument("--backends", default="full,landmark,retrieval")
 _parser.add_argument("--full-up-to", type=int, default=4 * 1024)
 _parser.add_argument("--no-recall", action="store_true")
+_parser.add_argument("--max-length", type=int, default=128, help="longest context, in K tokens")
+_parser.add_argument("--depths", type=int, default=11, help="needle depths from 0 to 100%%")
 ARGS = _parser.parse_args(None if __name__ == "__main__" else [])  # imported: the defaults
 QUICK = ARGS.quick
-LENGTHS = [4 * K, 8 * K, 16 * K] if QUICK else [4 * K, 8 * K, 16 * K, 32 * K, 64 * K, 128 * K]
-DEPTHS = [0.0, 0.5, 1.0] if QUICK else [i / 10 for i in range(11)]
-RECALL_LENGTHS = [8 * K] if QUICK else [8 * K, 32 * K, 128 * K]
+LENGTHS = [4 * K, 8 * K, 16 * K] if QUICK else [n * K for n in (4, 8, 16, 32, 64, 128) if n <= ARGS.max_length]
+DEPTHS = [0.0, 0.5, 1.0] if QUICK else [i / (ARGS.depths - 1) for i in range(ARGS.depths)]
+RECALL_LENGTHS = [8 * K] if QUICK else [n * K for n in (8, 32, 128) if n <= ARGS.max_length]
 NAME = f"long_context-{ARGS.reader}" + ("-quick" if QUICK else "")
 BUDGETS = [256, 512, 1024, 2048, 4096]
 FULL_UP_TO = ARGS.full_up_to

@@ -107,8 +107,8 @@ class ReaderSettings:
     kv_dtype: str = "float16"  # float16 | int8 | float32
     kv_max_mb: float = 4096.0  # the KV store's size bound; least recently used entries go first
     # Long context (landmark | retrieval): keys read per query row and KV head, the landmark block size,
-    # the retrieval cluster size, the block representative, and the distance from the memory's one
-    # position to the question's first token.
+    # the retrieval cluster size, the block representative, and (fixed layout) the distance from the
+    # memory's one position to the question's first token.
     sparse_keys: int = 2048
     landmark_block: int = 16
     cluster_size: int = 16

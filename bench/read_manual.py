@@ -1,0 +1,68 @@
+"""`longdoc read` over the largest files of the Python manual (issue 15, item 4): the library reference's
+stdtypes and os pages joined into one document of 100K+ reader tokens, read whole with no retrieval stage
+(`auto` attention: past exact_up_to it is the sparse long_attention), asked questions whose answers were
+looked up in the text by hand (line numbers below, in python3.11-doc's _sources).
+
+The first question pays for computing every passage's KV (stored, content-keyed); the others reuse the
+memory built for it. python bench/read_manual.py [--reader NAME]"""
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))
+from common import write_result  # noqa: E402
+
+from longdoc.config import Settings  # noqa: E402
+from longdoc.evaluation.corpora import corpus_path  # noqa: E402
+from longdoc.models.cache import cache_dir  # noqa: E402
+from longdoc.reader import Reader, read  # noqa: E402
+
+FILES = ["library/stdtypes.rst.txt", "library/os.rst.txt"]
+# (question, strings any of which in the answer counts as right, where the answer is)
+QUESTIONS = [
+    ("Which int method returns the number of ones in the binary representation of an integer?", ["bit_count"],
+     "stdtypes.rst.txt:482"),
+    ("What is the default value of maxsplit in str.rsplit?", ["-1"], "stdtypes.rst.txt:2008"),
+    ("Which digit does str.zfill pad a string with?", ["0", "zero"], "stdtypes.rst.txt:2248"),
+    ("Which os function returns a string representing the current working directory?", ["getcwd"],
+     "os.rst.txt:1969"),
+    ("Which character separates pathname components on POSIX, according to os.sep?", ["/"], "os.rst.txt:4937"),
+]
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--reader", default="qwen2.5-coder-0.5b-instruct")
+    parser.add_argument("--out", type=Path, default=Path(cache_dir("bench")) / "python-manual.rst")
+    args = parser.parse_args()
+    root = corpus_path("python-docs")
+    args.out.write_text("\n\n".join((root / f).read_text(encoding="utf-8") for f in FILES), encoding="utf-8")
+    settings = Settings()
+    reader = Reader(args.reader, cache_dir("kv"), settings.answer)
+    tokens = len(reader.model.tokenizer(args.out.read_text(encoding="utf-8"))["input_ids"])
+    print(f"{args.out.name}: {FILES} joined, {tokens} reader tokens", flush=True)
+    rows = []
+    for question, accept, where in QUESTIONS:
+        t = time.perf_counter()
+        answer = read(args.out, question, "auto", settings, reader=reader, max_new_tokens=24)
+        wall = time.perf_counter() - t
+        right = any(a.lower() in answer.raw.lower() for a in accept)
+        top = answer.citations[0] if answer.citations else None
+        rows.append({"question": question, "accept": accept, "where": where, "answer": answer.raw, "right": right,
+                     "attention": answer.attention, "wall_s": wall, "ttft_s": answer.timings["ttft_s"],
+                     "ms_per_token": answer.timings["ms_per_token"],
+                     "keys_read_share": answer.timings.get("keys_read_share"),
+                     "blocks_computed": answer.timings["blocks_computed"],
+                     "top_citation": top.text[:120] if top else None})
+        print(f"{'OK ' if right else 'no '} {question[:60]:60s} -> {answer.raw!r:.40} ({answer.attention}, wall {wall:.0f} s, "
+              f"ttft {answer.timings['ttft_s']:.1f} s, {answer.timings['blocks_computed']} passages encoded)", flush=True)
+    right = sum(r["right"] for r in rows)
+    print(f"{right}/{len(rows)} right")
+    print(f"wrote {write_result('read_manual', {'reader': args.reader, 'files': FILES, 'tokens': tokens, 'right': right, 'rows': rows})}")
+
+
+if __name__ == "__main__":
+    main()
