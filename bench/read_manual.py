@@ -1,5 +1,6 @@
 """`longdoc read` over the largest files of the Python manual (issue 15, item 4): the library reference's
-stdtypes and os pages joined into one document of 100K+ reader tokens, read whole with no retrieval stage
+stdtypes and os pages and the language reference's data model joined into one document of 100K+ reader
+tokens, read whole with no retrieval stage
 (`auto` attention: past exact_up_to it is the sparse long_attention), asked questions whose answers were
 looked up in the text by hand (line numbers below, in python3.11-doc's _sources).
 
@@ -20,7 +21,7 @@ from longdoc.evaluation.corpora import corpus_path  # noqa: E402
 from longdoc.models.cache import cache_dir  # noqa: E402
 from longdoc.reader import Reader, read  # noqa: E402
 
-FILES = ["library/stdtypes.rst.txt", "library/os.rst.txt"]
+FILES = ["library/stdtypes.rst.txt", "library/os.rst.txt", "reference/datamodel.rst.txt"]
 # (question, strings any of which in the answer counts as right, where the answer is)
 QUESTIONS = [
     ("Which int method returns the number of ones in the binary representation of an integer?", ["bit_count"],
@@ -30,6 +31,8 @@ QUESTIONS = [
     ("Which os function returns a string representing the current working directory?", ["getcwd"],
      "os.rst.txt:1969"),
     ("Which character separates pathname components on POSIX, according to os.sep?", ["/"], "os.rst.txt:4937"),
+    ("Which special method is called to implement the built-in function len()?", ["__len__"],
+     "datamodel.rst.txt:2460"),
 ]
 
 
