@@ -138,8 +138,8 @@ class ReaderSettings:
                 raise LongdocError(f"{name} must be a power of two of at least 16, got {size}")
         if self.long_attention not in SPARSE_ATTENTIONS:
             raise LongdocError(f"unknown long_attention {self.long_attention!r}; choose landmark or retrieval")
-        if self.sparse_keys < 1 or self.memory_gap < 1:
-            raise LongdocError("sparse_keys and memory_gap must be at least 1")
+        if self.sparse_keys < 1 or self.memory_gap < 1 or self.exact_up_to < 0:
+            raise LongdocError("sparse_keys and memory_gap must be at least 1, exact_up_to at least 0")
         if self.block_rep not in ("mean", "minmax"):
             raise LongdocError(f"unknown block_rep {self.block_rep!r}; choose mean or minmax")
         if self.memory_layout not in ("ordered", "fixed"):

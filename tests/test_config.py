@@ -32,6 +32,9 @@ def test_defaults_and_no_request(monkeypatch):
     ("[answer]\ncluster_size = 8\n", "power of two of at least 16"),
     ("[answer]\nblock_rep = 'median'\n", "unknown block_rep"),
     ("[answer]\nsparse_keys = 0\n", "sparse_keys and memory_gap"),
+    ("[answer]\nexact_up_to = -1\n", "exact_up_to at least 0"),
+    ("[answer]\nlong_attention = \"block\"\n", "unknown long_attention"),
+    ("[answer]\nmemory_layout = \"scattered\"\n", "unknown memory_layout"),
     ("[answer]\nkernels = 'cuda'\n", "unknown kernels"),
 ])
 def test_bad_settings_are_named(tmp_path, text, match):
