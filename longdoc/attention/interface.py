@@ -96,14 +96,14 @@ def memory_attention(memory, layer: int, query, key, value, mask, scaling: float
         mask = _bottom_right_causal(q_len, k_len, q.device)
     local_mask = mask[0, 0].expand(q_len, k_len)[:, None, :].expand(-1, key.shape[1], -1)
     local = attend(q, key[0], value[0], scaling, local_mask)
-    out, lse, blocks = memory.attend(layer, q, scaling)
+    out, lse, blocks, turn = memory.attend(layer, q, scaling)
     merged, total = lse_merge([local, (out, lse)])
     if recorder is not None:
         hkv = key.shape[1]
         s = torch.einsum("hgd,hkd->hgk", q[-1].float().view(hkv, -1, q.shape[-1]), key[0].float()) * scaling
         s = s.masked_fill(~local_mask[-1][:, None, :], float("-inf"))
         recorder.add(torch.exp(s - total[-1].view(hkv, -1, 1)).sum(dim=(0, 1)))
-        memory.record(layer, q[-1], blocks[-1], total[-1], scaling)
+        memory.record(layer, q, blocks, turn, total, scaling)
     return merged.to(query.dtype).unsqueeze(0)
 
 

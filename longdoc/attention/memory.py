@@ -151,10 +151,10 @@ class ContextMemory:
 
         scores = kernels.block_scores(q, self.reps[layer], self.spec.rep, self.spec.kernels)
         pinned = self.pinned.get(layer)
-        if pinned is not None and self.spec.pin:  # the answer's rows keep what the question's rows read
+        if pinned is not None:  # the answer's rows keep what the question's rows read
             scores = scores.scatter(-1, pinned.expand(scores.shape[0], -1, -1), float("inf"))
         blocks = sparse.select_blocks(scores, self.spec.top_k)
-        if pinned is None:
+        if pinned is None and self.spec.pin:
             # The blocks the question's rows together attend to most: each row's softmax over the block
             # scores, summed over rows. (Pinning the last row's picks found the same passkeys at 16K and
             # fewer at 128K: that row is the chat template's, not the question's.)
@@ -162,25 +162,29 @@ class ContextMemory:
             self.pinned[layer] = sparse.select_blocks(share, max(1, int(self.spec.top_k * self.spec.pin)))
         return blocks
 
-    def attend(self, layer: int, q: torch.Tensor, scaling: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """(out (S, Hq, D), lse (S, Hq), blocks kept) of q's attention over this layer's memory."""
+    def attend(self, layer: int, q: torch.Tensor, scaling: float):
+        """(out (S, Hq, D), lse (S, Hq), blocks kept (S, Hkv, K), their turn or None) of q's attention over
+        this layer's memory."""
         from . import kernels
 
         blocks = self.select(layer, q)
+        turn = self.turn(layer, blocks)
         out, lse = kernels.sparse_attention(q, self.keys[layer], self.values[layer], blocks, self.spec.block,
-                                            self.valid, scaling, self.spec.kernels, turn=self.turn(layer, blocks))
+                                            self.valid, scaling, self.spec.kernels, turn=turn)
         self.read += blocks.shape[0] * blocks.shape[1] * min(blocks.shape[2] * self.spec.block, self.length)
         self.rows += blocks.shape[0] * blocks.shape[1]
-        return out, lse, blocks
+        return out, lse, blocks, turn
 
-    def record(self, layer: int, q: torch.Tensor, blocks: torch.Tensor, lse: torch.Tensor, scaling: float) -> None:
-        """Add one row's attention (q (Hq, D), its kept blocks (Hkv, K), total lse (Hq,)) to `mass`."""
+    def record(self, layer: int, q: torch.Tensor, blocks: torch.Tensor, turn: sparse.Turn | None, lse: torch.Tensor,
+               scaling: float) -> None:
+        """Add the last row's attention to `mass`: q (S, Hq, D), the blocks and turn attend() returned for
+        it, and the total lse (S, Hq) over cache and memory."""
+        q, blocks, lse = q[-1], blocks[-1], lse[-1]
         hkv, k = blocks.shape
         idx = sparse.block_key_ids(blocks, self.spec.block)
         keys = self.keys[layer][torch.arange(hkv, device=q.device)[:, None], idx].float()  # (Hkv, K*B, D)
-        turn = self.turn(layer, blocks)
         if turn is not None:
-            keys = sparse.rotate(keys, (turn[1][turn[0]], turn[2][turn[0]]))
+            keys = sparse.turned(keys, (turn[0][-1], *turn[1:]))
         s = torch.einsum("hgd,htd->hgt", q.float().view(hkv, -1, q.shape[-1]), keys) * scaling
         p = torch.exp(s - lse.view(hkv, -1, 1).float()).sum(1)  # (Hkv, K*B), summed over the group
         ok = self.valid[idx]

@@ -30,7 +30,7 @@ def rotary_cos_sin(model, positions: torch.Tensor) -> tuple[torch.Tensor, torch.
     return cos[0].float() / scale, sin[0].float() / scale
 
 
-def _rotate_half(x: torch.Tensor) -> torch.Tensor:
+def rotate_half(x: torch.Tensor) -> torch.Tensor:
     half = x.shape[-1] // 2
     return torch.cat((-x[..., half:], x[..., :half]), dim=-1)
 
@@ -39,5 +39,5 @@ def rerotate_keys(keys: torch.Tensor, src: tuple[torch.Tensor, torch.Tensor],
                   dst: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
     """keys (..., L, D) rotated at the positions of `src` = (cos, sin) -> rotated at those of `dst`."""
     k = keys.float()
-    raw = k * src[0] - _rotate_half(k) * src[1]  # rotation by -theta undoes rotation by theta
-    return (raw * dst[0] + _rotate_half(raw) * dst[1]).to(keys.dtype)
+    raw = k * src[0] - rotate_half(k) * src[1]  # rotation by -theta undoes rotation by theta
+    return (raw * dst[0] + rotate_half(raw) * dst[1]).to(keys.dtype)

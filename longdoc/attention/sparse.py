@@ -11,6 +11,8 @@ from dataclasses import dataclass
 
 import torch
 
+from .rope import rotate_half
+
 REPRESENTATIVES = ("mean", "minmax")
 
 
@@ -92,14 +94,14 @@ def attend(q: torch.Tensor, keys: torch.Tensor, values: torch.Tensor, scaling: f
     return out.reshape(s_rows, hq, d), lse.reshape(s_rows, hq)
 
 
-def rotate(keys: torch.Tensor, turn: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
-    """RoPE-rotate keys (..., D) further by the angles of turn = (cos, sin), each broadcastable to keys."""
+Turn = tuple[torch.Tensor, torch.Tensor, torch.Tensor]  # (slots (..., K*B), cos (n, D), sin (n, D))
+
+
+def turned(keys: torch.Tensor, turn: Turn) -> torch.Tensor:
+    """Kept keys (..., K*B, D) RoPE-rotated further by the angles of their slots (turn's slots (..., K*B))."""
+    slots, cos, sin = turn
     k = keys.float()
-    half = k.shape[-1] // 2
-    return k * turn[0] + torch.cat((-k[..., half:], k[..., :half]), dim=-1) * turn[1]
-
-
-Turn = tuple[torch.Tensor, torch.Tensor, torch.Tensor]  # (slots (S, Hkv, K*B), cos (n, D), sin (n, D))
+    return k * cos[slots] + rotate_half(k) * sin[slots]
 
 
 def sparse_attend(q: torch.Tensor, keys: torch.Tensor, values: torch.Tensor, blocks: torch.Tensor, block: int,
@@ -113,8 +115,7 @@ def sparse_attend(q: torch.Tensor, keys: torch.Tensor, values: torch.Tensor, blo
     heads = torch.arange(hkv, device=q.device)[None, :, None]
     k, v = keys[heads, idx].float(), values[heads, idx].float()  # (S, Hkv, K*B, D)
     if turn is not None:
-        slots, cos, sin = turn
-        k = rotate(k, (cos[slots], sin[slots]))
+        k = turned(k, turn)
     qg = q.float().view(s_rows, hkv, hq // hkv, d)
     s = torch.einsum("shgd,shtd->shgt", qg, k) * scaling
     s = s.masked_fill(~valid[idx][:, :, None, :], float("-inf"))
