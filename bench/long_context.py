@@ -1,8 +1,9 @@
 """Long-context reading over the Paul Graham essays with a packaged reader (--reader; default: the 0.5B Qwen):
 
-1. key recall: real SmolLM2 queries (the question's rows, every layer) over real essay keys at 8K, 32K
-   and 128K tokens; the share of the exact softmax mass over the memory that the kept keys carry, for
-   landmark (mean and min/max representatives) and retrieval, at several key budgets;
+1. key recall: the reader's real queries (the question's rows, every layer) over real essay keys at 8K,
+   32K and 128K tokens; the share of the exact softmax mass over the memory that the kept keys carry, for
+   landmark (mean and min/max representatives) and retrieval, and for blocks chosen from every key's exact
+   logit (how the question's rows choose), at several key budgets;
 2. passkey: lengths 4K-128K x depths 0-100% in 11 steps; full (up to 8K, where it fits), landmark and
    retrieval; a depth x length heatmap PNG and JSON;
 3. speed: ms per decoded token, time to first token and memory held, against context length.
@@ -74,9 +75,11 @@ def key_recall_table(reader: Reader, passages: list[str]) -> list[dict]:
 
     rows = []
     model = reader.model.model
-    for kind, rep in (("landmark", "mean"), ("landmark", "minmax"), ("retrieval", "mean")):
+    # "exact": the blocks chosen from every key's exact logit, as the question's rows choose them
+    for kind, rep in (("landmark", "mean"), ("landmark", "minmax"), ("landmark", "exact"), ("retrieval", "mean"),
+                      ("retrieval", "exact")):
         spec = reader.settings.sparse_spec(kind)
-        spec = type(spec)(kind, spec.block, spec.keys, rep, spec.kernels)
+        spec = type(spec)(kind, spec.block, spec.keys, "mean" if rep == "exact" else rep, spec.kernels)
         for length in RECALL_LENGTHS:
             hits = needle.passage_hits(passages[length])
             prompt = reader.prompt(needle.QUESTION, hits, in_order=True)
@@ -103,7 +106,11 @@ def key_recall_table(reader: Reader, passages: list[str]) -> list[dict]:
                 p_len = local_k.shape[1] - s_rows
                 causal = torch.arange(p_len + s_rows)[None, :] <= torch.arange(s_rows)[:, None] + p_len
                 _, lse_rest = sparse.attend(q, local_k, local_v, scaling, causal[:, None, :].expand(-1, keys.shape[0], -1))
-                scores = sparse.block_scores(q, memory.reps[layer], rep)
+                if rep == "exact":
+                    lse = sparse.exact_block_lse(q, memory.keys[layer], valid, spec.block, scaling)
+                    scores = torch.log_softmax(lse, -1).view(s_rows, keys.shape[0], -1, lse.shape[-1]).amax(2)
+                else:
+                    scores = sparse.block_scores(q, memory.reps[layer], rep)
                 logits = torch.einsum("shgd,htd->shgt", q.float().view(s_rows, keys.shape[0], -1, q.shape[-1]),
                                       keys.float()).amax(2)
                 for budget, out in per_budget.items():

@@ -59,6 +59,22 @@ def block_scores(q: torch.Tensor, reps: BlockReps, kind: str = "mean") -> torch.
     return s.amax(2)
 
 
+def exact_block_lse(q: torch.Tensor, keys: torch.Tensor, valid: torch.Tensor, block: int, scaling: float,
+                    rows: int = 16) -> torch.Tensor:
+    """(S, Hq, nb): each block's log-sum-exp of the exact logits of its keys, per row and query head (the
+    log of the softmax mass the row would give the block, up to the row's normaliser). It reads every key:
+    worth it once per question, not per decoded token. Rows go `rows` at a time to bound the logits held."""
+    s_rows, hq, d = q.shape
+    hkv, t, _ = keys.shape
+    k = keys.float()
+    out = []
+    for r in range(0, s_rows, rows):
+        qg = q[r:r + rows].float().view(-1, hkv, hq // hkv, d)
+        s = torch.einsum("shgd,htd->shgt", qg, k).mul_(scaling).masked_fill_(~valid, float("-inf"))
+        out.append(s.view(*s.shape[:3], t // block, block).logsumexp(-1).flatten(1, 2))
+    return torch.cat(out)
+
+
 def select_blocks(scores: torch.Tensor, top_k: int) -> torch.Tensor:
     """(S, Hkv, K) block ids: the top_k scoring blocks per row and KV head (all if fewer), best first."""
     return scores.topk(min(top_k, scores.shape[-1]), dim=-1).indices
