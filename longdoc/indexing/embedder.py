@@ -17,24 +17,26 @@ import torch
 from ..errors import ModelError
 from ..models.embedders import embedder_source, load_embedder_model
 
-# Where the last attention layer's output projection lives, per architecture family.
+# Where a layer's attention output projection lives, per architecture family ({layer}: its index).
 _ATTN_OUT_PATHS = [
-    "encoder.layer.-1.attention.output.dense",  # BERT, RoBERTa, XLM-R, MiniLM, E5, BGE
-    "encoder.layer.-1.attention.attn.o",  # MPNet
-    "transformer.layer.-1.attention.out_lin",  # DistilBERT
+    "encoder.layer.{layer}.attention.output.dense",  # BERT, RoBERTa, XLM-R, MiniLM, E5, BGE
+    "encoder.layer.{layer}.attention.attn.o",  # MPNet
+    "transformer.layer.{layer}.attention.out_lin",  # DistilBERT
 ]
 
 
-def _find_attn_out(model: torch.nn.Module) -> torch.nn.Module:
+def attention_output(model: torch.nn.Module, layer: int = -1) -> torch.nn.Module:
+    """The output projection of attention layer `layer` (negative: from the last): its input is the
+    heads' attention outputs, concatenated."""
     for path in _ATTN_OUT_PATHS:
         node = model
         try:
-            for part in path.split("."):
+            for part in path.format(layer=layer).split("."):
                 node = node[int(part)] if part.lstrip("-").isdigit() else getattr(node, part)
             return node
         except (AttributeError, IndexError, TypeError):
             continue
-    raise ModelError(f"cannot find the last attention layer's output projection in {type(model).__name__}; "
+    raise ModelError(f"cannot find attention layer {layer}'s output projection in {type(model).__name__}; "
                      "multi-head embeddings support BERT-, MPNet- and DistilBERT-style encoders")
 
 
@@ -52,7 +54,7 @@ class MultiHeadEmbedder:
         self.max_tokens = self.model.max_seq_length
         self._captured: list[torch.Tensor] = []
         self._lock = threading.Lock()
-        _find_attn_out(backbone).register_forward_pre_hook(lambda _m, args: self._captured.append(args[0]))
+        attention_output(backbone).register_forward_pre_hook(lambda _m, args: self._captured.append(args[0]))
         self.fingerprint = self._fingerprint()
 
     def _fingerprint(self) -> str:

