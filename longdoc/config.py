@@ -120,9 +120,6 @@ class ReaderSettings:
     long_attention: str = "landmark"
     # Where kept memory keys are placed: ordered (contiguous, in reading order) | fixed (all at one position).
     memory_layout: str = "ordered"
-    # How the question's rows choose memory blocks: exact (every key scored once per question) | reps
-    # (block representatives, as each decoded token does).
-    question_scoring: str = "exact"
     kernels: str = "auto"  # auto (Triton on a GPU) | triton | torch
 
     def __post_init__(self):
@@ -147,8 +144,6 @@ class ReaderSettings:
             raise LongdocError(f"unknown block_rep {self.block_rep!r}; choose mean or minmax")
         if self.memory_layout not in ("ordered", "fixed"):
             raise LongdocError(f"unknown memory_layout {self.memory_layout!r}; choose ordered or fixed")
-        if self.question_scoring not in ("exact", "reps"):
-            raise LongdocError(f"unknown question_scoring {self.question_scoring!r}; choose exact or reps")
         if self.kernels not in ("auto", "triton", "torch"):
             raise LongdocError(f"unknown kernels {self.kernels!r}; choose auto, triton or torch")
 
@@ -161,8 +156,7 @@ class ReaderSettings:
         from .attention.memory import SparseSpec
 
         block = self.landmark_block if attention == "landmark" else self.cluster_size
-        return SparseSpec(attention, block, self.sparse_keys, self.block_rep, self.kernels, self.memory_layout,
-                          question=self.question_scoring)
+        return SparseSpec(attention, block, self.sparse_keys, self.block_rep, self.kernels, self.memory_layout)
 
 
 @dataclass(frozen=True)

@@ -35,7 +35,6 @@ def test_defaults_and_no_request(monkeypatch):
     ("[answer]\nexact_up_to = -1\n", "exact_up_to at least 0"),
     ("[answer]\nlong_attention = \"block\"\n", "unknown long_attention"),
     ("[answer]\nmemory_layout = \"scattered\"\n", "unknown memory_layout"),
-    ("[answer]\nquestion_scoring = \"guess\"\n", "unknown question_scoring"),
     ("[answer]\nkernels = 'cuda'\n", "unknown kernels"),
 ])
 def test_bad_settings_are_named(tmp_path, text, match):

@@ -144,39 +144,17 @@ def test_the_answers_rows_keep_the_blocks_the_question_read_most():
 
     model = tiny("llama")
     prefix, blocks, suffix = context(model, seed=3)
-    memory = build_memory(model, blocks, 5, SparseSpec("landmark", 16, keys=64, pin=0.5, question="reps"))
+    memory = build_memory(model, blocks, 5, SparseSpec("landmark", 16, keys=64, pin=0.5))
     g = torch.Generator().manual_seed(0)
     hq, d = model.config.num_attention_heads, model.config.hidden_size // model.config.num_attention_heads
     q = torch.randn(6, hq, d, generator=g)
-    memory.select(0, q, d ** -0.5)
+    memory.select(0, q)
     pinned = memory.pinned[0]
     share = torch.softmax(sparse.block_scores(q, memory.reps[0]) * d ** -0.5, dim=-1).sum(0)  # (Hkv, nb)
     assert pinned.shape == (1, share.shape[0], 2)  # half of the 4 blocks
     assert torch.equal(pinned[0].sort().values, share.topk(2).indices.sort().values)
-    step = memory.select(0, torch.randn(1, hq, d, generator=g), d ** -0.5)
+    step = memory.select(0, torch.randn(1, hq, d, generator=g))
     for h in range(step.shape[1]):
         assert set(pinned[0, h].tolist()) <= set(step[0, h].tolist()) and len(set(step[0, h].tolist())) == 4
     memory.reset()
     assert memory.pinned == {}
-
-
-@pytest.mark.parametrize("kind", ["landmark", "retrieval"])
-def test_the_questions_rows_choose_blocks_by_the_exact_mass_of_their_keys(kind):
-    """question="exact": each question row keeps the blocks whose keys carry the most of its exact softmax
-    mass (max over its KV head's query group), and the answer's rows are pinned to the blocks with the most
-    mass summed over the question's rows and heads, all computed here from every key's logit."""
-    model = tiny("llama")
-    prefix, blocks, suffix = context(model, seed=4)
-    memory = build_memory(model, blocks, 5, SparseSpec(kind, 16, keys=32, pin=0.5, question="exact"))
-    g = torch.Generator().manual_seed(1)
-    hq, d = model.config.num_attention_heads, model.config.hidden_size // model.config.num_attention_heads
-    hkv, t = memory.keys.shape[1], memory.keys.shape[2]
-    q = torch.randn(5, hq, d, generator=g) * 3
-    picked = memory.select(1, q, d ** -0.5)
-    logits = torch.einsum("shgd,htd->shgt", q.view(5, hkv, -1, d), memory.keys[1].float()) * d ** -0.5
-    logits = logits.masked_fill(~memory.valid, float("-inf"))
-    mass = torch.softmax(logits, -1).view(5, hkv, hq // hkv, t // 16, 16).sum(-1)  # (S, Hkv, G, nb)
-    best = mass.amax(2).topk(2, dim=-1).indices
-    assert torch.equal(picked.sort(-1).values, best.sort(-1).values)
-    pinned = memory.pinned[1][0]
-    assert torch.equal(pinned.sort(-1).values, mass.sum((0, 2)).topk(1, dim=-1).indices.sort(-1).values)

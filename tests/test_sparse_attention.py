@@ -6,8 +6,8 @@ import pytest
 import torch
 
 from longdoc.attention.clusters import cluster_order
-from longdoc.attention.sparse import (attend, block_key_mask, block_reps, block_scores, key_recall, lse_merge,
-                                      select_blocks, sparse_attend)
+from longdoc.attention.sparse import (attend, block_key_mask, block_reps, block_scores, exact_block_lse, key_recall,
+                                      lse_merge, select_blocks, sparse_attend)
 
 
 def inputs(seed=0, rows=2, hq=9, hkv=3, t=203, d=64):
@@ -105,6 +105,22 @@ def test_lse_merge_of_disjoint_parts_equals_attention_over_their_union():
     torch.testing.assert_close(full, full_attention(q, k, v, scaling), atol=1e-5, rtol=1e-5)
     empty = attend(q, k, v, scaling, torch.zeros_like(part, dtype=torch.bool))  # a part with nothing kept
     torch.testing.assert_close(lse_merge(parts + [empty])[0], full, atol=1e-5, rtol=1e-5)
+
+
+def test_exact_block_lse_is_each_blocks_log_mass_from_every_keys_logit():
+    """The key-recall bench's "exact" selection: per row and query head, the log-sum-exp of a block's keys'
+    logits, padding left out; computed a few rows at a time, the same as all at once by hand."""
+    g = torch.Generator().manual_seed(5)
+    q, keys = torch.randn(5, 4, 8, generator=g), torch.randn(2, 48, 8, generator=g)
+    valid = torch.ones(48, dtype=torch.bool)
+    valid[40:] = False  # the last block is half padding
+    got = exact_block_lse(q, keys, valid, 16, 0.3, rows=2)
+    for s in range(5):
+        for h in range(4):
+            logits = (keys[h // 2] @ q[s, h]) * 0.3
+            for b in range(3):
+                want = torch.logsumexp(logits[b * 16:min(b * 16 + 16, 40)], 0)
+                assert torch.allclose(got[s, h, b], want, atol=1e-5)
 
 
 def test_key_recall_by_hand():

@@ -35,7 +35,6 @@ from .scoped import scoped
 
 KINDS = ("landmark", "retrieval")
 LAYOUTS = ("ordered", "fixed")
-QUESTION_SCORING = ("exact", "reps")
 _active: contextvars.ContextVar["ContextMemory | None"] = contextvars.ContextVar("longdoc_memory", default=None)
 
 
@@ -48,9 +47,6 @@ class SparseSpec:
     kernels: str = "auto"  # auto (Triton on a GPU, torch on the CPU) | triton | torch
     layout: str = "ordered"  # where kept keys are placed: ordered | fixed (see the module's docstring)
     pin: float = 0.5  # share of the budget the answer's rows spend on the blocks the question read most
-    # How the question's rows (a prefill of several rows) choose blocks: exact (every key scored once,
-    # blocks ranked by the softmax mass of their keys) | reps (the representatives, as a decoded row does)
-    question: str = "exact"
 
     @property
     def top_k(self) -> int:
@@ -149,44 +145,29 @@ class ContextMemory:
         self.rows = 0  # (row, layer, KV head) triples served
         self.pinned: dict[int, torch.Tensor] = {}  # layer -> (1, Hkv, P) blocks the question read most
 
-    def select(self, layer: int, q: torch.Tensor, scaling: float) -> torch.Tensor:
-        """(S, Hkv, K) block ids kept for the rows of q (S, Hq, D). The first rows to arrive (the question's)
-        also choose the blocks pinned for the answer's rows."""
+    def select(self, layer: int, q: torch.Tensor) -> torch.Tensor:
+        """(S, Hkv, K) block ids kept for the rows of q (S, Hq, D)."""
         from . import kernels
 
+        scores = kernels.block_scores(q, self.reps[layer], self.spec.rep, self.spec.kernels)
         pinned = self.pinned.get(layer)
-        exact = pinned is None and q.shape[0] > 1 and self.spec.question == "exact"
-        if exact:
-            # Past ~32K keys the representatives' ranking lost the pass key's block among thousands; the
-            # question's exact scores keep it more often (the 0.5B at 128K: bench/long_context.py).
-            # A block's score: the log of the share of each query head's softmax its keys carry, the best
-            # over the KV head's query group.
-            lse = sparse.exact_block_lse(q, self.keys[layer], self.valid, self.spec.block, scaling)
-            s_rows, hq, nb = lse.shape
-            hkv = self.keys.shape[1]
-            log_share = torch.log_softmax(lse, dim=-1).view(s_rows, hkv, hq // hkv, nb)
-            scores = log_share.amax(2)
-        else:
-            scores = kernels.block_scores(q, self.reps[layer], self.spec.rep, self.spec.kernels)
         if pinned is not None:  # the answer's rows keep what the question's rows read
             scores = scores.scatter(-1, pinned.expand(scores.shape[0], -1, -1), float("inf"))
-        elif self.spec.pin:
-            # The blocks the question's rows together attend to most: each row's softmax over the blocks,
-            # summed over rows. (Pinning the last row's picks found the same passkeys at 16K and fewer at
-            # 128K: that row is the chat template's, not the question's.)
-            if exact:
-                share = log_share.exp().sum((0, 2))[None]
-            else:
-                share = torch.softmax(scores.float() * scaling, dim=-1).sum(0, keepdim=True)
+        blocks = sparse.select_blocks(scores, self.spec.top_k)
+        if pinned is None and self.spec.pin:
+            # The blocks the question's rows together attend to most: each row's softmax over the block
+            # scores, summed over rows. (Pinning the last row's picks found the same passkeys at 16K and
+            # fewer at 128K: that row is the chat template's, not the question's.)
+            share = torch.softmax(scores.float() * q.shape[-1] ** -0.5, dim=-1).sum(0, keepdim=True)
             self.pinned[layer] = sparse.select_blocks(share, max(1, int(self.spec.top_k * self.spec.pin)))
-        return sparse.select_blocks(scores, self.spec.top_k)
+        return blocks
 
     def attend(self, layer: int, q: torch.Tensor, scaling: float):
         """(out (S, Hq, D), lse (S, Hq), blocks kept (S, Hkv, K), their turn or None) of q's attention over
         this layer's memory."""
         from . import kernels
 
-        blocks = self.select(layer, q, scaling)
+        blocks = self.select(layer, q)
         turn = self.turn(layer, blocks)
         out, lse = kernels.sparse_attention(q, self.keys[layer], self.values[layer], blocks, self.spec.block,
                                             self.valid, scaling, self.spec.kernels, turn=turn)
@@ -260,8 +241,6 @@ def build_memory(model, blocks: list[KVBlock | None], position: int, spec: Spars
         raise ValueError(f"unknown sparse attention {spec.kind!r}; choose one of {', '.join(KINDS)}")
     if spec.layout not in LAYOUTS:
         raise ValueError(f"unknown memory layout {spec.layout!r}; choose one of {', '.join(LAYOUTS)}")
-    if spec.question not in QUESTION_SCORING:
-        raise ValueError(f"unknown question scoring {spec.question!r}; choose one of {', '.join(QUESTION_SCORING)}")
     parts = []
     for i, block in enumerate(blocks):
         key = part_key(names[i], position, spec, dtype) if names is not None and cache is not None else None

@@ -62,8 +62,9 @@ def block_scores(q: torch.Tensor, reps: BlockReps, kind: str = "mean") -> torch.
 def exact_block_lse(q: torch.Tensor, keys: torch.Tensor, valid: torch.Tensor, block: int, scaling: float,
                     rows: int = 16) -> torch.Tensor:
     """(S, Hq, nb): each block's log-sum-exp of the exact logits of its keys, per row and query head (the
-    log of the softmax mass the row would give the block, up to the row's normaliser). It reads every key:
-    worth it once per question, not per decoded token. Rows go `rows` at a time to bound the logits held."""
+    log of the softmax mass the row would give the block, up to the row's normaliser): the best any block
+    selection could do, for the key-recall bench. Choosing the question's blocks this way was measured and
+    not kept (README, issue 15). Rows go `rows` at a time to bound the logits held."""
     s_rows, hq, d = q.shape
     hkv, t, _ = keys.shape
     k = keys.float()
