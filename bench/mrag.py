@@ -221,6 +221,25 @@ def print_tables(result: dict, paper: dict) -> None:
         print(f"| {n} | " + " | ".join(f"{c['success_ratio']:.3f} / {c['category_success_ratio']:.3f}" for c in cells) + " |")
 
 
+def print_sweep(result: dict) -> None:
+    """Per layer, the dev objective of each weighting and vote at its best depth (test beside it)."""
+    print(f"\nsweep on the dev split, {result['embedder']}: dev / test objective (weighted success ratio, n > 1); "
+          f"standard RAG {result['standard']['dev']:.3f} / {result['standard']['test']:.3f}")
+    cols = [(w, v) for v in VOTES for w in WEIGHTS]
+    print("| layer | " + " | ".join(f"{w}, {v}" for w, v in cols) + " |")
+    for layer in sorted({s["layer"] for s in result["sweep"]}):
+        cells = []
+        for w, v in cols:
+            rows = [s for s in result["sweep"] if s["layer"] == layer and s["weights"] == w and s["vote"] == v
+                    and "fusion" not in s]
+            b = max(rows, key=lambda s: s["dev"])
+            cells.append(f"{b['dev']:.3f} / {b['test']:.3f}" + (f" (d{b['depth']})" if b["depth"] else ""))
+        print(f"| {layer} | " + " | ".join(cells) + " |")
+    fused = [s for s in result["sweep"] if "fusion" in s]
+    print("fusion with dense (weight: dev / test): " + ", ".join(f"{s['fusion']}: {s['dev']:.3f} / {s['test']:.3f}"
+                                                             for s in fused))
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--embedders", default="all-minilm-l6-v2,all-mpnet-base-v2")
@@ -235,6 +254,7 @@ def main():
         for name in args.embedders.split(","):
             results.append(run(set_name, name))
             print_tables(results[-1], paper)
+            print_sweep(results[-1])
             write_result("mrag", {"results": results})
 
 
