@@ -5,7 +5,7 @@ Baseline: the same files, the same chunks, the same embedder through sentence-tr
 index (hashing, multi-head capture, SQLite catalog with FTS5, 1 + 12 FAISS indexes, manifest).
 Each measurement runs in its own subprocess so peak RSS is its own. Model loading is excluded.
 
-    python bench/indexing.py [--quick]
+    python bench/indexing.py [--quick] [--embedder all-mpnet-base-v2]
 """
 from __future__ import annotations
 
@@ -44,13 +44,13 @@ def _chunks_for(files, tokenizer):
     return [c.text for f in files for c in chunker.chunk(load_document(f))]
 
 
-def child(method: str, files: list[str]) -> dict:
+def child(method: str, files: list[str], embedder_name: str) -> dict:
     import faiss
     import numpy as np
 
     from longdoc.indexing.embedder import MultiHeadEmbedder
 
-    embedder = MultiHeadEmbedder("all-MiniLM-L6-v2", device="cpu")
+    embedder = MultiHeadEmbedder(embedder_name, device="cpu")
     if method != "longdoc":  # the baseline is the sentence-transformers package itself
         from sentence_transformers import SentenceTransformer
 
@@ -71,7 +71,10 @@ def child(method: str, files: list[str]) -> dict:
         elif method == "longdoc":
             from longdoc import index_paths
 
-            report = index_paths(Path(tmp) / "index", files, progress=False, embedder=embedder)
+            from longdoc.config import Settings
+
+            report = index_paths(Path(tmp) / "index", files, Settings(embedder=embedder_name), progress=False,
+                                 embedder=embedder)
             tm = report.timings
             out.update(chunks=report.chunks_embedded, parse_s=tm["read"] + tm["parse"], embed_s=tm["embed"],
                        store_s=tm["commit"] + tm["vectors"])
@@ -90,8 +93,8 @@ def child(method: str, files: list[str]) -> dict:
     return out
 
 
-def run_child(method: str, files: list[str]) -> dict:
-    proc = subprocess.run([sys.executable, __file__, "--child", method], input=json.dumps(files),
+def run_child(method: str, files: list[str], embedder: str) -> dict:
+    proc = subprocess.run([sys.executable, __file__, "--child", method, "--embedder", embedder], input=json.dumps(files),
                           capture_output=True, text=True, check=False)
     if proc.returncode != 0:
         raise SystemExit(f"{method} failed:\n{proc.stderr[-3000:]}")
@@ -101,10 +104,11 @@ def run_child(method: str, files: list[str]) -> dict:
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="a 12-essay and 12-page slice")
+    parser.add_argument("--embedder", default="all-MiniLM-L6-v2", help="a packaged embedder's name")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        print(json.dumps(child(args.child, json.loads(sys.stdin.read()))))
+        print(json.dumps(child(args.child, json.loads(sys.stdin.read()), args.embedder)))
         return
 
     from rich.console import Console
@@ -116,9 +120,9 @@ def main():
                "python-docs/library (slice)": _corpus_files("python-docs", 12 if args.quick else 30)}
     rows = []
     for name, files in corpora.items():
-        base, ours, enc = (run_child(m, files) for m in ("baseline", "longdoc", "encode-only"))
+        base, ours, enc = (run_child(m, files, args.embedder) for m in ("baseline", "longdoc", "encode-only"))
         rows.append({
-            "corpus": name, "docs": len(files), "chunks": ours["chunks"], "baseline": base, "longdoc": ours,
+            "corpus": name, "embedder": args.embedder, "docs": len(files), "chunks": ours["chunks"], "baseline": base, "longdoc": ours,
             "encode_only": enc,
             "ratios": {
                 "total_time_vs_baseline": ours["total_s"] / base["total_s"],
@@ -127,7 +131,8 @@ def main():
                 "peak_rss_vs_baseline": ours["peak_rss_mb"] / base["peak_rss_mb"],
             },
         })
-    table = Table(title="Indexing: longdoc vs sentence-transformers encode + flat FAISS (same run, same chunks)")
+    table = Table(title=f"Indexing with {args.embedder}: longdoc vs sentence-transformers encode + flat FAISS "
+                        "(same run, same chunks)")
     for col in ("corpus", "docs", "chunks", "baseline s", "longdoc s", "chunks/s", "docs/s", "time ×", "MRAG capture ×",
                 "catalog+FAISS +", "RSS MB (base/ours)"):
         table.add_column(col)
@@ -139,7 +144,8 @@ def main():
                       f"{q['catalog_and_faiss_share_of_baseline']:+.1%}",
                       f"{b['peak_rss_mb']:.0f} / {o['peak_rss_mb']:.0f}")
     Console(width=200).print(table)
-    path = write_result("indexing-quick" if args.quick else "indexing", {"rows": rows})
+    name = ("indexing-quick" if args.quick else "indexing") + ("" if args.embedder == "all-MiniLM-L6-v2" else f"-{args.embedder}")
+    path = write_result(name, {"rows": rows})
     print(f"wrote {path}")
 
 
