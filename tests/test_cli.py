@@ -54,5 +54,7 @@ def test_errors_are_one_line_without_traceback(tmp_path):
 
 def test_models_list_json():
     rows = json.loads(longdoc("models", "list", "--json").stdout)
-    assert {r["name"] for r in rows} == {"all-MiniLM-L6-v2", "smollm2-135m-instruct", "qwen2.5-coder-0.5b-instruct",
-                                         "qwen2.5-coder-1.5b-instruct"}
+    assert {r["name"] for r in rows} == {"all-MiniLM-L6-v2", "all-mpnet-base-v2", "smollm2-135m-instruct",
+                                         "qwen2.5-coder-0.5b-instruct", "qwen2.5-coder-1.5b-instruct"}
+    mpnet = next(r for r in rows if r["name"] == "all-mpnet-base-v2")
+    assert mpnet["kind"] == "embedder" and "part wheels" in mpnet["source"]
