@@ -46,9 +46,9 @@ class ChunkSettings:
 @dataclass(frozen=True)
 class SearchSettings:
     mode: str = "hybrid"
-    # Reciprocal-rank fusion: score = sum over modes of weight / (rrf_k + rank). Chosen on a Quoref dev
-    # split (bench/fusion_weights.py): multi-head votes added nothing there, so hybrid skips them
-    # unless weight_multihead is raised.
+    # Reciprocal-rank fusion: score = sum over modes of weight / (rrf_k + rank). Chosen on a dev split
+    # mixing Quoref and MRAG Wikipedia (bench/fusion_weights.py): multi-head votes earned no weight there,
+    # so hybrid skips them unless weight_multihead is raised.
     rrf_k: int = 10
     weight_dense: float = 0.25
     weight_multihead: float = 0.0
