@@ -21,6 +21,7 @@ import json
 import os
 import tarfile
 from pathlib import Path
+from statistics import fmean
 
 from ..errors import LongdocError
 from .datasets import RetrievalDataset
@@ -147,22 +148,29 @@ def aspect_count(qid: str) -> int:
     return int(qid[1:3])
 
 
+def _scores(rat_at, cat_at, n: int) -> dict[str, float]:
+    """One query's scores from its success ratio and category success ratio at p fetched (rat_at(p), cat_at(p)):
+    each averaged over the paper's picks, and each at exactly n fetched."""
+    picks = paper_picks(n)
+    return {"success_ratio": fmean(rat_at(p) for p in picks), "category_success_ratio": fmean(cat_at(p) for p in picks),
+            "success_ratio@n": rat_at(n), "category_success_ratio@n": cat_at(n)}
+
+
 def score_rankings(data: RetrievalDataset, rankings: dict[str, list[str]]) -> dict[str, dict[str, float]]:
-    """Per query: its success ratio and category success ratio averaged over the paper's picks, and both at
-    exactly n fetched."""
+    """Per query, the paper's scores of its document ranking (see _scores)."""
     scores = {}
     for qid, ranking in rankings.items():
         n = aspect_count(qid)
-        rat, cat = aspect_ratios(data, qid, ranking, paper_picks(n))
-        at_n = aspect_ratios(data, qid, ranking, [n])
-        scores[qid] = {"success_ratio": sum(rat) / len(rat), "category_success_ratio": sum(cat) / len(cat),
-                       "success_ratio@n": at_n[0][0], "category_success_ratio@n": at_n[1][0]}
+        picks = [n, *paper_picks(n)]
+        rat, cat = (dict(zip(picks, values)) for values in aspect_ratios(data, qid, ranking, picks))
+        scores[qid] = _scores(rat.__getitem__, cat.__getitem__, n)
     return scores
 
 
 def paper_scores(name: str, root: str | Path | None = None) -> dict[str, dict[str, dict[str, dict[str, float]]]]:
     """The authors' own per-query results, scored as score_rankings scores ours:
-    {embedder: {strategy: {qid: scores}}}; qids match load_mrag's (the same queries in the same order)."""
+    {embedder: {strategy: {qid: scores}}}; qids match load_mrag's (the same queries in the same order).
+    Their files hold rat[p - 1][query] for p = 1..32 fetched."""
     runs = {Path(k).stem: v for k, v in _tar_json(mrag_dir(root) / "paper_results.tar.bz2").items()}
     out = {}
     for stem, model in PAPER_RUNS[name].items():
@@ -172,17 +180,10 @@ def paper_scores(name: str, root: str | Path | None = None) -> dict[str, dict[st
             for n, m in by_n.items():
                 n = int(n)
                 for i in range(len(m["rat"][0])):
-                    per[f"n{n:02d}-{i:02d}"] = {
-                        "success_ratio": _mean(m["rat"][p - 1][i] for p in paper_picks(n)),
-                        "category_success_ratio": _mean(m["category_rat"][p - 1][i] for p in paper_picks(n)),
-                        "success_ratio@n": m["rat"][n - 1][i], "category_success_ratio@n": m["category_rat"][n - 1][i]}
+                    per[f"n{n:02d}-{i:02d}"] = _scores(lambda p: m["rat"][p - 1][i],
+                                                       lambda p: m["category_rat"][p - 1][i], n)
             out[model][strategy] = per
     return out
-
-
-def _mean(values) -> float:
-    values = list(values)
-    return sum(values) / len(values)
 
 
 def by_aspects(scores: dict[str, dict[str, float]], qids=None) -> dict[int, dict[str, float]]:
@@ -190,5 +191,5 @@ def by_aspects(scores: dict[str, dict[str, float]], qids=None) -> dict[int, dict
     groups: dict[int, list[dict]] = {}
     for qid in qids if qids is not None else scores:
         groups.setdefault(aspect_count(qid), []).append(scores[qid])
-    return {n: {k: _mean(s[k] for s in rows) for k in rows[0]} | {"queries": len(rows)}
+    return {n: {k: fmean(s[k] for s in rows) for k in rows[0]} | {"queries": len(rows)}
             for n, rows in sorted(groups.items())}
