@@ -124,6 +124,21 @@ def fused(first: np.ndarray, second: np.ndarray, weight: float, n: int, k: int =
     return np.argsort(-scores, axis=1)[:, :PICKS]
 
 
+def weights_for(weighting: str, heads: np.ndarray, sims: np.ndarray, relevant, dev, depth: int) -> np.ndarray:
+    """Head weights: the paper's (from the documents' head vectors at this layer), uniform, or learned on dev."""
+    if weighting == "paper":
+        return head_weights(heads)
+    if weighting == "uniform":
+        return np.ones(sims.shape[0])
+    return learned_weights(sims, relevant, dev, depth)
+
+
+def is_paper_config(s: dict, layers: int) -> bool:
+    """MRAG as the paper runs it: the last layer, the paper's weights, 2^-rank votes over each head's top 32."""
+    return (s["layer"] == layers - 1 and s["weights"] == "paper" and s["depth"] == PICKS and s["vote"] == "rank"
+            and "fusion" not in s)
+
+
 def rankings(data, picks: np.ndarray) -> dict[str, list[str]]:
     ids = list(data.corpus)
     return {qid: [ids[i] for i in row] for qid, row in zip(data.queries, picks)}
@@ -152,12 +167,10 @@ def run(set_name: str, name: str) -> dict:
     sweep = []
     for layer in range(doc_heads.shape[0]):
         sims = head_sims(doc_heads[layer], q_heads[layer])
-        paper_w = head_weights(doc_heads[layer])
         for weighting, depth, vote in itertools.product(WEIGHTS, DEPTHS, VOTES):
             if vote == "cosine" and depth != DEPTHS[0]:
                 continue  # the cosine sum has no depth
-            w = {"paper": paper_w, "uniform": np.ones(sims.shape[0]),
-                 "learned": learned_weights(sims, relevant, dev, depth)}[weighting]
+            w = weights_for(weighting, doc_heads[layer], sims, relevant, dev, depth)
             scores = mrag.score_rankings(data, rankings(data, multihead(sims, w, depth, vote)))
             sweep.append({"layer": layer, "weights": weighting, "depth": depth if vote == "rank" else None,
                           "vote": vote, "dev": objective(scores, [qids[i] for i in dev]),
@@ -165,20 +178,18 @@ def run(set_name: str, name: str) -> dict:
     # dense fused with multi-head (what hybrid would do), for the two multi-head configurations worth it
     dense_long = standard(doc_dense, q_dense, keep=200)
     ranked = sorted(sweep, key=lambda s: -s["dev"])
-    for cfg in [ranked[0]] + [s for s in sweep if s["layer"] == doc_heads.shape[0] - 1 and s["weights"] == "paper"
-                              and s["depth"] == PICKS and s["vote"] == "rank"]:
+    layers = doc_heads.shape[0]
+    for cfg in [ranked[0]] + [s for s in sweep if is_paper_config(s, layers)]:
         layer = cfg["layer"]
         sims = head_sims(doc_heads[layer], q_heads[layer])
-        w = {"paper": head_weights(doc_heads[layer]), "uniform": np.ones(sims.shape[0]),
-             "learned": learned_weights(sims, relevant, dev, cfg["depth"] or DEPTHS[0])}[cfg["weights"]]
+        w = weights_for(cfg["weights"], doc_heads[layer], sims, relevant, dev, cfg["depth"] or DEPTHS[0])
         mh_long = multihead(sims, w, cfg["depth"] or DEPTHS[0], cfg["vote"], keep=200)
         for beta in FUSION:
             scores = mrag.score_rankings(data, rankings(data, fused(dense_long, mh_long, beta, len(data.corpus))))
             sweep.append({**{k: cfg[k] for k in ("layer", "weights", "depth", "vote")}, "fusion": beta,
                           "dev": objective(scores, [qids[i] for i in dev]),
                           "test": objective(scores, [qids[i] for i in test]), "scores": scores})
-    paper_cfg = next(s for s in sweep if s["layer"] == doc_heads.shape[0] - 1 and s["weights"] == "paper"
-                     and s["depth"] == PICKS and s["vote"] == "rank" and "fusion" not in s)
+    paper_cfg = next(s for s in sweep if is_paper_config(s, layers))
     best = max((s for s in sweep if "fusion" not in s), key=lambda s: s["dev"])
     best_fused = max((s for s in sweep if "fusion" in s), key=lambda s: s["dev"])
     test_q = [qids[i] for i in test]
