@@ -31,13 +31,13 @@ MRAG_PICKS = 32
 
 def index_for(data):
     """The dataset's index (built once, where `longdoc eval run` builds it)."""
-    from longdoc import index_paths
+    from longdoc import Settings, index_paths
     from longdoc.evaluation.registry import write_corpus
     from longdoc.evaluation.runner import safe_name
     from longdoc.models.cache import cache_dir
 
     workdir = cache_dir("eval", safe_name(data.corpus_name))
-    index_paths(workdir / "index", [write_corpus(data, workdir / "corpus")], prune=True)
+    index_paths(workdir / "index", [write_corpus(data, workdir / "corpus")], Settings(head_vectors=True), prune=True)
     return workdir / "index"
 
 

@@ -79,7 +79,7 @@ def main():
     from rich.table import Table
 
     from common import write_result
-    from longdoc import index_paths, open_index
+    from longdoc import Settings, index_paths, open_index
     from longdoc.config import SearchSettings
     from longdoc.evaluation.corpora import corpus_path
     from longdoc.indexing.embedder import MultiHeadEmbedder
@@ -98,7 +98,8 @@ def main():
     sizes = [10_000, 100_000] if args.quick else [10_000, 100_000, 1_000_000]
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
-        index_paths(Path(tmp) / "essays", [corpus_path("paul-graham-essays")], progress=False, embedder=embedder)
+        index_paths(Path(tmp) / "essays", [corpus_path("paul-graham-essays")], Settings(head_vectors=True),
+                    progress=False, embedder=embedder)
         with open_index(Path(tmp) / "essays") as ix:
             ids = ix.catalog.vector_ids()
             base_dense, base_heads = ix.catalog.vectors(ids, 384, 12, 32)

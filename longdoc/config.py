@@ -177,6 +177,11 @@ class Settings:
     commit_chunks: int = 1024
     # Vectors are flushed to the FAISS files after this many committed documents.
     flush_every_docs: int = 200
+    # Store MRAG's per-head vectors (and one FAISS file per head) in a new index, for `--mode multihead`
+    # and weight_multihead. Off: on the mixed Quoref + MRAG dev split (bench/fusion_weights.py) they
+    # earned no fusion weight, and they cost as much space as the dense vectors. Set when an index is
+    # created; an existing index keeps what it was built with.
+    head_vectors: bool = False
 
     @property
     def max_file_bytes(self) -> int:
@@ -205,12 +210,24 @@ def _flat_fields() -> dict[str, type]:
     return out
 
 
+def _boolean(value) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in ("1", "true", "yes", "on"):
+        return True
+    if text in ("0", "false", "no", "off"):
+        return False
+    raise ValueError(value)
+
+
 def _coerce(name: str, value, typ) -> object:
-    conv = {"int": int, "float": float, "str": str}[typ if isinstance(typ, str) else typ.__name__]
+    kind = typ if isinstance(typ, str) else typ.__name__
+    conv = {"int": int, "float": float, "str": str, "bool": _boolean}[kind]
     try:
         return conv(value)
     except (TypeError, ValueError):
-        raise LongdocError(f"setting {name!r}: cannot read {value!r} as {conv.__name__}") from None
+        raise LongdocError(f"setting {name!r}: cannot read {value!r} as {kind}") from None
 
 
 def settings_requested(config_file=None, **overrides) -> bool:

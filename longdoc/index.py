@@ -210,7 +210,7 @@ class Index:
 
         m = self.manifest
         query = self.embedder.encode([question])[0][0]
-        dense, _ = self.catalog.vectors(np.array([h.chunk_id for h in hits]), m["dim"], m["heads"], m["head_dim"])
+        dense, _ = self.catalog.vectors(np.array([h.chunk_id for h in hits]), m["dim"], 0, 0)  # dense only
         return float((dense @ query).max())
 
     def fill_kv(self, progress: Callable[[int], None] | None = None) -> int:

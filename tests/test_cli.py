@@ -24,7 +24,13 @@ def test_index_status_docs_search_remove(tmp_path, corpus):
     assert report["added"] == 6 and report["skipped"] == 0
 
     status = json.loads(longdoc("status", "--index", idx, "--json").stdout)
-    assert status["documents"] == 6 and status["chunk_tokens"] == 64 and status["heads"] == 12
+    assert status["documents"] == 6 and status["chunk_tokens"] == 64 and status["heads"] == 0
+    # No head vectors by default: one FAISS file, and multihead search says what to do.
+    assert sorted(p.name for p in (idx / "vectors").iterdir()) == ["dense.faiss", "manifest.json"]
+    multihead = longdoc("search", "fog bells", "--index", idx, "--mode", "multihead", check=False)
+    assert multihead.returncode == 1 and multihead.stderr.strip() == (
+        f"error: index {idx} stores no head vectors, which multihead search (and hybrid's weight_multihead) "
+        f"needs; build an index with head_vectors = true")
     assert status["vectors_in_sync"] and status["last_run"]["added"] == 6
 
     docs = json.loads(longdoc("docs", "list", "--index", idx, "--json").stdout)

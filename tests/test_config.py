@@ -15,6 +15,15 @@ def test_precedence_file_then_env_then_overrides(tmp_path, monkeypatch):
     assert settings_requested(None)  # the env var counts as a request
 
 
+def test_booleans_from_toml_and_the_environment(tmp_path, monkeypatch):
+    cfg = tmp_path / "longdoc.toml"
+    cfg.write_text("head_vectors = true\n")
+    assert load_settings(cfg).head_vectors is True and Settings().head_vectors is False
+    for text, value in [("0", False), ("yes", True), ("False", False)]:
+        monkeypatch.setenv("LONGDOC_HEAD_VECTORS", text)
+        assert load_settings().head_vectors is value
+
+
 def test_defaults_and_no_request(monkeypatch):
     for name in ("LONGDOC_CHUNK_TOKENS", "LONGDOC_BATCH_SIZE", "LONGDOC_READER", "LONGDOC_ANSWER_PRECISION"):
         monkeypatch.delenv(name, raising=False)
@@ -36,6 +45,7 @@ def test_defaults_and_no_request(monkeypatch):
     ("[answer]\nlong_attention = \"block\"\n", "unknown long_attention"),
     ("[answer]\nmemory_layout = \"scattered\"\n", "unknown memory_layout"),
     ("[answer]\nkernels = 'cuda'\n", "unknown kernels"),
+    ("head_vectors = 'sometimes'\n", "setting 'head_vectors': cannot read 'sometimes' as bool"),
 ])
 def test_bad_settings_are_named(tmp_path, text, match):
     cfg = tmp_path / "bad.toml"

@@ -10,7 +10,7 @@ import pytest
 from conftest import DOC_FIXTURES
 from typer.testing import CliRunner
 
-from longdoc import index_paths, open_index
+from longdoc import Settings, index_paths, open_index
 from longdoc.errors import IndexDamagedError
 from longdoc.indexing.pipeline import remove_documents
 from longdoc.cli.app import app
@@ -36,7 +36,7 @@ def clean(tmp_path_factory, embedder):
     for p in DOC_FIXTURES:
         shutil.copy(p, corpus / p.name)
     idx = root / "clean"
-    index_paths(idx, [corpus], progress=False, embedder=embedder)
+    index_paths(idx, [corpus], Settings(head_vectors=True), progress=False, embedder=embedder)
     return idx, _results(idx, embedder)
 
 

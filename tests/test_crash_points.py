@@ -23,7 +23,7 @@ QUERIES = ["the keeper's log at night", "tides and the moon", "a fog signal in t
 MODES = ["dense", "multihead", "bm25", "hybrid"]
 # Parsed in this process (parse_timeout_s=0): each forked run would otherwise start its own parse child, and
 # parsing writes nothing.
-SETTINGS = dict(flush_every_docs=2, commit_chunks=8, parse_timeout_s=0)
+SETTINGS = dict(flush_every_docs=2, commit_chunks=8, parse_timeout_s=0, head_vectors=True)
 
 
 def _step_counter(kill_at: int, tally: str):

@@ -54,7 +54,7 @@ def test_indexing_on_ray_equals_indexing_here(tmp_path, ray_cluster):
     # 12 MB takes seconds to chunk: past the time limit here and on Ray alike, so it is skipped by both
     paragraph = (FIXTURES / "fog_signals.txt").read_text()
     (corpus / "big.txt").write_text("\n\n".join(f"{i}. {paragraph}" for i in range(12 * 2**20 // len(paragraph))))
-    settings = Settings().replace(parse_timeout_s=0.5)
+    settings = Settings().replace(parse_timeout_s=0.5, head_vectors=True)
     local = index_paths(tmp_path / "local", [corpus], settings, progress=False)
     assert (str(corpus / "big.txt"), "took over 0.5 s to load and chunk; skipped (the limit is the parse_timeout_s "
             "setting)") in local.skipped_files

@@ -201,8 +201,23 @@ def test_index_built_with_other_settings_is_refused(tmp_path, corpus, embedder):
     with pytest.raises(IndexMismatchError, match="embedder"):
         index_paths(idx, [corpus], SETTINGS.replace(embedder="sentence-transformers/paraphrase-MiniLM-L3-v2"),
                     progress=False, embedder=embedder)
+    with pytest.raises(IndexMismatchError, match="built without head vectors"):
+        index_paths(idx, [corpus], SETTINGS.replace(head_vectors=True), progress=False, embedder=embedder)
     with open_index(idx) as ix:
         assert len(ix.documents()) == 1
+
+
+def test_head_vectors_are_kept_by_an_index_built_with_them(tmp_path, corpus, embedder):
+    """An index built with head vectors keeps storing them when later runs ask for nothing in particular
+    (the setting's default is off), so its per-head files never fall behind its dense one."""
+    idx = tmp_path / "index"
+    index_paths(idx, [corpus / "tides.rst"], SETTINGS.replace(head_vectors=True), progress=False, embedder=embedder)
+    index_paths(idx, [corpus], SETTINGS, progress=False, embedder=embedder)
+    with open_index(idx) as ix:
+        ix._embedder = embedder
+        chunks = ix.catalog.counts()["chunks"]
+        assert ix.vectors.n_heads == 12 and all(h.ntotal == chunks for h in ix.vectors.heads)
+        assert ix.search("how loud was the diaphone?", k=3, mode="multihead")
 
 
 def test_search_modes_and_bad_queries(tmp_path, corpus, embedder):

@@ -50,7 +50,8 @@ def index_dir(tmp_path_factory, embedder):
     for p in DOC_FIXTURES:
         shutil.copy(p, corpus / p.name)
     idx = tmp_path_factory.mktemp("index")
-    index_paths(idx, [corpus], Settings().replace(chunk_tokens=32, chunk_overlap=4), progress=False, embedder=embedder)
+    settings = Settings().replace(chunk_tokens=32, chunk_overlap=4, head_vectors=True)
+    index_paths(idx, [corpus], settings, progress=False, embedder=embedder)
     return idx
 
 

@@ -17,7 +17,7 @@ from longdoc.indexing.pipeline import remove_documents
 
 pytestmark = pytest.mark.slow
 LONGDOC = [sys.executable, "-m", "longdoc"]
-MODES = ("bm25", "dense", "multihead", "hybrid")
+MODES = ("bm25", "dense", "hybrid")  # the default index: no head vectors
 
 
 def _private_mount() -> list[str]:

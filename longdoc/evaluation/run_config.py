@@ -44,7 +44,7 @@ _KEYS = {"": {"name", "seed", "limit", "datasets", "workdir", "retrieval", "qa",
 
 # Settings added after results files were first written, with the value that leaves every answer as it
 # was: at that value they stay out of the fingerprint, so those results files still resume.
-SETTINGS_ADDED_OFF = [("answer.reencode_focus", 0), ("parse_timeout_s", 120.0)]
+SETTINGS_ADDED_OFF = [("answer.reencode_focus", 0), ("parse_timeout_s", 120.0), ("head_vectors", False)]
 # Block-Attention's recoveries are set per backend by its name (block-r1-e16-f1), whatever the settings
 # say, so their settings are hashed at these values.
 BACKEND_SETTINGS = {"recompute_top": 0, "reencode_first": 0, "reencode_focus": 0}

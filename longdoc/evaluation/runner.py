@@ -69,6 +69,13 @@ def _todo(db: ResultsDB, cells: list[Cell], qids: list[str], counts: dict) -> di
     return todo
 
 
+def _index_settings(config: EvalConfig):
+    """The config's settings, with head vectors stored when a mode it scores uses them."""
+    modes = set(config.modes) | set(config.qa_modes)
+    wanted = "multihead" in modes or ("hybrid" in modes and config.settings.search.weight_multihead > 0)
+    return config.settings.replace(head_vectors=True) if wanted else config.settings
+
+
 def _run_dataset(db: ResultsDB, run_id: int, config: EvalConfig, spec: DatasetSpec, progress: bool, counts: dict):
     from .. import index_paths, open_index
     from ..models.cache import cache_dir
@@ -89,7 +96,7 @@ def _run_dataset(db: ResultsDB, run_id: int, config: EvalConfig, spec: DatasetSp
         workdir = config.workdir or cache_dir("eval", safe_name(data.corpus_name))
         index_dir = workdir / "index"
         t0 = time.perf_counter()
-        report = index_paths(index_dir, [write_corpus(data, workdir / "corpus")], config.settings, prune=True,
+        report = index_paths(index_dir, [write_corpus(data, workdir / "corpus")], _index_settings(config), prune=True,
                              progress=progress)
         if report.chunks_embedded:  # build time only means something when the index was built now
             db.set_dataset_info(spec.name, run_id, {"documents": len(data.corpus), "index_seconds":

@@ -101,7 +101,8 @@ class _Indexer:
         self.progress = progress
         self.chunker = Chunker(embedder.tokenizer, settings.chunk)
         # Not kept in memory: each flush reads, patches and writes the files a group at a time.
-        self.vectors = VectorStore(catalog.index_dir, embedder.dim, embedder.heads, embedder.head_dim)
+        self.vectors = VectorStore.for_manifest(catalog.index_dir, catalog.get_meta("manifest"))
+        self.heads = self.vectors.n_heads  # 0: the index stores no head vectors
         self.pending: list[_Pending] = []
         self.since_flush = 0
 
@@ -131,7 +132,8 @@ class _Indexer:
                 for doc, group in itertools.groupby(part, key=lambda row: row[0]):
                     chunks = [c for _, c in group]
                     end = offset + len(chunks)
-                    self.catalog.put_chunks(doc_ids[doc], chunks, dense[offset:end], heads[offset:end])
+                    self.catalog.put_chunks(doc_ids[doc], chunks, dense[offset:end],
+                                            heads[offset:end] if self.heads else None)
                     offset = end
         for p in self.pending:
             report.updated += p.is_update
@@ -144,9 +146,10 @@ class _Indexer:
 
     def flush_vectors(self, report: IndexReport) -> None:
         t0 = time.perf_counter()
-        sample = self.catalog.head_sample(2000, self.embedder.heads, self.embedder.head_dim)
-        with self.catalog.transaction():
-            self.catalog.set_meta("head_weights", head_weights(sample).tolist())
+        if self.heads:
+            sample = self.catalog.head_sample(2000, self.heads, self.embedder.head_dim)
+            with self.catalog.transaction():
+                self.catalog.set_meta("head_weights", head_weights(sample).tolist())
         self.vectors.refresh(self.catalog)
         self.since_flush = 0
         report.timings["vectors"] += time.perf_counter() - t0

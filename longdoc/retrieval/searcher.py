@@ -68,6 +68,10 @@ class Searcher:
         lists = {}
         if retrievers & {"dense", "multihead"}:
             store = self._vectors()
+            if "multihead" in retrievers and store.n_heads == 0:
+                raise LongdocError(f"index {self.catalog.index_dir} stores no head vectors, which multihead "
+                                   f"search (and hybrid's weight_multihead) needs; build an index with "
+                                   f"head_vectors = true")
             dense_q, head_q = self._embedder().encode([query])
             if "dense" in retrievers:
                 lists["dense"] = dense_search(store, dense_q[0], depth, allowed)

@@ -1,6 +1,7 @@
 """The SQLite catalog of one index (WAL mode, through sqlite-utils): documents, chunks, spans, vectors."""
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import sqlite3
@@ -142,10 +143,11 @@ class Catalog:
         conn.executemany("INSERT INTO spans(doc_id, kind, ordinal, char_start, char_end, label) VALUES (?, ?, ?, ?, ?, ?)", spans)
         return doc_id
 
-    def put_chunks(self, doc_id: int, chunks, dense: np.ndarray, heads: np.ndarray) -> None:
-        """Insert chunks of a document with their vectors. Call inside the transaction() of put_document."""
+    def put_chunks(self, doc_id: int, chunks, dense: np.ndarray, heads: np.ndarray | None) -> None:
+        """Insert chunks of a document with their vectors (heads None: an index without head vectors).
+        Call inside the transaction() of put_document."""
         conn = self.db.conn
-        for chunk, d, h in zip(chunks, dense, heads):
+        for chunk, d, h in zip(chunks, dense, heads if heads is not None else itertools.repeat(np.zeros(0))):
             cid = conn.execute(
                 "INSERT INTO chunks(doc_id, ordinal, text, char_start, char_end, token_count, section, page_start, page_end) "
                 "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
