@@ -25,7 +25,8 @@ sys.path.insert(0, str(Path(__file__).parent))
 from common import write_result  # noqa: E402
 
 from longdoc.evaluation import mrag  # noqa: E402
-from longdoc.indexing.embedder import attention_output, head_weights  # noqa: E402
+from longdoc.indexing.embedder import attention_output  # noqa: E402
+from longdoc.indexing.head_weights import head_weights  # noqa: E402
 from longdoc.models.cache import cache_dir  # noqa: E402
 from longdoc.models.embedders import load_embedder_model  # noqa: E402
 
@@ -260,13 +261,15 @@ def main():
     if args.threads:
         torch.set_num_threads(args.threads)
     results = []
+    # mrag.json holds the default set's run; other sets get their own file (mrag-legal-chem.json).
+    out = "mrag" if args.sets == "mrag-wikipedia" else "mrag-" + args.sets.replace("mrag-", "").replace(",", "-")
     for set_name in args.sets.split(","):
         paper = mrag.paper_scores(set_name)
         for name in args.embedders.split(","):
             results.append(run(set_name, name))
             print_tables(results[-1], paper)
             print_sweep(results[-1])
-            write_result("mrag", {"results": results})
+            write_result(out, {"results": results})
 
 
 if __name__ == "__main__":

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import torch
 
-from longdoc.indexing.embedder import head_weights
+from longdoc.indexing.head_weights import head_weights
 
 TEXTS = [
     "The keeper wound the clockwork that turned the lens every four hours.",

@@ -35,8 +35,9 @@ def test_migrations_wal_and_fts(tmp_path):
     cat = Catalog.open(tmp_path, create=True)
     assert cat.schema_version == SCHEMA_VERSION
     assert cat.db.conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
-    assert cat.db.journal_mode == "wal"
-    assert {"documents", "chunks", "spans", "vectors", "chunks_fts", "meta", "runs"} <= set(cat.db.table_names())
+    assert cat.db.conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    tables = {r[0] for r in cat.db.conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    assert {"documents", "chunks", "spans", "vectors", "chunks_fts", "meta", "runs"} <= tables
     _put(cat, "/a.txt", 4, 0)
     assert cat.db.conn.execute("SELECT COUNT(*) FROM chunks_fts WHERE chunks_fts MATCH 'document'").fetchone()[0] == 4
     cat.close()

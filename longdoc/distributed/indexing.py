@@ -20,18 +20,17 @@ class _Parser:
         from transformers import AutoTokenizer
 
         from ..indexing.chunking import Chunker
-        from ..indexing.parse_worker import ParseWorker
+        from ..indexing.pipeline import parser_for
 
-        self.chunker = Chunker(AutoTokenizer.from_pretrained(tokenizer), chunk)
+        self.parse = parser_for(Chunker(AutoTokenizer.from_pretrained(tokenizer), chunk), parse_timeout_s)
         self.max_bytes = max_bytes
-        self.parser = ParseWorker(self.chunker, parse_timeout_s) if parse_timeout_s > 0 else None
 
     def __call__(self, row: dict) -> dict:
         from ..indexing.pipeline import prepare_file
 
         known = row["known_sha"] or None
         try:
-            outcome = prepare_file(row["path"], known, self.chunker, self.max_bytes, self.parser)
+            outcome = prepare_file(row["path"], known, self.max_bytes, self.parse)
         except SkippedFile as e:
             outcome = (e, {})
         return {"i": row["i"], "payload": pickle.dumps(outcome)}
@@ -59,10 +58,11 @@ class RayEngine:
     def prepare(self, files: list[str], known: dict, chunker, max_bytes: int, parse_timeout_s: float, on_file):
         import ray.data
 
-        chunk = ChunkSettings(tokens=chunker.tokens, overlap=chunker.overlap)
         rows = [{"i": i, "path": p, "known_sha": known[p][1] if p in known else ""} for i, p in enumerate(files)]
         if not rows:
             return
+        chunker = chunker()  # the workers hash every file, so the tokenizer is needed up front
+        chunk = ChunkSettings(tokens=chunker.tokens, overlap=chunker.overlap)
         args = (chunker.tokenizer.name_or_path, chunk, max_bytes, parse_timeout_s)
         ds = ray.data.from_items(rows).map(_Parser, fn_constructor_args=args, compute=actor_pool(len(rows)))
         results = sorted(ds.take_all(), key=lambda r: r["i"])  # file order, as a local run commits them

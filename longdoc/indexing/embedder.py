@@ -93,28 +93,3 @@ class MultiHeadEmbedder:
             if on_batch:
                 on_batch(len(idx))
         return dense, heads
-
-
-def head_weights(heads: np.ndarray, sample: int = 2000, seed: int = 0) -> np.ndarray:
-    """MRAG head weights w_h = mean ||e_h|| * mean pairwise cosine distance, over a sample of chunks.
-
-    Heads whose vectors are large and spread out discriminate between chunks; near-constant heads
-    get little say in the vote.
-    """
-    if len(heads) == 0:
-        return np.ones(0, np.float32)
-    rng = np.random.default_rng(seed)
-    if len(heads) > sample:
-        heads = heads[rng.choice(len(heads), sample, replace=False)]
-    norms = np.linalg.norm(heads, axis=-1)  # (N, H)
-    unit = heads / np.maximum(norms[..., None], 1e-12)
-    n = len(heads)
-    weights = np.zeros(heads.shape[1], np.float32)
-    for h in range(heads.shape[1]):
-        if n < 2:
-            weights[h] = norms[:, h].mean()
-            continue
-        sims = unit[:, h] @ unit[:, h].T
-        mean_dist = (n * n - sims.sum()) / (n * (n - 1))  # diagonal sims are 1, distances 0
-        weights[h] = norms[:, h].mean() * mean_dist
-    return weights

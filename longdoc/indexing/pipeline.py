@@ -12,6 +12,7 @@ import os
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING, Callable
 
 from rich.console import Console
 from rich.markup import escape
@@ -24,10 +25,13 @@ from ..storage import Catalog, VectorStore, write_lock
 from ..storage.files import writing
 from .chunking import Chunker
 from .discovery import absolute, discover, under_roots
-from .embedder import MultiHeadEmbedder, head_weights
+from .head_weights import head_weights
 from .loaders import read_bytes
 from .manifest import index_settings, write_manifest
-from .parse_worker import ParseWorker, load_and_chunk, shared_worker
+from .parse_worker import load_and_chunk, shared_worker
+
+if TYPE_CHECKING:
+    from .embedder import MultiHeadEmbedder
 
 @dataclass
 class IndexReport:
@@ -57,11 +61,12 @@ class _Pending:
     is_update: bool
 
 
-def prepare_file(path: str, known_sha: str | None, chunker: Chunker, max_bytes: int,
-                 parser: ParseWorker | None = None) -> tuple[_Pending | None, dict]:
+def prepare_file(path: str, known_sha: str | None, max_bytes: int,
+                 parse: Callable[[str, bytes], tuple]) -> tuple[_Pending | None, dict]:
     """Read, hash, load and chunk one file: (None when unchanged since it was indexed, timings).
-    Raises SkippedFile for a file that cannot be used. Runs in this process or on a Ray worker; with a
-    parser, loading and chunking run in its child process, under its time limit."""
+    Raises SkippedFile for a file that cannot be used. Runs in this process or on a Ray worker; `parse`
+    (a ParseWorker's, in its child process under its time limit, or load_and_chunk) is called only for a
+    file that changed."""
     t0 = time.perf_counter()
     data = read_bytes(Path(path), max_bytes)
     stat = os.stat(path)
@@ -69,21 +74,35 @@ def prepare_file(path: str, known_sha: str | None, chunker: Chunker, max_bytes: 
     t1 = time.perf_counter()
     if known_sha == sha:
         return None, {"read": t1 - t0}
-    doc, chunks = parser.parse(path, data) if parser is not None else load_and_chunk(path, data, chunker)
+    doc, chunks = parse(path, data)
     return _Pending(doc, sha, stat, chunks, known_sha is not None), {"read": t1 - t0, "parse": time.perf_counter() - t1}
+
+
+def parser_for(chunker: Chunker, parse_timeout_s: float) -> Callable[[str, bytes], tuple]:
+    """Load and chunk in the shared child process under the time limit, or here when it is 0."""
+    if parse_timeout_s > 0:
+        return shared_worker(chunker, parse_timeout_s).parse
+    return lambda path, data: load_and_chunk(path, data, chunker)
 
 
 class LocalEngine:
     """Prepare and embed in this process (the default; files are parsed in a child process under
     parse_timeout_s, or here when it is 0); distributed.RayEngine does both on Ray."""
 
-    def prepare(self, files: list[str], known: dict, chunker: Chunker, max_bytes: int, parse_timeout_s: float,
-                on_file):
-        parser = shared_worker(chunker, parse_timeout_s) if parse_timeout_s > 0 else None
+    def prepare(self, files: list[str], known: dict, chunker: Callable[[], Chunker], max_bytes: int,
+                parse_timeout_s: float, on_file):
+        """chunker: called (it loads the embedder's tokenizer) only once a file has changed."""
+        parsers = []
+
+        def parse(path: str, data: bytes):
+            if not parsers:
+                parsers.append(parser_for(chunker(), parse_timeout_s))
+            return parsers[0](path, data)
+
         for path in files:
             on_file()
             try:
-                yield path, *prepare_file(path, known[path][1] if path in known else None, chunker, max_bytes, parser)
+                yield path, *prepare_file(path, known[path][1] if path in known else None, max_bytes, parse)
             except SkippedFile as e:
                 yield path, e, {}
 
@@ -95,16 +114,34 @@ class LocalEngine:
 
 
 class _Indexer:
-    def __init__(self, catalog: Catalog, settings: Settings, embedder: MultiHeadEmbedder, progress: Progress, encode):
-        self.catalog, self.settings, self.embedder = catalog, settings, embedder
-        self.encode = encode
-        self.progress = progress
-        self.chunker = Chunker(embedder.tokenizer, settings.chunk)
-        # Not kept in memory: each flush reads, patches and writes the files a group at a time.
-        self.vectors = VectorStore.for_manifest(catalog.index_dir, catalog.get_meta("manifest"))
-        self.heads = self.vectors.n_heads  # 0: the index stores no head vectors
+    """Embeds and commits what changed. The embedder (torch, the model) is loaded on the first file that
+    changed, so a run over unchanged files reads only their bytes and the catalog."""
+
+    def __init__(self, catalog: Catalog, settings: Settings, load_embedder: Callable[[], "MultiHeadEmbedder"],
+                 progress: Progress, engine):
+        self.catalog, self.settings, self.progress, self.engine = catalog, settings, progress, engine
+        self._load_embedder = load_embedder
+        self.embedder: MultiHeadEmbedder | None = None
         self.pending: list[_Pending] = []
         self.since_flush = 0
+
+    def chunker(self) -> Chunker:
+        self.load()
+        return self._chunker
+
+    def load(self) -> None:
+        """Load the embedder, check it against the index's manifest (or record it in a new one)."""
+        if self.embedder is not None:
+            return
+        embedder = self._load_embedder()
+        if self.settings.chunk.tokens > embedder.max_tokens - 2:
+            raise LongdocError(f"chunk tokens {self.settings.chunk.tokens} exceed what {self.settings.embedder} "
+                               f"reads ({embedder.max_tokens - 2} tokens)")
+        with self.catalog.transaction():
+            write_manifest(self.catalog, self.settings, embedder)
+        self._chunker = Chunker(embedder.tokenizer, self.settings.chunk)
+        self.encode = self.engine.encoder(embedder, self.settings)
+        self.embedder = embedder
 
     def embed_and_commit(self, report: IndexReport, embed_task) -> None:
         """Embed and store the pending documents, then sync the vector files every flush_every_docs."""
@@ -118,6 +155,8 @@ class _Indexer:
         """Embed the pending documents' chunks, at most commit_chunks at a time (a huge file's vectors are
         never all in memory, nor its chunks as objects), and store them in one transaction: every
         document whole, or none."""
+        self.load()
+        heads = self.catalog.get_meta("manifest")["heads"]  # 0: the index stores no head vectors
         rows = ((n, c) for n, p in enumerate(self.pending) for c in p.chunks)  # (which document, chunk)
         step = self.settings.commit_chunks
         embed_s = 0.0
@@ -126,14 +165,15 @@ class _Indexer:
             doc_ids = [self.catalog.put_document(p.doc, p.sha256, p.stat, len(p.chunks)) for p in self.pending]
             while part := list(itertools.islice(rows, step)):
                 t = time.perf_counter()
-                dense, heads = self.encode([c.text for _, c in part], on_batch=lambda n: self.progress.advance(embed_task, n))
+                dense, head_vectors = self.encode([c.text for _, c in part],
+                                                  on_batch=lambda n: self.progress.advance(embed_task, n))
                 embed_s += time.perf_counter() - t
                 offset = 0
                 for doc, group in itertools.groupby(part, key=lambda row: row[0]):
                     chunks = [c for _, c in group]
                     end = offset + len(chunks)
                     self.catalog.put_chunks(doc_ids[doc], chunks, dense[offset:end],
-                                            heads[offset:end] if self.heads else None)
+                                            head_vectors[offset:end] if heads else None)
                     offset = end
         for p in self.pending:
             report.updated += p.is_update
@@ -145,13 +185,23 @@ class _Indexer:
         self.pending = []
 
     def flush_vectors(self, report: IndexReport) -> None:
+        """Bring the FAISS files to the catalog. Files whose manifest is at the catalog's generation, at
+        their recorded sizes, are left unread (a no-op run at a million chunks would otherwise hash
+        gigabytes); search checks every checksum, and `doctor --repair` rewrites a damaged file."""
         t0 = time.perf_counter()
-        if self.heads:
-            sample = self.catalog.head_sample(2000, self.heads, self.embedder.head_dim)
+        self.since_flush = 0
+        # Not kept in memory: each flush reads, patches and writes the files a group at a time.
+        vectors = VectorStore.for_manifest(self.catalog.index_dir, self.catalog.get_meta("manifest") or {})
+        if vectors is None:
+            return  # nothing embedded yet
+        generation, problems = vectors.glance()
+        if generation == self.catalog.generation and not problems:
+            return
+        if vectors.n_heads:
+            sample = self.catalog.head_sample(2000, vectors.n_heads, vectors.head_dim)
             with self.catalog.transaction():
                 self.catalog.set_meta("head_weights", head_weights(sample).tolist())
-        self.vectors.refresh(self.catalog)
-        self.since_flush = 0
+        vectors.refresh(self.catalog)
         report.timings["vectors"] += time.perf_counter() - t0
 
 
@@ -172,15 +222,15 @@ def index_paths(index_dir: str | Path, roots: list[str | Path], settings: Settin
         try:
             clean_leftovers(catalog)
             settings = index_settings(catalog, settings)
-            embedder = embedder or MultiHeadEmbedder(settings.embedder, settings.device, settings.batch_size)
-            if settings.chunk.tokens > embedder.max_tokens - 2:
-                raise LongdocError(f"chunk tokens {settings.chunk.tokens} exceed what {settings.embedder} reads "
-                                   f"({embedder.max_tokens - 2} tokens)")
-            with catalog.transaction():
-                write_manifest(catalog, settings, embedder)
+
+            def load_embedder():
+                from .embedder import MultiHeadEmbedder
+
+                return embedder or MultiHeadEmbedder(settings.embedder, settings.device, settings.batch_size)
+
             engine = engine or LocalEngine()
             try:
-                return _run(catalog, settings, embedder, [absolute(r) for r in roots], prune, console, progress,
+                return _run(catalog, settings, load_embedder, [absolute(r) for r in roots], prune, console, progress,
                             started, engine)
             finally:
                 engine.close()
@@ -207,7 +257,7 @@ def clean_leftovers(catalog: Catalog) -> None:
     catalog.interrupt_runs()
 
 
-def _run(catalog, settings, embedder, roots, prune, console, show_progress, started, engine) -> IndexReport:
+def _run(catalog, settings, load_embedder, roots, prune, console, show_progress, started, engine) -> IndexReport:
     report = IndexReport(index=str(catalog.index_dir))
     report.run_id = catalog.start_run(roots)
     files, problems = discover(roots)
@@ -226,9 +276,9 @@ def _run(catalog, settings, embedder, roots, prune, console, show_progress, star
     with Progress(*columns, console=console, disable=not show_progress, transient=False) as progress:
         file_task = progress.add_task("files", total=len(files))
         embed_task = progress.add_task("chunks embedded", total=None)
-        indexer = _Indexer(catalog, settings, embedder, progress, engine.encoder(embedder, settings))
+        indexer = _Indexer(catalog, settings, load_embedder, progress, engine)
         prepared = engine.prepare(files, known, indexer.chunker, max_bytes, settings.parse_timeout_s,
-                              lambda: progress.advance(file_task))
+                                  lambda: progress.advance(file_task))
         _ingest(prepared, indexer, report, skip, embed_task)
         if prune:
             present = set(files)

@@ -1,5 +1,5 @@
 """Retrieval over an index: dense, MRAG multi-head, BM25 and hybrid fusion. The names load lazily, so the
-reader (which needs only Hit) imports on a machine without FAISS or sqlite-utils."""
+reader (which needs only Hit) imports on a machine without FAISS."""
 from ..lazy import lazy_names
 
 _LAZY = {"Filters": ".filters", "Hit": ".hit", "MODES": ".searcher", "Searcher": ".searcher"}

@@ -1,4 +1,4 @@
-"""The SQLite catalog of one index (WAL mode, through sqlite-utils): documents, chunks, spans, vectors."""
+"""The SQLite catalog of one index (WAL mode, Python's sqlite3): documents, chunks, spans, vectors."""
 from __future__ import annotations
 
 import itertools
@@ -12,7 +12,6 @@ from typing import Iterable, Iterator
 from urllib.request import pathname2url
 
 import numpy as np
-import sqlite_utils
 
 from ..errors import IndexDamagedError, IndexNotFoundError, StorageError
 from ..paths import from_db, shown, to_db
@@ -26,8 +25,25 @@ def now_iso() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
+class Database:
+    """One connection, and its rows as dicts where that reads better. (sqlite-utils did this before; it
+    imports pandas wherever pandas is installed, 0.44 s of a 0.9 s `search --mode bm25`.)"""
+
+    def __init__(self, conn: sqlite3.Connection):
+        self.conn = conn
+
+    def query(self, sql: str, params: Iterable = ()) -> Iterator[dict]:
+        cursor = self.conn.execute(sql, list(params))
+        names = [c[0] for c in cursor.description]
+        for row in cursor:
+            yield dict(zip(names, row))
+
+    def close(self) -> None:
+        self.conn.close()
+
+
 class Catalog:
-    def __init__(self, db: sqlite_utils.Database, index_dir: Path, read_only: bool = False):
+    def __init__(self, db: Database, index_dir: Path, read_only: bool = False):
         self.db = db
         self.index_dir = index_dir
         self.read_only = read_only
@@ -50,7 +66,7 @@ class Catalog:
         read_only = path.exists() and not (os.access(index_dir, os.W_OK) and os.access(path, os.W_OK))
         try:
             with writing(path):
-                db = sqlite_utils.Database(_read_only(path) if read_only else _writable(path, create))
+                db = Database(_read_only(path) if read_only else _writable(path, create))
                 return cls(db, index_dir, read_only)
         except sqlite3.DatabaseError as e:
             raise damaged(path, e) from None
