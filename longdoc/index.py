@@ -11,7 +11,8 @@ from .errors import IndexMismatchError, IndexNotFoundError, LongdocError
 from .paths import as_path
 from .retrieval import Filters, Hit, Searcher
 from .retrieval.windows import reading_windows
-from .storage import Catalog, VectorStore
+from . import storage  # storage.VectorStore is looked up when used: FAISS loads only then
+from .storage import Catalog
 from .storage.catalog import CATALOG_FILE, damaged
 
 
@@ -21,7 +22,7 @@ class Index:
         self.catalog = Catalog.open(self.path)
         self.settings = settings or load_settings()
         self._embedder = None
-        self._vectors: VectorStore | None = None
+        self._vectors: storage.VectorStore | None = None
         self._reader = None
         self.lock = threading.RLock()  # the service shares one Index across threads; held around a search
         if embedder is not None and embedder.lower() != self.manifest["embedder"].lower():
@@ -58,7 +59,7 @@ class Index:
     def status(self) -> dict:
         files = [p for p in self.path.rglob("*") if p.is_file()]
         manifest = self.catalog.get_meta("manifest") or {}
-        store = VectorStore.for_manifest(self.path, manifest)
+        store = storage.VectorStore.for_manifest(self.path, manifest)
         if store is None:
             vector_files, in_sync = "none yet", False
         else:
@@ -96,7 +97,7 @@ class Index:
         vectors = self._saved_vectors(manifest)
         entries, dropped = KVStore(self.path / "kv", None).verify()
 
-        def stale(store: VectorStore | None) -> bool:
+        def stale(store: storage.VectorStore | None) -> bool:
             return store is not None and bool(store.checks or store.generation != self.catalog.generation)
 
         report = {"index": str(self.path), "catalog": "ok" if not catalog else catalog}
@@ -115,9 +116,9 @@ class Index:
         return {**report, "vector_files": None if vectors is None else (vectors.checks or "ok"),
                 "kv_entries_checked": entries, "kv_entries_damaged_and_deleted": dropped, "problems": problems}
 
-    def _saved_vectors(self, manifest: dict) -> VectorStore | None:
+    def _saved_vectors(self, manifest: dict) -> storage.VectorStore | None:
         """The FAISS files as saved (checked, not synced), or None before the first vectors."""
-        store = VectorStore.for_manifest(self.path, manifest)
+        store = storage.VectorStore.for_manifest(self.path, manifest)
         return store.load() if store is not None else None
 
     # --- search --------------------------------------------------------------------------------
@@ -137,13 +138,13 @@ class Index:
             return self._embedder
 
     @property
-    def vectors(self) -> VectorStore:
+    def vectors(self) -> storage.VectorStore:
         """The FAISS indexes, brought up to the catalog's committed state in memory (no writes)."""
         with self.lock:
             m = self.manifest
             if self._vectors is None:
                 search = self.settings.search
-                self._vectors = VectorStore.for_manifest(self.path, m, ivf_threshold=search.ivf_threshold,
+                self._vectors = storage.VectorStore.for_manifest(self.path, m, ivf_threshold=search.ivf_threshold,
                                                          ivf_nprobe=search.ivf_nprobe).load()
             self._vectors.sync(self.catalog)
             return self._vectors

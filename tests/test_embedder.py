@@ -18,7 +18,7 @@ def test_head_vectors_equal_attention_probabilities_times_values(embedder):
     from transformers import AutoModel
 
     eager = AutoModel.from_pretrained(embedder.source, attn_implementation="eager").eval()
-    features = embedder.tokenizer(TEXTS, padding=True, truncation=True, return_tensors="pt")
+    features = embedder.model.tokenize(TEXTS)
     with torch.no_grad():
         out = eager(**features, output_attentions=True, output_hidden_states=True)
         probs = out.attentions[-1]  # (B, H, T, T)
@@ -48,14 +48,31 @@ def test_dense_vectors_match_sentence_transformers_encode(embedder):
 
 
 @pytest.mark.slow
+def test_the_bert_tokenizer_gives_transformers_tokens_offsets_and_batches(embedder, tokenizer):
+    """The chunker's token counts and offsets, and the encoder's padded and truncated batches, are
+    those of transformers' tokenizer for the same tokenizer.json (models/bert.py)."""
+    texts = TEXTS + ["Ünïcödé — naïve café, 日本語のテキスト, emoji 🚀 and\ttabs\n\nnewlines", "word " * 300, ""]
+    ours = embedder.tokenizer(texts, add_special_tokens=False, return_offsets_mapping=True)
+    theirs = tokenizer(texts, add_special_tokens=False, return_offsets_mapping=True)
+    assert ours["input_ids"] == theirs["input_ids"]
+    assert [[tuple(o) for o in row] for row in ours["offset_mapping"]] == \
+           [[tuple(o) for o in row] for row in theirs["offset_mapping"]]
+    batch = embedder.tokenizer.tensors(texts, 256)
+    reference = tokenizer(texts, padding=True, truncation="longest_first", max_length=256, return_tensors="pt")
+    for key in ("input_ids", "attention_mask", "token_type_ids"):
+        assert torch.equal(batch[key], reference[key]), key
+
+
+@pytest.mark.slow
 def test_loading_the_embedder_does_not_import_sentence_transformers():
-    """It would add ~115 MB of RSS and ~1.6 s to every index and search (models/sentence_encoder.py)."""
+    """It would add ~115 MB of RSS and ~1.6 s to every index and search (models/sentence_encoder.py);
+    transformers, 3-4 s (models/bert.py runs BERT-family embedders without it)."""
     import subprocess
     import sys
 
     code = ("import sys; from longdoc.indexing.embedder import MultiHeadEmbedder; e = MultiHeadEmbedder('default', 'cpu'); "
             "e.encode(['x']); print(sorted(m for m in sys.modules if m.split('.')[0] in "
-            "('sentence_transformers', 'sklearn', 'pandas')))")
+            "('sentence_transformers', 'sklearn', 'pandas', 'transformers')))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "[]"

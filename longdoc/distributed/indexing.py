@@ -17,12 +17,11 @@ class _Parser:
     parse child under the time limit, as a local run has."""
 
     def __init__(self, tokenizer: str, chunk: ChunkSettings, max_bytes: int, parse_timeout_s: float):
-        from transformers import AutoTokenizer
-
         from ..indexing.chunking import Chunker
         from ..indexing.pipeline import parser_for
+        from ..models.sentence_encoder import load_tokenizer
 
-        self.parse = parser_for(Chunker(AutoTokenizer.from_pretrained(tokenizer), chunk), parse_timeout_s)
+        self.parse = parser_for(Chunker(load_tokenizer(tokenizer), chunk), parse_timeout_s)
         self.max_bytes = max_bytes
 
     def __call__(self, row: dict) -> dict:

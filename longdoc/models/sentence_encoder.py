@@ -4,7 +4,7 @@ Nearly every retrieval embedder is saved as a Transformer module, then Pooling, 
 (its modules.json). Running those three here gives the same vectors as the sentence-transformers
 package without importing it (it brings scikit-learn and pandas): loading the packaged MiniLM and
 encoding one text takes 528 MB and 4.4-4.9 s here against 643 MB and 6.1-6.4 s through the package,
-paid by every `index` and `search`."""
+paid by every `index` and `search`. BERT-family models skip transformers too (bert.py)."""
 from __future__ import annotations
 
 import json
@@ -13,6 +13,7 @@ from pathlib import Path
 import torch
 
 from ..errors import ModelError
+from .bert import BertEncoder, FastTokenizer, bert_config
 
 _SUPPORTED = {"Transformer", "Pooling", "Normalize"}
 _POOLING_MODES = ("cls_token", "mean_tokens", "max_tokens", "mean_sqrt_len_tokens", "lasttoken")
@@ -38,13 +39,22 @@ def model_dir(source: str) -> Path:
     return Path(snapshot_download(repo, allow_patterns=_HUB_FILES))
 
 
+def load_tokenizer(base: str | Path):
+    """The tokenizer of the model in `base`: bert.py's for a BERT it runs, else transformers'."""
+    base = Path(base)
+    if bert_config(base) is not None:
+        return FastTokenizer(base)
+    from transformers import AutoTokenizer
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()
+    return AutoTokenizer.from_pretrained(str(base))
+
+
 class SentenceEncoder:
     """Tokenize, run the transformer, pool and normalise, as the saved sentence-transformers modules say."""
 
     def __init__(self, source: str, device: str = "cpu"):
-        from transformers import AutoModel, AutoTokenizer
-        from transformers.utils import logging as hf_logging
-
         root = model_dir(source)
         modules = _read_json(root / "modules.json", [{"type": "Transformer", "path": ""}, {"type": "Pooling", "path": "1_Pooling"}])
         kinds = [m.get("type", "").rsplit(".", 1)[-1] for m in modules]
@@ -62,9 +72,14 @@ class SentenceEncoder:
         self.pooling = modes[0]
         self.normalize = "Normalize" in kinds
         self.lower_case = bool(config.get("do_lower_case", False))
-        hf_logging.disable_progress_bar()
-        self.tokenizer = AutoTokenizer.from_pretrained(str(base))
-        self.model = AutoModel.from_pretrained(str(base), dtype=torch.float32).to(device).eval()
+        self.tokenizer = load_tokenizer(base)
+        bert = bert_config(base)
+        if bert is not None:
+            self.model = BertEncoder.load(base, bert).to(device)
+        else:
+            from transformers import AutoModel
+
+            self.model = AutoModel.from_pretrained(str(base), dtype=torch.float32).to(device).eval()
         limit = config.get("max_seq_length") or min(self.tokenizer.model_max_length,
                                                      getattr(self.model.config, "max_position_embeddings", 512))
         self.max_seq_length = int(limit)
@@ -73,6 +88,8 @@ class SentenceEncoder:
 
     def tokenize(self, texts: list[str]) -> dict:
         texts = [t.strip().lower() if self.lower_case else t.strip() for t in texts]
+        if isinstance(self.tokenizer, FastTokenizer):
+            return {k: v.to(self.device) for k, v in self.tokenizer.tensors(texts, self.max_seq_length).items()}
         enc = self.tokenizer(texts, padding=True, truncation="longest_first", max_length=self.max_seq_length,
                              return_tensors="pt")
         return {k: v.to(self.device) for k, v in enc.items()}

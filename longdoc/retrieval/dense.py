@@ -3,7 +3,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..storage import VectorStore
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # FAISS loads only when dense search runs: a BM25 search never needs it
+    from ..storage import VectorStore
 
 
 def dense_search(store: VectorStore, query_vector: np.ndarray, k: int, allowed: np.ndarray | None = None) -> list[tuple[int, float]]:

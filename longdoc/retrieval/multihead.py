@@ -9,7 +9,10 @@ from collections import defaultdict
 
 import numpy as np
 
-from ..storage import VectorStore
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # FAISS loads only when dense search runs: a BM25 search never needs it
+    from ..storage import VectorStore
 
 
 def multihead_search(store: VectorStore, head_vectors: np.ndarray, weights: np.ndarray, n: int, k: int,

@@ -2,13 +2,16 @@
 per-document aggregation and neighbouring-chunk context."""
 from __future__ import annotations
 
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 import numpy as np
 
 from ..config import SearchSettings
 from ..errors import LongdocError
-from ..storage import Catalog, VectorStore
+from ..storage import Catalog
+
+if TYPE_CHECKING:  # FAISS loads only when dense search runs: a BM25 search never needs it
+    from ..storage import VectorStore
 from .bm25 import bm25_search
 from .dense import dense_search
 from .filters import Filters
