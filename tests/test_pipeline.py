@@ -1,4 +1,5 @@
 """Incremental indexing with the real embedder over real files."""
+import json
 import os
 import pickle
 import shutil
@@ -307,3 +308,25 @@ def test_a_big_file_comes_back_as_its_text_once_and_its_parse_child_is_then_reti
         assert worker._proc is not None
     finally:
         worker.close()
+
+
+def test_the_writer_saves_the_ivf_index_a_search_then_loads(tmp_path, corpus, embedder):
+    """Past search.ivf_threshold chunks `index` writes vectors/ivf.faiss; a search process reads it (no
+    k-means at start) and, probing every cell, ranks as the flat index does."""
+    idx = tmp_path / "index"
+    settings = SETTINGS.replace(search_ivf_threshold=20, search_ivf_nprobe=10_000)
+    index_paths(idx, [corpus], settings, progress=False, embedder=embedder)
+    assert (idx / "vectors" / "ivf.faiss").exists()
+    # An index written before (or with a higher threshold) gets the file from the next run, even a no-op.
+    (idx / "vectors" / "ivf.faiss").unlink()
+    manifest = json.loads((idx / "vectors" / "manifest.json").read_text())
+    del manifest["files"]["ivf.faiss"]
+    (idx / "vectors" / "manifest.json").write_text(json.dumps(manifest))
+    assert index_paths(idx, [corpus], settings, progress=False, embedder=embedder).unchanged == 6
+    assert (idx / "vectors" / "ivf.faiss").exists()
+    with open_index(idx, settings=settings) as ix:
+        ix._embedder = embedder
+        store = ix.vectors
+        assert store.size >= 20 and store._ivf is not None and store._ivf_generation == store.generation
+        query = embedder.encode(["how loud was the diaphone?"])[0]
+        assert store.search_dense(query, 5)[1].tolist() == store._search(store.dense, query, 5, None)[1].tolist()

@@ -206,3 +206,60 @@ def test_ivf_search_past_the_threshold_finds_the_same_neighbours(tmp_path):
     allowed = ids[::7]
     _, filtered = ivf.search_dense(queries[:5], 10, allowed)
     assert set(filtered.ravel()) - {-1} <= set(allowed.tolist())
+
+
+def test_the_ivf_index_is_saved_patched_and_trained_again_only_when_the_count_doubles(tmp_path, monkeypatch):
+    """Past ivf_threshold the writer saves an IVF index beside the flat one, so a search process loads it
+    instead of running k-means at every start; changes patch it, and its cells are trained again only
+    when the count halves or doubles."""
+    import json
+
+    from longdoc.storage import vectors as vectors_module
+
+    def manifest():
+        return json.loads((tmp_path / "vectors" / "manifest.json").read_text())["files"]
+
+    def reader():
+        return VectorStore(tmp_path, DIM, HEADS, HD, ivf_threshold=100, ivf_nprobe=10_000).load()
+
+    def exact(store, query):  # every cell probed: the IVF answers as the flat index does
+        return store.search_dense(query, 10)[1].tolist() == store._search(store.dense, query, 10, None)[1].tolist()
+
+    cat = Catalog.open(tmp_path, create=True)
+    dense_a, _ = _put(cat, "/a.txt", 300, 0)
+    writer = VectorStore(tmp_path, DIM, HEADS, HD, ivf_threshold=100)
+    writer.refresh(cat)
+    assert manifest()["ivf.faiss"]["trained_on"] == 300 and manifest()["ivf.faiss"]["count"] == 300
+
+    real_build = vectors_module.build_ivf
+    monkeypatch.setattr(vectors_module, "build_ivf", lambda *a: pytest.fail("a reader trained IVF cells"))
+    loaded = reader()
+    assert loaded.checks == [] and exact(loaded, dense_a[:5])
+
+    monkeypatch.setattr(vectors_module, "build_ivf", lambda *a: pytest.fail("patching trained the cells again"))
+    dense_b, _ = _put(cat, "/b.txt", 200, 1)  # 500 < 2 x 300: patched
+    with cat.transaction():
+        cat.remove_document("/a.txt")  # 200 left, not below 300 / 2
+    writer.refresh(cat)
+    assert manifest()["ivf.faiss"]["trained_on"] == 300 and manifest()["ivf.faiss"]["count"] == 200
+    patched = reader()
+    assert sorted(vectors_module.ivf_ids(patched._ivf).tolist()) == sorted(cat.vector_ids().tolist())
+    assert exact(patched, dense_b[:5])
+
+    monkeypatch.setattr(vectors_module, "build_ivf", real_build)
+    _put(cat, "/c.txt", 500, 2)  # 700 > 2 x 300: trained again
+    writer.refresh(cat)
+    assert manifest()["ivf.faiss"]["trained_on"] == 700
+
+    # A damaged IVF file is reported and not used; search builds one in memory and answers the same.
+    (tmp_path / "vectors" / "ivf.faiss").write_bytes(b"garbage")
+    damaged = reader()
+    assert [line.split(":")[0] for line in damaged.checks] == ["ivf.faiss"] and exact(damaged, dense_b[:5])
+    writer.refresh(cat)  # the writer (doctor --repair, the next index run) rewrites it
+    assert reader().checks == []
+
+    with cat.transaction():  # below the threshold: the file is dropped
+        cat.remove_document("/b.txt")
+        cat.remove_document("/c.txt")
+    writer.refresh(cat)
+    assert "ivf.faiss" not in manifest() and not (tmp_path / "vectors" / "ivf.faiss").exists()

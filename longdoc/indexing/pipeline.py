@@ -18,7 +18,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from ..config import Settings
+from ..config import Settings, load_settings
 from ..errors import LongdocError, SkippedFile
 from ..paths import as_path, as_path_list, shown
 from ..storage import Catalog, VectorStore, write_lock
@@ -191,7 +191,8 @@ class _Indexer:
         t0 = time.perf_counter()
         self.since_flush = 0
         # Not kept in memory: each flush reads, patches and writes the files a group at a time.
-        vectors = VectorStore.for_manifest(self.catalog.index_dir, self.catalog.get_meta("manifest") or {})
+        vectors = VectorStore.for_manifest(self.catalog.index_dir, self.catalog.get_meta("manifest") or {},
+                                           ivf_threshold=self.settings.search.ivf_threshold)
         if vectors is None:
             return  # nothing embedded yet
         generation, problems = vectors.glance()
@@ -343,7 +344,8 @@ def repair_vectors(index_dir: str | Path) -> list[str]:
 def _rewrite_vectors(catalog: Catalog) -> list[str]:
     """Bring the saved vector files (checked against the manifest) to the catalog and write them;
     returns what the check found. Call holding the write lock."""
-    store = VectorStore.for_manifest(catalog.index_dir, catalog.get_meta("manifest") or {})
+    store = VectorStore.for_manifest(catalog.index_dir, catalog.get_meta("manifest") or {},
+                                     ivf_threshold=load_settings().search.ivf_threshold)
     if store is None:
         return []
     store.refresh(catalog)
