@@ -24,7 +24,9 @@ def _chunks(text: str, n: int) -> list[Chunk]:
 def _put(cat: Catalog, path: str, n: int, seed: int):
     text = f"document {path} " * 20
     rng = np.random.default_rng(seed)
-    dense, heads = rng.normal(size=(n, DIM)).astype(np.float32), rng.normal(size=(n, HEADS, HD)).astype(np.float32)
+    # Values float16 holds exactly: the catalog stores its copy of the vectors in float16.
+    dense = rng.normal(size=(n, DIM)).astype(np.float16).astype(np.float32)
+    heads = rng.normal(size=(n, HEADS, HD)).astype(np.float16).astype(np.float32)
     with cat.transaction():
         doc_id = cat.put_document(_doc(path, text), f"sha-{seed}", os.stat(__file__), n)
         cat.put_chunks(doc_id, _chunks(text, n), dense, heads)
@@ -82,6 +84,20 @@ def test_failed_transaction_leaves_nothing_and_keeps_generation(tmp_path):
 def test_vectors_round_trip_bit_exact(tmp_path):
     cat = Catalog.open(tmp_path, create=True)
     dense, heads = _put(cat, "/a.txt", 5, 3)
+    got_dense, got_heads = cat.vectors(cat.vector_ids(), DIM, HEADS, HD)
+    assert np.array_equal(got_dense, dense) and np.array_equal(got_heads, heads)
+    stored = cat.db.conn.execute("SELECT dense, heads FROM vectors LIMIT 1").fetchone()
+    assert (len(stored[0]), len(stored[1])) == (2 * DIM, 2 * HEADS * HD)  # float16
+
+
+def test_float32_vectors_of_older_indexes_still_read(tmp_path):
+    cat = Catalog.open(tmp_path, create=True)
+    rng = np.random.default_rng(0)
+    dense, heads = rng.normal(size=(3, DIM)).astype(np.float32), rng.normal(size=(3, HEADS, HD)).astype(np.float32)
+    text = "an older index " * 10
+    with cat.transaction():
+        doc_id = cat.put_document(_doc("/old.txt", text), "sha", os.stat(__file__), 3)
+        cat.put_chunks(doc_id, _chunks(text, 3), dense, heads, dtype="float32")
     got_dense, got_heads = cat.vectors(cat.vector_ids(), DIM, HEADS, HD)
     assert np.array_equal(got_dense, dense) and np.array_equal(got_heads, heads)
 

@@ -156,7 +156,9 @@ class _Indexer:
         never all in memory, nor its chunks as objects), and store them in one transaction: every
         document whole, or none."""
         self.load()
-        heads = self.catalog.get_meta("manifest")["heads"]  # 0: the index stores no head vectors
+        manifest = self.catalog.get_meta("manifest")
+        heads = manifest["heads"]  # 0: the index stores no head vectors
+        dtype = manifest.get("vector_dtype", "float32")  # indexes made before it kept float32
         rows = ((n, c) for n, p in enumerate(self.pending) for c in p.chunks)  # (which document, chunk)
         step = self.settings.commit_chunks
         embed_s = 0.0
@@ -173,7 +175,7 @@ class _Indexer:
                     chunks = [c for _, c in group]
                     end = offset + len(chunks)
                     self.catalog.put_chunks(doc_ids[doc], chunks, dense[offset:end],
-                                            head_vectors[offset:end] if heads else None)
+                                            head_vectors[offset:end] if heads else None, dtype)
                     offset = end
         for p in self.pending:
             report.updated += p.is_update

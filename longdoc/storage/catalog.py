@@ -159,19 +159,22 @@ class Catalog:
         conn.executemany("INSERT INTO spans(doc_id, kind, ordinal, char_start, char_end, label) VALUES (?, ?, ?, ?, ?, ?)", spans)
         return doc_id
 
-    def put_chunks(self, doc_id: int, chunks, dense: np.ndarray, heads: np.ndarray | None) -> None:
-        """Insert chunks of a document with their vectors (heads None: an index without head vectors).
-        Call inside the transaction() of put_document."""
+    def put_chunks(self, doc_id: int, chunks, dense: np.ndarray, heads: np.ndarray | None,
+                   dtype: str = "float16") -> None:
+        """Insert chunks of a document with their vectors (heads None: an index without head vectors),
+        stored as `dtype` (the manifest's vector_dtype; vectors() tells them apart by size). Call inside
+        the transaction() of put_document."""
         conn = self.db.conn
-        for chunk, d, h in zip(chunks, dense, heads if heads is not None else itertools.repeat(np.zeros(0))):
+        dense = np.ascontiguousarray(dense, dtype)
+        heads = np.ascontiguousarray(heads, dtype) if heads is not None else itertools.repeat(np.zeros(0, dtype))
+        for chunk, d, h in zip(chunks, dense, heads):
             cid = conn.execute(
                 "INSERT INTO chunks(doc_id, ordinal, text, char_start, char_end, token_count, section, page_start, page_end) "
                 "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (doc_id, chunk.ordinal, chunk.text, chunk.char_start, chunk.char_end, chunk.token_count,
                  json.dumps(list(chunk.section)), chunk.page_start, chunk.page_end),
             ).lastrowid
-            conn.execute("INSERT INTO vectors(chunk_id, dense, heads) VALUES (?, ?, ?)",
-                         (cid, np.ascontiguousarray(d, np.float32).tobytes(), np.ascontiguousarray(h, np.float32).tobytes()))
+            conn.execute("INSERT INTO vectors(chunk_id, dense, heads) VALUES (?, ?, ?)", (cid, d.tobytes(), h.tobytes()))
 
     def remove_document(self, path: str) -> bool:
         """Delete a document and (by cascade) its text, chunks, spans and vectors. Call inside transaction()."""
@@ -212,9 +215,9 @@ class Catalog:
             for cid, d, h in self.db.conn.execute(
                     f"SELECT chunk_id, dense, heads FROM vectors WHERE chunk_id IN ({','.join('?' * len(part))})", part):
                 if dim:
-                    dense[pos[cid]] = np.frombuffer(d, np.float32)
+                    dense[pos[cid]] = _decode(d, dim)
                 if heads:
-                    head[pos[cid]] = np.frombuffer(h, np.float32).reshape(heads, head_dim)
+                    head[pos[cid]] = _decode(h, heads * head_dim).reshape(heads, head_dim)
         return dense, head
 
     def head_sample(self, n: int, heads: int, head_dim: int, seed: int = 0) -> np.ndarray:
@@ -258,6 +261,11 @@ class Catalog:
     def last_run(self) -> dict | None:
         rows = list(self.db.query("SELECT * FROM runs ORDER BY id DESC LIMIT 1"))
         return rows[0] if rows else None
+
+
+def _decode(blob: bytes, n: int) -> np.ndarray:
+    """A stored vector of n values: float16 in indexes made since vector_dtype, float32 before."""
+    return np.frombuffer(blob, np.float16 if len(blob) == 2 * n else np.float32)
 
 
 def _writable(path: Path, create: bool) -> sqlite3.Connection:
