@@ -2,7 +2,7 @@
 measured in the same run), tantivy (Rust, block-max WAND, incremental adds and deletes) and bm25s (scipy
 sparse matrices, rebuilt on every change).
 
-The texts are the 49 essays' real chunks, replicated up to each size as bench/search.py does (so every
+"tantivy" is longdoc's TextIndex over a real catalog. The texts are the 49 essays' real chunks, replicated up to each size as bench/search.py does (so every
 posting list is long: a hard case for top-k). Each engine gets the same query terms (longdoc's: words,
 stopwords dropped) and returns 50 ids, the depth hybrid fuses. Reported: build seconds, p50/p95 query ms,
 bytes per chunk on disk, the seconds to absorb a 1% change (1% deleted, 1% added), and, at the essays'
@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import shutil
+import sqlite3
 import sys
 import tempfile
 import time
@@ -24,14 +25,11 @@ sys.path.insert(0, str(Path(__file__).parent))
 from common import write_result  # noqa: E402
 from search import QUERIES, build_catalog, percentiles  # noqa: E402
 
-from longdoc.retrieval.bm25 import STOPWORDS, _TOKEN, bm25_search  # noqa: E402
+from longdoc.retrieval.bm25 import STOPWORDS, bm25_search  # noqa: E402
+from longdoc.retrieval.bm25 import query_terms as terms  # noqa: E402
+from longdoc.storage.text_index import TextIndex  # noqa: E402
 
 DEPTH = 50
-
-
-def terms(query: str) -> list[str]:
-    words = list(dict.fromkeys(t.lower() for t in _TOKEN.findall(query)))
-    return [t for t in words if t not in STOPWORDS] or words
 
 
 def dir_bytes(path: Path) -> int:
@@ -39,63 +37,60 @@ def dir_bytes(path: Path) -> int:
 
 
 class Fts5:
+    """SQLite FTS5 with the porter tokenizer: longdoc's engine before, the baseline."""
     name = "fts5"
 
     def build(self, folder: Path, texts: list[str], n: int):
-        self.catalog = build_catalog(folder, texts, n)
-        rows = self.catalog.db.conn.execute("SELECT SUM(pgsize) FROM dbstat WHERE name LIKE 'chunks_fts%'").fetchone()
-        self.bytes = rows[0]
+        folder.mkdir(parents=True)
+        self.path = folder / "fts.sqlite"
+        self.conn = sqlite3.connect(self.path)
+        self.conn.execute("CREATE VIRTUAL TABLE f USING fts5(text, tokenize='porter unicode61')")
+        with self.conn:
+            self.conn.executemany("INSERT INTO f(rowid, text) VALUES (?, ?)",
+                                  ((i + 1, texts[i % len(texts)]) for i in range(n)))
+        self.bytes = self.path.stat().st_size
 
     def search(self, query: str) -> list[int]:
-        return [cid for cid, _ in bm25_search(self.catalog, query, DEPTH)]
+        match = " OR ".join(f'"{t}"' for t in terms(query))
+        return [r[0] for r in self.conn.execute("SELECT rowid FROM f WHERE f MATCH ? ORDER BY bm25(f) LIMIT ?",
+                                                (match, DEPTH))]
 
     def change(self, texts: list[str], n: int, share: float) -> None:
-        conn, m = self.catalog.db.conn, int(n * share)
-        with self.catalog.transaction():
-            conn.execute("DELETE FROM chunks WHERE id <= ?", (m,))  # the FTS5 delete trigger runs per row
-            conn.executemany("INSERT INTO chunks(id, doc_id, ordinal, text, char_start, char_end, token_count) "
-                             "VALUES (?, 1, 0, ?, 0, 1, 64)", ((n + i + 1, texts[i % len(texts)]) for i in range(m)))
+        m = int(n * share)
+        with self.conn:
+            self.conn.execute("DELETE FROM f WHERE rowid <= ?", (m,))
+            self.conn.executemany("INSERT INTO f(rowid, text) VALUES (?, ?)",
+                                  ((n + i + 1, texts[i % len(texts)]) for i in range(m)))
 
 
 class Tantivy:
+    """longdoc's TextIndex (storage/text_index.py) over a real catalog of the chunks."""
     name = "tantivy"
 
     def build(self, folder: Path, texts: list[str], n: int):
-        import tantivy
-
-        builder = tantivy.SchemaBuilder()
-        builder.add_text_field("text", stored=False, tokenizer_name="en_stem")
-        builder.add_integer_field("id", stored=True, indexed=True, fast=True)
-        self.schema = builder.build()
-        self.path = folder / "tantivy"
-        self.path.mkdir(parents=True)
-        self.index = tantivy.Index(self.schema, path=str(self.path))
-        writer = self.index.writer(heap_size=256 * 2**20, num_threads=2)
-        for i in range(n):
-            writer.add_document(tantivy.Document(id=i + 1, text=texts[i % len(texts)]))
-        writer.commit()
-        writer.wait_merging_threads()
-        self.index.reload()
-        self.searcher = self.index.searcher()
-        self.bytes = dir_bytes(self.path)
+        self.catalog = build_catalog(folder, texts, n)  # not timed apart: FTS5 and bm25s get the texts free
+        self.text = TextIndex(folder)
+        self.text.refresh(self.catalog)
+        self.text.sync(self.catalog)
+        self.bytes = dir_bytes(folder / "bm25")
 
     def search(self, query: str) -> list[int]:
-        parsed = self.index.parse_query(" ".join(terms(query)), ["text"])
-        hits = self.searcher.search(parsed, DEPTH).hits
-        return [self.searcher.doc(address)["id"][0] for _, address in hits]
+        return [cid for cid, _ in bm25_search(self.text, self.catalog, query, DEPTH)]
 
     def change(self, texts: list[str], n: int, share: float) -> None:
-        import tantivy
-
-        m = int(n * share)
-        writer = self.index.writer(heap_size=256 * 2**20, num_threads=2)
-        for i in range(m):
-            writer.delete_documents_by_term("id", i + 1)
-            writer.add_document(tantivy.Document(id=n + i + 1, text=texts[i % len(texts)]))
-        writer.commit()
-        writer.wait_merging_threads()
-        self.index.reload()
-        self.searcher = self.index.searcher()
+        """1% of the documents removed and as many added, committed to the catalog, then the refresh."""
+        m = int(n * share) // 100  # documents of 100 chunks
+        conn = self.catalog.db.conn
+        with self.catalog.transaction():
+            conn.execute("DELETE FROM documents WHERE id <= ?", (m,))
+            first = n // 100 + 1
+            conn.executemany("INSERT INTO documents(id, path, sha256, format, n_chunks, indexed_at) "
+                             "VALUES (?, ?, '', 'txt', 100, '')", [(d, f"/bench/new{d}.txt") for d in range(first, first + m)])
+            conn.executemany("INSERT INTO chunks(id, doc_id, ordinal, text, char_start, char_end, token_count) "
+                             "VALUES (?, ?, ?, ?, 0, 1, 64)",
+                             ((n + i + 1, first + i // 100, i % 100, texts[i % len(texts)]) for i in range(m * 100)))
+        self.text.refresh(self.catalog)
+        self.text.sync(self.catalog)
 
 
 class Bm25s:

@@ -14,6 +14,7 @@ from .retrieval.windows import reading_windows
 from . import storage  # storage.VectorStore is looked up when used: FAISS loads only then
 from .storage import Catalog
 from .storage.catalog import CATALOG_FILE, damaged
+from .storage.text_index import TextIndex
 
 
 class Index:
@@ -28,7 +29,9 @@ class Index:
         if embedder is not None and embedder.lower() != self.manifest["embedder"].lower():
             raise IndexMismatchError(f"index {self.path} was built with embedder {self.manifest['embedder']!r}, "
                                      f"not {embedder!r}; its vectors cannot be searched with another embedder")
-        self.searcher = Searcher(self.catalog, lambda: self.vectors, lambda: self.embedder, self.settings.search)
+        self._text = TextIndex(self.path)
+        self.searcher = Searcher(self.catalog, lambda: self.vectors, lambda: self.embedder, lambda: self.text_index,
+                                 self.settings.search)
 
     @property
     def manifest(self) -> dict:
@@ -101,7 +104,8 @@ class Index:
             return store is not None and bool(store.checks or store.generation != self.catalog.generation)
 
         report = {"index": str(self.path), "catalog": "ok" if not catalog else catalog}
-        if repair and not catalog and stale(vectors):
+        text = TextIndex(self.path)
+        if repair and not catalog and (stale(vectors) or not text.in_step(self.catalog)):
             from .indexing.pipeline import repair_vectors
 
             report["repaired_vector_files"] = repair_vectors(self.path) or "brought up to the catalog"
@@ -113,6 +117,9 @@ class Index:
             found = "; ".join(vectors.checks) or "behind the catalog"
             problems.append(f"vector files: {found}. Search repairs them in memory; longdoc doctor --repair "
                             f"(or the next longdoc index) rewrites them from the catalog")
+        if not text.in_step(self.catalog):
+            problems.append(f"BM25 index ({text.dir}): missing or behind the catalog. Search builds one in memory; "
+                            f"longdoc doctor --repair (or the next longdoc index) saves it from the catalog")
         return {**report, "vector_files": None if vectors is None else (vectors.checks or "ok"),
                 "kv_entries_checked": entries, "kv_entries_damaged_and_deleted": dropped, "problems": problems}
 
@@ -148,6 +155,12 @@ class Index:
                                                          ivf_nprobe=search.ivf_nprobe).load()
             self._vectors.sync(self.catalog)
             return self._vectors
+
+    @property
+    def text_index(self) -> TextIndex:
+        """The BM25 index, as saved when it matches the catalog, else built in memory from it."""
+        with self.lock:
+            return self._text.sync(self.catalog)
 
     def search(self, query: str, k: int = 10, mode: str | None = None, filters: Filters | dict | None = None,
                per: str = "chunk", context: int = 0, rerank: str | None = None) -> list[Hit]:

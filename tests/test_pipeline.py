@@ -330,3 +330,32 @@ def test_the_writer_saves_the_ivf_index_a_search_then_loads(tmp_path, corpus, em
         assert store.size >= 20 and store._ivf is not None and store._ivf_generation == store.generation
         query = embedder.encode(["how loud was the diaphone?"])[0]
         assert store.search_dense(query, 5)[1].tolist() == store._search(store.dense, query, 5, None)[1].tolist()
+
+
+def test_the_bm25_index_follows_changes_and_a_reader_rebuilds_one_that_is_behind(tmp_path, corpus, embedder):
+    """Incremental adds, changes and removals give the BM25 hits a fresh build gives; without a saved
+    index in step (deleted here) search builds one in memory, doctor says so, and the next run saves it."""
+    import shutil as sh
+
+    def hits(idx):
+        with open_index(idx) as ix:
+            return [[(os.path.basename(h.path), h.text) for h in ix.search(q, k=5, mode="bm25")]
+                    for q in ("fog signal diaphone", "lamp keeper night", "spring tides moon")]
+
+    idx, fresh = tmp_path / "index", tmp_path / "fresh"
+    index_paths(idx, [corpus], SETTINGS, progress=False, embedder=embedder)
+    (corpus / "tides.rst").write_text((corpus / "tides.rst").read_text().replace("moon", "Moon and the sun"))
+    (corpus / "extra.txt").write_text("A diaphone fog signal sounded at night while the keeper trimmed the lamp.")
+    (corpus / "fog_signals.txt").unlink()
+    index_paths(idx, [corpus], SETTINGS, prune=True, progress=False, embedder=embedder)
+    index_paths(fresh, [corpus], SETTINGS, progress=False, embedder=embedder)
+    assert hits(idx) == hits(fresh)
+
+    sh.rmtree(idx / "bm25")
+    with open_index(idx) as ix:
+        assert ix.text_index.checks == [] and [h.text for h in ix.search("diaphone", k=1, mode="bm25")]
+        assert any("BM25 index" in p for p in ix.check()["problems"])
+    assert hits(idx) == hits(fresh)
+    index_paths(idx, [corpus], SETTINGS, progress=False, embedder=embedder)  # nothing changed: saved again
+    with open_index(idx) as ix:
+        assert ix.check()["problems"] == []

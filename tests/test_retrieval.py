@@ -160,9 +160,9 @@ def test_cross_encoder_rerank_orders_by_its_scores(ix, embedder):
         ix.search(query, k=2, rerank="longdoc-test/no-such-cross-encoder")
 
 
-def test_fts_query_quotes_terms_and_drops_stopwords():
-    from longdoc.retrieval.bm25 import fts_query
+def test_query_terms_are_words_without_stopwords():
+    from longdoc.retrieval.bm25 import query_terms
 
-    assert fts_query('What is the "lens" made of? NEAR(a b)') == '"lens" OR "made" OR "near" OR "b"'
-    assert fts_query("to be or not to be") == '"to" OR "be" OR "or" OR "not"'  # nothing but stopwords: keep them
-    assert fts_query("?!") == ""
+    assert query_terms('What is the "lens" made of? NEAR(a b) AND') == ["lens", "made", "near", "b"]
+    assert query_terms("to be or not to be") == ["to", "be", "or", "not"]  # nothing but stopwords: keep them
+    assert query_terms("?!") == []

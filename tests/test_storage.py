@@ -39,9 +39,8 @@ def test_migrations_wal_and_fts(tmp_path):
     assert cat.db.conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
     assert cat.db.conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     tables = {r[0] for r in cat.db.conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
-    assert {"documents", "chunks", "spans", "vectors", "chunks_fts", "meta", "runs"} <= tables
+    assert {"documents", "chunks", "spans", "vectors", "meta", "runs"} <= tables and "chunks_fts" not in tables
     _put(cat, "/a.txt", 4, 0)
-    assert cat.db.conn.execute("SELECT COUNT(*) FROM chunks_fts WHERE chunks_fts MATCH 'document'").fetchone()[0] == 4
     cat.close()
     # Re-opening applies nothing new and keeps the data.
     again = Catalog.open(tmp_path)
@@ -57,17 +56,23 @@ def test_open_missing_index_names_it(tmp_path):
 
 def test_replace_and_remove_cascade_and_never_reuse_ids(tmp_path):
     cat = Catalog.open(tmp_path, create=True)
+    from longdoc.storage.text_index import TextIndex
+
     _put(cat, "/a.txt", 3, 0)
     first_ids = set(cat.vector_ids().tolist())
+    TextIndex(tmp_path).refresh(cat)
     _put(cat, "/a.txt", 2, 1)  # replace
     second_ids = set(cat.vector_ids().tolist())
     assert len(second_ids) == 2 and not first_ids & second_ids
-    assert cat.db.conn.execute("SELECT COUNT(*) FROM chunks_fts WHERE chunks_fts MATCH 'document'").fetchone()[0] == 2
+    TextIndex(tmp_path).refresh(cat)  # patched: the old chunks deleted, the new ones added
+    assert {cid for cid, _ in TextIndex(tmp_path).sync(cat).search(["document"], 10)} == second_ids
     with cat.transaction():
         assert cat.remove_document("/a.txt")
     for table in ("documents", "document_texts", "chunks", "spans", "vectors"):
         assert cat.db.conn.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0] == 0, table
-    assert cat.db.conn.execute("SELECT COUNT(*) FROM chunks_fts WHERE chunks_fts MATCH 'document'").fetchone()[0] == 0
+    TextIndex(tmp_path).refresh(cat)
+    reader = TextIndex(tmp_path).sync(cat)
+    assert reader.checks == [] and reader.search(["document"], 10) == []
 
 
 def test_failed_transaction_leaves_nothing_and_keeps_generation(tmp_path):

@@ -23,6 +23,7 @@ from ..errors import LongdocError, SkippedFile
 from ..paths import as_path, as_path_list, shown
 from ..storage import Catalog, VectorStore, write_lock
 from ..storage.files import writing
+from ..storage.text_index import TextIndex
 from .chunking import Chunker
 from .discovery import absolute, discover, under_roots
 from .head_weights import head_weights
@@ -192,6 +193,7 @@ class _Indexer:
         gigabytes); search checks every checksum, and `doctor --repair` rewrites a damaged file."""
         t0 = time.perf_counter()
         self.since_flush = 0
+        TextIndex(self.catalog.index_dir).refresh(self.catalog)
         # Not kept in memory: each flush reads, patches and writes the files a group at a time.
         vectors = VectorStore.for_manifest(self.catalog.index_dir, self.catalog.get_meta("manifest") or {},
                                            ivf_threshold=self.settings.search.ivf_threshold)
@@ -346,6 +348,7 @@ def repair_vectors(index_dir: str | Path) -> list[str]:
 def _rewrite_vectors(catalog: Catalog) -> list[str]:
     """Bring the saved vector files (checked against the manifest) to the catalog and write them;
     returns what the check found. Call holding the write lock."""
+    TextIndex(catalog.index_dir).refresh(catalog)
     store = VectorStore.for_manifest(catalog.index_dir, catalog.get_meta("manifest") or {},
                                      ivf_threshold=load_settings().search.ivf_threshold)
     if store is None:

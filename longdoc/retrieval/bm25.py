@@ -1,14 +1,15 @@
-"""BM25 over chunk text with SQLite FTS5."""
+"""BM25 over chunk text (storage/text_index.py: tantivy)."""
 from __future__ import annotations
 
 import re
 
 from ..storage import Catalog
+from ..storage.text_index import TextIndex
 from .filters import Filters
 
 _TOKEN = re.compile(r"\w+", re.UNICODE)
-# Words that match nearly every chunk: ORing them in makes FTS5 rank most of the index for little
-# gain (bench/search.py: BM25 at 1M chunks went from 801 ms to the figure in the README).
+# Words that match nearly every chunk: ORing them in makes the engine score most of the index for little
+# gain (with FTS5, dropping them took BM25 at 1M chunks from 801 to 153 ms).
 STOPWORDS = frozenset("""a about above after again all am an and any are as at be because been before being below
 between both but by can could did do does doing down during each few for from had has have having he her here
 hers herself him himself his how i if in into is it its itself just me more most my myself no nor not now of off
@@ -17,25 +18,14 @@ there these they this those through to too under until up very was we were what 
 why will with would you your yours""".split())
 
 
-def fts_query(query: str) -> str:
-    """Any-term FTS5 query from free text: every word quoted, so operators in user text are inert.
-    Stopwords are dropped unless the query has nothing else."""
+def query_terms(query: str) -> list[str]:
+    """The query's words, lower-cased, once each; stopwords dropped unless nothing else is left. Words
+    only, so operators in user text are inert."""
     terms = list(dict.fromkeys(t.lower() for t in _TOKEN.findall(query)))
-    content = [t for t in terms if t not in STOPWORDS]
-    return " OR ".join(f'"{t}"' for t in (content or terms))
+    return [t for t in terms if t not in STOPWORDS] or terms
 
 
-def bm25_search(catalog: Catalog, query: str, k: int, filters: Filters | None = None) -> list[tuple[int, float]]:
-    match = fts_query(query)
-    if not match:
-        return []
-    if filters:
-        where, params = filters.where()
-        sql = ("SELECT f.rowid, bm25(chunks_fts) AS s FROM chunks_fts f JOIN chunks c ON c.id = f.rowid "
-               f"JOIN documents d ON d.id = c.doc_id WHERE chunks_fts MATCH ? AND {where} ORDER BY s LIMIT ?")
-        rows = catalog.db.conn.execute(sql, [match, *params, k]).fetchall()
-    else:
-        rows = catalog.db.conn.execute(
-            "SELECT rowid, bm25(chunks_fts) AS s FROM chunks_fts WHERE chunks_fts MATCH ? ORDER BY s LIMIT ?",
-            (match, k)).fetchall()
-    return [(int(cid), -float(s)) for cid, s in rows]  # FTS5's bm25() is lower-is-better
+def bm25_search(text: TextIndex, catalog: Catalog, query: str, k: int,
+                filters: Filters | None = None) -> list[tuple[int, float]]:
+    allowed = filters.chunk_ids(catalog) if filters else None
+    return text.search(query_terms(query), k, allowed)

@@ -12,6 +12,7 @@ from ..storage import Catalog
 
 if TYPE_CHECKING:  # FAISS loads only when dense search runs: a BM25 search never needs it
     from ..storage import VectorStore
+    from ..storage.text_index import TextIndex
 from .bm25 import bm25_search
 from .dense import dense_search
 from .filters import Filters
@@ -43,9 +44,10 @@ def validate(query: str, k: int, mode: str, per: str, context: int) -> None:
 
 class Searcher:
     def __init__(self, catalog: Catalog, vectors: Callable[[], VectorStore], embedder: Callable[[], object],
-                 settings: SearchSettings):
+                 text: Callable[[], TextIndex], settings: SearchSettings):
         self.catalog = catalog
-        self._vectors, self._embedder = vectors, embedder  # loaded on first use: bm25 needs neither
+        # Loaded on first use: BM25 needs neither the vectors nor the embedder; dense needs no text index.
+        self._vectors, self._embedder, self._text = vectors, embedder, text
         self.settings = settings
 
     def head_weights(self, n_heads: int) -> np.ndarray:
@@ -82,7 +84,7 @@ class Searcher:
                 lists["multihead"] = multihead_search(store, head_q[0], self.head_weights(store.n_heads),
                                                       depth, depth, allowed)
         if "bm25" in retrievers:
-            lists["bm25"] = bm25_search(self.catalog, query, depth, filters)
+            lists["bm25"] = bm25_search(self._text(), self.catalog, query, depth, filters)
         return lists
 
     def search(self, query: str, k: int = 10, mode: str | None = None, filters: Filters | None = None,

@@ -202,6 +202,20 @@ class Catalog:
             out.update(self.db.conn.execute(f"SELECT id, doc_id FROM chunks WHERE id IN ({','.join('?' * len(part))})", part))
         return out
 
+    def chunk_ids(self) -> np.ndarray:
+        return np.fromiter((r[0] for r in self.db.conn.execute("SELECT id FROM chunks ORDER BY id")), np.int64)
+
+    def chunk_texts(self, ids: np.ndarray | None = None) -> Iterator[tuple[int, str]]:
+        """(chunk id, text) for these chunks (None: all), in id order."""
+        if ids is None:
+            yield from self.db.conn.execute("SELECT id, text FROM chunks ORDER BY id")
+            return
+        ids = np.sort(ids)
+        for start in range(0, len(ids), 900):
+            part = [int(i) for i in ids[start:start + 900]]
+            yield from self.db.conn.execute(
+                f"SELECT id, text FROM chunks WHERE id IN ({','.join('?' * len(part))}) ORDER BY id", part)
+
     def vector_ids(self) -> np.ndarray:
         return np.fromiter((r[0] for r in self.db.conn.execute("SELECT chunk_id FROM vectors ORDER BY chunk_id")), np.int64)
 

@@ -79,6 +79,12 @@ MIGRATIONS: list[str] = [
     );
     INSERT INTO meta(key, value) VALUES ('generation', '0');
     """,
+    # 2: BM25 moves to tantivy (storage/text_index.py), built from the chunks on the next write.
+    """
+    DROP TRIGGER chunks_fts_insert;
+    DROP TRIGGER chunks_fts_delete;
+    DROP TABLE chunks_fts;
+    """,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)
