@@ -284,3 +284,22 @@ def test_the_ivf_index_is_saved_patched_and_trained_again_only_when_the_count_do
         cat.remove_document("/c.txt")
     writer.refresh(cat)
     assert "ivf.faiss" not in manifest() and not (tmp_path / "vectors" / "ivf.faiss").exists()
+
+
+def test_a_version_1_catalog_drops_fts5_and_its_chunks_are_found_by_bm25(tmp_path):
+    import sqlite3
+
+    from longdoc.storage.migrations import MIGRATIONS
+    from longdoc.storage.text_index import TextIndex
+
+    conn = sqlite3.connect(tmp_path / "catalog.sqlite")
+    conn.executescript(f"BEGIN; {MIGRATIONS[0]}; PRAGMA user_version = 1; COMMIT;")
+    conn.execute("INSERT INTO documents(id, path, sha256, format, n_chunks, indexed_at) VALUES (1, '/a', '', 'txt', 1, '')")
+    conn.execute("INSERT INTO chunks(id, doc_id, ordinal, text, char_start, char_end, token_count) "
+                 "VALUES (7, 1, 0, 'the lighthouse keepers', 0, 22, 3)")
+    conn.commit()
+    conn.close()
+    cat = Catalog.open(tmp_path)
+    tables = {r[0] for r in cat.db.conn.execute("SELECT name FROM sqlite_master")}
+    assert cat.schema_version == 2 and not {t for t in tables if t.startswith("chunks_fts")}
+    assert [cid for cid, _ in TextIndex(tmp_path).sync(cat).search(["keeper"], 5)] == [7]  # stemmed, in memory
