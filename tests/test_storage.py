@@ -303,3 +303,22 @@ def test_a_version_1_catalog_drops_fts5_and_its_chunks_are_found_by_bm25(tmp_pat
     tables = {r[0] for r in cat.db.conn.execute("SELECT name FROM sqlite_master")}
     assert cat.schema_version == 2 and not {t for t in tables if t.startswith("chunks_fts")}
     assert [cid for cid, _ in TextIndex(tmp_path).sync(cat).search(["keeper"], 5)] == [7]  # stemmed, in memory
+
+
+def test_a_reader_uses_a_saved_bm25_index_that_is_behind_until_the_writer_refreshes_it(tmp_path):
+    """The service searches while its own indexing job commits: it keeps the saved index (no rebuild in
+    memory at every commit), and finds the new chunks once the writer has refreshed it."""
+    from longdoc.storage.text_index import TextIndex
+
+    cat = Catalog.open(tmp_path, create=True)
+    _put(cat, "/a.txt", 2, 0)
+    TextIndex(tmp_path).refresh(cat)
+    old = set(cat.chunk_ids().tolist())
+    _put(cat, "/b.txt", 2, 1)
+    reader = TextIndex(tmp_path).sync(cat)
+    assert [line.split(":")[0] for line in reader.checks] == ["bm25"] and "behind" in reader.checks[0]
+    assert {cid for cid, _ in reader.search(["document"], 10)} == old
+    assert reader.sync(cat) is reader and {cid for cid, _ in reader.search(["document"], 10)} == old  # kept
+    TextIndex(tmp_path).refresh(cat)  # the same catalog generation: the reader sees the new state
+    assert reader.sync(cat).checks == [] and {cid for cid, _ in reader.search(["document"], 10)} == \
+        set(cat.chunk_ids().tolist())

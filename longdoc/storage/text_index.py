@@ -8,8 +8,9 @@ state pending: a writer killed between tantivy's (atomic) commit and the state l
 the next sync builds the index again from the catalog, as it does when the catalog went back behind the
 state. So a recovered index scores as a clean build does (tantivy, like Lucene, counts deleted documents
 in its BM25 statistics until segments merge: after ordinary deletes, scores drift slightly from a fresh
-build's). A reader that finds the state behind the catalog (a writer died; an index
-made before this) builds the index in memory from the catalog, and the next writer saves one."""
+build's). A reader uses the saved index even when it is behind the catalog (sync says what that
+means); one missing (an index made before this), not whole or ahead of the catalog, it builds in memory
+from the catalog, and the next writer saves one."""
 from __future__ import annotations
 
 import json
@@ -42,6 +43,7 @@ class TextIndex:
         self.generation = -1  # the catalog generation the open index matches
         self.checks: list[str] = []  # what opening found wrong
         self._index = self._searcher = None
+        self._saved_at: int | None = None  # the saved index's generation, when it was opened behind
 
     def state(self) -> dict:
         try:
@@ -56,19 +58,29 @@ class TextIndex:
 
     # --- reading --------------------------------------------------------------------------------
     def sync(self, catalog: Catalog) -> "TextIndex":
-        """Open the saved index when it matches the catalog, else build one in memory from it."""
-        if self._index is not None and self.generation == catalog.generation:
-            return self
+        """Open the saved index, else build one in memory from the catalog. A saved index behind the
+        catalog (a writer between its commit and its refresh: the service while it indexes) is used as
+        it is: chunks committed since are not found by BM25 until the refresh, and removed ones drop out
+        when hits are read from the catalog. One that is not whole (a commit cut short) or ahead of the
+        catalog (which lost commits) is not used."""
+        state = self.state()
+        if self._index is not None and self.generation == catalog.generation and \
+                (self._saved_at is None or state.get("generation") == self._saved_at):
+            return self  # in step; or behind, and the writer has not refreshed it since
         import tantivy
 
-        self.checks, self._index = [], None
-        if self.in_step(catalog):
+        self.checks, self._index, self._saved_at = [], None, None
+        if state and not state.get("pending", True) and state.get("generation", 0) <= catalog.generation:
             try:
                 self._index = tantivy.Index.open(str(self.dir))
+                if state["generation"] < catalog.generation:
+                    self._saved_at = state["generation"]  # looked at again when the writer refreshes it
+                    self.checks.append(f"{TEXT_DIR}: behind the catalog; chunks committed since are found "
+                                       f"by BM25 after the next index run")
             except (ValueError, OSError) as e:
                 self.checks.append(f"{TEXT_DIR}: unreadable ({str(e).splitlines()[0][:80]}); built in memory")
         elif self.dir.exists():
-            self.checks.append(f"{TEXT_DIR}: behind the catalog; built in memory")
+            self.checks.append(f"{TEXT_DIR}: not whole or ahead of the catalog; built in memory")
         if self._index is None:
             self._index = tantivy.Index(_schema())
             writer = self._index.writer(heap_size=_HEAP, num_threads=1)
