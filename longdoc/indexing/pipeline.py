@@ -188,25 +188,22 @@ class _Indexer:
         self.pending = []
 
     def flush_vectors(self, report: IndexReport) -> None:
-        """Bring the FAISS files to the catalog. Files whose manifest is at the catalog's generation, at
-        their recorded sizes, are left unread (a no-op run at a million chunks would otherwise hash
+        """Bring the BM25 index and the FAISS files to the catalog. Files whose manifest is at the catalog's
+        generation, at their recorded sizes, are left unread (a no-op run at a million chunks would otherwise hash
         gigabytes); search checks every checksum, and `doctor --repair` rewrites a damaged file."""
         t0 = time.perf_counter()
         self.since_flush = 0
-        TextIndex(self.catalog.index_dir).refresh(self.catalog)
         # Not kept in memory: each flush reads, patches and writes the files a group at a time.
         vectors = VectorStore.for_manifest(self.catalog.index_dir, self.catalog.get_meta("manifest") or {},
                                            ivf_threshold=self.settings.search.ivf_threshold)
-        if vectors is None:
-            return  # nothing embedded yet
-        generation, problems = vectors.glance()
-        if generation == self.catalog.generation and not problems:
-            return
-        if vectors.n_heads:
+        due = vectors is not None and vectors.glance() != (self.catalog.generation, [])
+        if due and vectors.n_heads:  # first: this commit moves the generation the indexes below record
             sample = self.catalog.head_sample(2000, vectors.n_heads, vectors.head_dim)
             with self.catalog.transaction():
                 self.catalog.set_meta("head_weights", head_weights(sample).tolist())
-        vectors.refresh(self.catalog)
+        TextIndex(self.catalog.index_dir).refresh(self.catalog)
+        if due:
+            vectors.refresh(self.catalog)
         report.timings["vectors"] += time.perf_counter() - t0
 
 
