@@ -56,8 +56,9 @@ class SearchSettings:
     # Candidates each mode contributes before fusion, as a multiple of k (at least 50).
     depth_factor: int = 5
     # Above this many chunks dense search uses an IVF index (bench/search.py: flat costs ~1 ms at 10k
-    # and ~13 ms at 100k, IVF under 1 ms at recall@10 >= 0.985). The writer saves it beside the flat
-    # index and patches it after changes (storage/vectors.py), so a search process does not train it.
+    # and ~13 ms at 100k, IVF under 1 ms; but on real vectors nprobe 32 reaches recall@10 0.851 only:
+    # bench/ivf_recall.py). The writer saves it beside the flat index and patches it after changes
+    # (storage/vectors.py), so a search process does not train it.
     ivf_threshold: int = 50_000
     ivf_nprobe: int = 32
 
