@@ -1,7 +1,7 @@
 """`longdoc index`: discover, load, chunk, embed and commit files into an index, incrementally.
 
 Each group of documents is committed to the catalog in one transaction (text, chunks, spans and
-vectors together), so a crash loses at most the group in flight. The FAISS files are synced from
+vectors together), so a crash loses at most the group in flight. The BM25 index and the FAISS files are synced from
 the catalog every `flush_every_docs` documents and at the end.
 """
 from __future__ import annotations
@@ -46,7 +46,7 @@ class IndexReport:
     seconds: float = 0.0
     skipped_files: list[tuple[str, str]] = field(default_factory=list)
     run_id: int = 0
-    # Seconds per stage: read+hash, load+chunk, embed, catalog commit, FAISS sync+save.
+    # Seconds per stage: read+hash, load+chunk, embed, catalog commit, BM25 and FAISS sync+save.
     timings: dict[str, float] = field(default_factory=lambda: dict.fromkeys(("read", "parse", "embed", "commit", "vectors"), 0.0))
 
     def as_dict(self) -> dict:
