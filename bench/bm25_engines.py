@@ -75,7 +75,7 @@ class Tantivy:
         self.bytes = dir_bytes(folder / "bm25")
 
     def search(self, query: str) -> list[int]:
-        return [cid for cid, _ in bm25_search(self.text, self.catalog, query, DEPTH)]
+        return [cid for cid, _ in bm25_search(self.text, query, DEPTH)]
 
     def change(self, texts: list[str], n: int, share: float) -> None:
         """1% of the documents removed and as many added, committed to the catalog, then the refresh."""

@@ -124,7 +124,10 @@ class FastTokenizer:
         self._batched: dict[int, object] = {}
 
     def __call__(self, texts: list[str], add_special_tokens: bool = True, return_offsets_mapping: bool = False,
-                 **_unused) -> dict:
+                 return_attention_mask: bool = False, return_token_type_ids: bool = False, verbose: bool = False) -> dict:
+        """Token ids (and offsets) as lists, without padding or truncation. The chunker's other flags ask
+        for nothing this returns; padded model input comes from tensors(), and any other keyword (padding=,
+        return_tensors=) is a TypeError rather than silently ignored."""
         encodings = self._plain.encode_batch(list(texts), add_special_tokens=add_special_tokens)
         out = {"input_ids": [e.ids for e in encodings]}
         if return_offsets_mapping:

@@ -3,9 +3,9 @@ from __future__ import annotations
 
 import re
 
-from ..storage import Catalog
+import numpy as np
+
 from ..storage.text_index import TextIndex
-from .filters import Filters
 
 _TOKEN = re.compile(r"\w+", re.UNICODE)
 # Words that match nearly every chunk: ORing them in makes the engine score most of the index for little
@@ -25,7 +25,6 @@ def query_terms(query: str) -> list[str]:
     return [t for t in terms if t not in STOPWORDS] or terms
 
 
-def bm25_search(text: TextIndex, catalog: Catalog, query: str, k: int,
-                filters: Filters | None = None) -> list[tuple[int, float]]:
-    allowed = filters.chunk_ids(catalog) if filters else None
+def bm25_search(text: TextIndex, query: str, k: int, allowed: np.ndarray | None = None) -> list[tuple[int, float]]:
+    """The top k chunks by BM25, (chunk id, score); `allowed`: only these chunk ids (filters)."""
     return text.search(query_terms(query), k, allowed)

@@ -1,9 +1,9 @@
 """Dense search: cosine similarity of the query embedding to chunk embeddings."""
 from __future__ import annotations
 
-import numpy as np
-
 from typing import TYPE_CHECKING
+
+import numpy as np
 
 if TYPE_CHECKING:  # FAISS loads only when dense search runs: a BM25 search never needs it
     from ..storage import VectorStore

@@ -7,9 +7,9 @@ from __future__ import annotations
 
 from collections import defaultdict
 
-import numpy as np
-
 from typing import TYPE_CHECKING
+
+import numpy as np
 
 if TYPE_CHECKING:  # FAISS loads only when dense search runs: a BM25 search never needs it
     from ..storage import VectorStore

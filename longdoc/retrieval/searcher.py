@@ -9,16 +9,16 @@ import numpy as np
 from ..config import SearchSettings
 from ..errors import LongdocError
 from ..storage import Catalog
-
-if TYPE_CHECKING:  # FAISS loads only when dense search runs: a BM25 search never needs it
-    from ..storage import VectorStore
-    from ..storage.text_index import TextIndex
 from .bm25 import bm25_search
 from .dense import dense_search
 from .filters import Filters
 from .fusion import reciprocal_rank_fusion
 from .hit import Hit
 from .multihead import multihead_search
+
+if TYPE_CHECKING:  # FAISS loads only when dense search runs: a BM25 search never needs it
+    from ..storage import VectorStore
+    from ..storage.text_index import TextIndex
 
 MODES = ("hybrid", "dense", "multihead", "bm25")
 GROUPINGS = ("chunk", "document")
@@ -84,7 +84,7 @@ class Searcher:
                 lists["multihead"] = multihead_search(store, head_q[0], self.head_weights(store.n_heads),
                                                       depth, depth, allowed)
         if "bm25" in retrievers:
-            lists["bm25"] = bm25_search(self._text(), self.catalog, query, depth, filters)
+            lists["bm25"] = bm25_search(self._text(), query, depth, allowed)
         return lists
 
     def search(self, query: str, k: int = 10, mode: str | None = None, filters: Filters | None = None,

@@ -75,7 +75,7 @@ class VectorStore:
         return self.dense.ntotal
 
     def ids(self) -> np.ndarray:
-        return faiss.vector_to_array(self.dense.id_map).astype(np.int64)
+        return id_map_ids(self.dense)
 
     def _manifest(self) -> tuple[dict, int] | None:
         """(the files manifest.json records, its generation), or None before the first write. Raises
@@ -229,7 +229,7 @@ class VectorStore:
         record = recorded.get(IVF_FILE) if isinstance(recorded.get(IVF_FILE), dict) else {}
         ivf = self._read_noted(IVF_FILE, -1, recorded, report)
         trained = int(record.get("trained_on", 0))
-        ids = faiss.vector_to_array(dense.id_map).astype(np.int64)
+        ids = id_map_ids(dense)
         if ivf is None or not trained / 2 <= len(ids) <= trained * 2:
             ivf, trained = build_ivf(flat_vectors(dense), ids), len(ids)
         else:
@@ -248,9 +248,10 @@ class VectorStore:
         files[IVF_FILE] = {**self._write(IVF_FILE, ivf), "trained_on": trained}
 
     def _refresh_group(self, group, recorded: dict, report: bool, catalog: Catalog, batch: int,
-                       files: dict) -> tuple[set, set]:
-        """refresh for one group of files (their indexes live only in this call); their manifest records
-        go in `files`. report: add a line to `checks` for each file that fails its check."""
+                       files: dict) -> tuple[set, set, list]:
+        """refresh for one group of files (their indexes, returned last, live only while the caller holds
+        them); their manifest records go in `files`. report: add a line to `checks` for each file that
+        fails its check."""
         loaded, sound = [], []
         for name, h in group:
             index = self._read_noted(name, h, recorded, report)
@@ -265,7 +266,7 @@ class VectorStore:
         """Make each index (-1: dense, h: head h) hold exactly the catalog's vector ids, by its own set
         difference. Returns (ids added anywhere, ids removed anywhere, which indexes (-1, h) changed)."""
         wanted = catalog.vector_ids()
-        have = [faiss.vector_to_array(index.id_map).astype(np.int64) for _, index in indexes]
+        have = [id_map_ids(index) for _, index in indexes]
         removed: set[int] = set()
         changed: set[int] = set()
         for (h, index), ids in zip(indexes, have):
@@ -347,6 +348,11 @@ def flat_vectors(index: faiss.Index) -> np.ndarray:
     """The (n, d) vectors stored in an IndexIDMap2(IndexFlat), without copying them out one by one."""
     flat = faiss.downcast_index(index.index)
     return faiss.rev_swig_ptr(flat.get_xb(), flat.ntotal * flat.d).reshape(flat.ntotal, flat.d)
+
+
+def id_map_ids(index: faiss.Index) -> np.ndarray:
+    """The ids of an IndexIDMap2, in storage order."""
+    return faiss.vector_to_array(index.id_map).astype(np.int64)
 
 
 def ivf_ids(ivf: faiss.Index) -> np.ndarray:
