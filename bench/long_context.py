@@ -4,13 +4,13 @@
    32K and 128K tokens; the share of the exact softmax mass over the memory that the kept keys carry, for
    landmark (mean and min/max representatives) and retrieval, and for blocks chosen from every key's exact
    logit (how the question's rows choose), at several key budgets;
-2. passkey: lengths 4K-128K x depths 0-100% in 11 steps; full (up to 8K, where it fits), landmark and
-   retrieval; a depth x length heatmap PNG and JSON;
+2. passkey: lengths 4K-128K x depths 0-100% in 11 steps; full (up to 4K, where it fits), landmark,
+   retrieval and scan; a depth x length heatmap PNG and JSON;
 3. speed: ms per decoded token, time to first token and memory held, against context length.
 
 The haystack's passage KV is computed once into the KV store; each trial recomputes only the passage
 holding the needle. python bench/long_context.py [--quick] [--reader NAME] [--backends full,landmark,retrieval]
-[--no-recall]; `full` runs up to --full-up-to tokens (a CPU prefill of 16K tokens takes minutes)."""
+[--no-recall] [--tag T]; `full` runs up to --full-up-to tokens (a CPU prefill of 16K tokens takes minutes)."""
 from __future__ import annotations
 
 import argparse
@@ -38,17 +38,18 @@ K = 1024
 _parser = argparse.ArgumentParser()
 _parser.add_argument("--quick", action="store_true")
 _parser.add_argument("--reader", default="qwen2.5-coder-0.5b-instruct")
-_parser.add_argument("--backends", default="full,landmark,retrieval")
+_parser.add_argument("--backends", default="full,landmark,retrieval,scan")
 _parser.add_argument("--full-up-to", type=int, default=4 * 1024)
 _parser.add_argument("--no-recall", action="store_true")
 _parser.add_argument("--max-length", type=int, default=128, help="longest context, in K tokens")
 _parser.add_argument("--depths", type=int, default=11, help="needle depths from 0 to 100%%")
+_parser.add_argument("--tag", default="", help="appended to the result files' names (a run of some backends only)")
 ARGS = _parser.parse_args(None if __name__ == "__main__" else [])  # imported: the defaults
 QUICK = ARGS.quick
 LENGTHS = [4 * K, 8 * K, 16 * K] if QUICK else [n * K for n in (4, 8, 16, 32, 64, 128) if n <= ARGS.max_length]
 DEPTHS = [0.0, 0.5, 1.0] if QUICK else [i / (ARGS.depths - 1) for i in range(ARGS.depths)]
 RECALL_LENGTHS = [8 * K] if QUICK else [n * K for n in (8, 32, 128) if n <= ARGS.max_length]
-NAME = f"long_context-{ARGS.reader}" + ("-quick" if QUICK else "")
+NAME = f"long_context-{ARGS.reader}" + ("-quick" if QUICK else "") + (f"-{ARGS.tag}" if ARGS.tag else "")
 BUDGETS = [256, 512, 1024, 2048, 4096]
 FULL_UP_TO = ARGS.full_up_to
 

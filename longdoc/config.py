@@ -17,8 +17,11 @@ DEFAULT_EMBEDDER = "all-MiniLM-L6-v2"
 # stored; README "Readers"). The 0.5B and SmolLM2 stay available by name for smaller machines.
 DEFAULT_READER = "qwen2.5-coder-1.5b-instruct"
 # The reader's attention backends; auto is block while the context fits (exact_up_to), long_attention beyond.
-ATTENTIONS = ("auto", "full", "block", "landmark", "retrieval")
+ATTENTIONS = ("auto", "full", "block", "landmark", "retrieval", "scan")
 SPARSE_ATTENTIONS = ("landmark", "retrieval")  # long context: sparse attention over a context memory
+# Long context: sparse attention, or scan (reader/scan.py: segment by segment, the sentences the question
+# attends to most, then read exactly)
+LONG_ATTENTIONS = SPARSE_ATTENTIONS + ("scan",)
 # The reader's system turn. bench/dev_sweep.py, Quoref dev split (block, k=5), 0.5B reader, 40 questions:
 # F1 0.126 with the first one ("Answer the question from the passages with a name, number or short
 # phrase."), 0.167 asking for only a phrase copied from the passages, 0.176 with this one, which also
@@ -71,7 +74,7 @@ def check_attention(attention: str) -> str:
 
 @dataclass(frozen=True)
 class ReaderSettings:
-    attention: str = "auto"  # auto | full | block | landmark | retrieval
+    attention: str = "auto"  # auto | full | block | landmark | retrieval | scan
     # The reader's weights: auto (int8 on a CPU, bfloat16/float16 on a GPU) | float32 | bfloat16 | float16 | int8
     precision: str = "auto"
     k: int = 5  # passages retrieved for an answer
@@ -117,9 +120,13 @@ class ReaderSettings:
     block_rep: str = "mean"
     memory_gap: int = 512
     # auto: contexts of up to this many prompt tokens (and within the reader's window) are read exactly
-    # with block; longer ones with long_attention (landmark | retrieval).
+    # with block; longer ones with long_attention (landmark | retrieval | scan).
     exact_up_to: int = 16384
     long_attention: str = "landmark"
+    # scan: the question attends over segments of up to scan_segment tokens; the sentences it attends to
+    # most, up to scan_keep tokens, are then read exactly.
+    scan_segment: int = 4096
+    scan_keep: int = 1024
     # Where kept memory keys are placed: ordered (contiguous, in reading order) | fixed (all at one position).
     memory_layout: str = "ordered"
     kernels: str = "auto"  # auto (Triton on a GPU) | triton | torch
@@ -138,10 +145,10 @@ class ReaderSettings:
             size = getattr(self, name)
             if size < 16 or size & (size - 1):
                 raise LongdocError(f"{name} must be a power of two of at least 16, got {size}")
-        if self.long_attention not in SPARSE_ATTENTIONS:
-            raise LongdocError(f"unknown long_attention {self.long_attention!r}; choose landmark or retrieval")
-        if self.sparse_keys < 1 or self.memory_gap < 1 or self.exact_up_to < 0:
-            raise LongdocError("sparse_keys and memory_gap must be at least 1, exact_up_to at least 0")
+        if self.long_attention not in LONG_ATTENTIONS:
+            raise LongdocError(f"unknown long_attention {self.long_attention!r}; choose one of {', '.join(LONG_ATTENTIONS)}")
+        if self.sparse_keys < 1 or self.memory_gap < 1 or self.exact_up_to < 0 or self.scan_segment < 1 or self.scan_keep < 1:
+            raise LongdocError("sparse_keys, memory_gap, scan_segment and scan_keep must be at least 1, exact_up_to at least 0")
         if self.block_rep not in ("mean", "minmax"):
             raise LongdocError(f"unknown block_rep {self.block_rep!r}; choose mean or minmax")
         if self.memory_layout not in ("ordered", "fixed"):

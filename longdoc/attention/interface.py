@@ -23,11 +23,14 @@ _recorder: contextvars.ContextVar["AttentionMass | None"] = contextvars.ContextV
 
 class AttentionMass:
     """Attention paid by recorded query rows to each key position, summed over layers and query heads.
-    It accumulates where the model runs (no host sync per layer and token on a GPU); `mass` is on the CPU."""
+    It accumulates where the model runs (no host sync per layer and token on a GPU); `mass` is on the CPU.
+    By default each call records its last query row (the row that produces the next token); `query_rows`
+    records the last that many rows of a prefill (a question's rows) instead."""
 
-    def __init__(self):
+    def __init__(self, query_rows: int = 1):
         self._sum: torch.Tensor | None = None
-        self.rows = 0  # query rows recorded (one per layer per produced token)
+        self.rows = 0  # attention calls recorded (one per layer per forward pass)
+        self.query_rows = query_rows
 
     def add(self, probs: torch.Tensor) -> None:
         """probs: (K,) summed over heads for one query row of one layer."""
@@ -76,15 +79,19 @@ def _bottom_right_causal(q_len: int, k_len: int, device) -> torch.Tensor:
     return (torch.arange(k_len, device=device)[None, :] <= rows)[None, None]
 
 
-def last_row_probs(query: torch.Tensor, key: torch.Tensor, mask: torch.Tensor | None, scaling: float) -> torch.Tensor:
-    """Softmax attention of the last query row, summed over query heads: (K,). Batch 1."""
-    _, hq, _, d = query.shape
-    hkv = key.shape[1]
-    q = query[0, :, -1].float().view(hkv, hq // hkv, d)  # GQA: query heads grouped by their KV head
-    scores = torch.einsum("hgd,hkd->hgk", q, key[0].float()) * scaling
+def last_rows_probs(query: torch.Tensor, key: torch.Tensor, mask: torch.Tensor | None, scaling: float,
+                    rows: int = 1) -> torch.Tensor:
+    """Softmax attention of the last `rows` query rows, summed over them and the query heads: (K,). Batch 1."""
+    _, hq, q_len, d = query.shape
+    hkv, k_len = key.shape[1], key.shape[2]
+    rows = min(rows, q_len)
+    q = query[0, :, -rows:].float().view(hkv, hq // hkv, rows, d)  # GQA: query heads grouped by their KV head
+    scores = torch.einsum("hgrd,hkd->hgrk", q, key[0].float()) * scaling
+    if mask is None and q_len > 1:
+        mask = _bottom_right_causal(q_len, k_len, query.device)
     if mask is not None:
-        scores = scores.masked_fill(~mask[0, :, -1].view(1, 1, -1), float("-inf"))
-    return torch.softmax(scores, dim=-1).sum(dim=(0, 1))
+        scores = scores.masked_fill(~mask[0, :, -rows:].reshape(1, 1, rows, -1), float("-inf"))
+    return torch.softmax(scores, dim=-1).sum(dim=(0, 1, 2))
 
 
 def memory_attention(memory, layer: int, query, key, value, mask, scaling: float, recorder):
@@ -127,7 +134,7 @@ def longdoc_attention(module, query, key, value, attention_mask, scaling=None, d
             recorder.add(last)
         return out.to(query.dtype).unsqueeze(0), None
     if recorder is not None and query.shape[0] == 1:
-        recorder.add(last_row_probs(query, key, mask, scaling))
+        recorder.add(last_rows_probs(query, key, mask, scaling, recorder.query_rows))
     out = F.scaled_dot_product_attention(query, key, value, attn_mask=mask, scale=scaling,
                                          is_causal=mask is None and q_len > 1,
                                          enable_gqa=query.shape[1] != key.shape[1])

@@ -69,7 +69,7 @@ class Chunks(Sequence):
                      page_end=None if page_end < 0 else page_end)
 
 
-def _units(text: str, start: int, end: int) -> list[tuple[int, int]]:
+def sentence_spans(text: str, start: int, end: int) -> list[tuple[int, int]]:
     """Trimmed (start, end) spans of sentence-like units inside text[start:end]."""
     spans, pos = [], start
     for m in _UNIT_END.finditer(text, start, end):
@@ -119,7 +119,7 @@ class Chunker:
         text = doc.text
         chunks = Chunks(text, [sec.path for sec in doc.sections])
         for n, sec in enumerate(doc.sections):
-            units = self._sized_units(text, _units(text, sec.char_start, sec.char_end))
+            units = self._sized_units(text, sentence_spans(text, sec.char_start, sec.char_end))
             for first, last in self._pack(units):
                 start, end = units[first][0], units[last][1]
                 chunks.append(start, end, sum(u[2] for u in units[first:last + 1]), n,

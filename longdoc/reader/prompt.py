@@ -42,17 +42,36 @@ class Prompt:
         return spans
 
 
-def _passage(hit) -> tuple[str, tuple[int, int] | None]:
-    """The passage's text in the prompt, and where the hit's focus chunk lies in it (chars), if it has one."""
+def _header(hit) -> str:
     where = " > ".join(hit.section) if hit.section else ""
     source = f"{hit.title} ({where})" if where and where != hit.title else hit.title
-    head, body = f"Passage from {source}:\n", hit.text.strip()
-    text, focus = f"{head}{body}\n\n", None
+    return f"Passage from {source}:\n"
+
+
+def _text_shift(hit) -> int:
+    """Where hit.text's char 0 falls in its passage's prompt text: after the header, less the stripped lead."""
+    return len(_header(hit)) - (len(hit.text) - len(hit.text.lstrip()))
+
+
+def _passage(hit) -> tuple[str, tuple[int, int] | None]:
+    """The passage's text in the prompt, and where the hit's focus chunk lies in it (chars), if it has one."""
+    text, focus = f"{_header(hit)}{hit.text.strip()}\n\n", None
     if hit.focus is not None:  # a focus reaching past the window's text reaches the passage's ends
-        shift = len(head) - hit.char_start - (len(hit.text) - len(hit.text.lstrip()))
+        shift = _text_shift(hit) - hit.char_start
         a, b = (min(max(c + shift, 0), len(text)) for c in hit.focus)
         focus = (a, b) if a < b else None
     return text, focus
+
+
+def passage_token_chars(tokenizer, hit) -> list[tuple[int, int]] | None:
+    """Where each token of the hit's prompt block lies in hit.text, as (start, end) chars; the header's
+    tokens fall before 0 and the trailing blank line's past the end. None without a fast tokenizer."""
+    if not getattr(tokenizer, "is_fast", False):
+        return None
+    text, _ = _passage(hit)
+    shift = _text_shift(hit)
+    offsets = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)["offset_mapping"]
+    return [(s - shift, e - shift) for s, e in offsets]
 
 
 def _token_span(offsets: list[tuple[int, int]], chars: tuple[int, int]) -> tuple[int, int] | None:

@@ -21,6 +21,7 @@ from .citations import cite, passage_shares, with_markers
 from .generate import generate
 from .model import ReaderModel
 from .prompt import build_prompt
+from .scan import Baselines, scan
 
 ABSTAIN_TEXT = "I could not find this in the indexed documents."
 
@@ -37,6 +38,7 @@ class Reader:
         # same passages asked about again (a document read whole) skip building it.
         self.parts = PartCache(self.settings.kv_max_bytes)
         self._last_memory: tuple[tuple, object] | None = None
+        self.scan_baselines = Baselines()
 
     @property
     def memory_dtype(self) -> torch.dtype:
@@ -77,8 +79,13 @@ class Reader:
         if attention == "auto":
             attention = self.auto_attention(prompt.length)
         computed = self.encoder.computed
+        scanned = {}
+        if attention == "scan":  # the sentences the question attends to, segment by segment, read exactly
+            hits = scan(self, question, hits, self.settings.scan_segment, self.settings.scan_keep)
+            prompt = self.prompt(question, hits, in_order=True)
+            scanned = {"scan_s": time.perf_counter() - t0, "excerpts": len(hits)}
         memory = None
-        if attention == "full":
+        if attention in ("full", "scan"):
             cache, feed, start, stale = None, prompt.ids(), 0, ([], [])
         elif attention in SPARSE_ATTENTIONS:
             memory, cache = self._memory(prompt, attention)
@@ -101,7 +108,7 @@ class Reader:
             mass = torch.cat([mass[:p], memory.mass, mass[p:]])
         citations = cite(hits, passage_shares(mass, prompt.spans()), self.settings.cite_ratio)
         n = len(gen.tokens)
-        times = {**(timings or {}), "ttft_s": gen.ttft_s, "decode_s": gen.decode_s, "new_tokens": n,
+        times = {**(timings or {}), **scanned, "ttft_s": gen.ttft_s, "decode_s": gen.decode_s, "new_tokens": n,
                  "ms_per_token": 1000 * gen.decode_s / gen.decode_steps if gen.decode_steps else None,
                  "prompt_tokens": prompt.length, "blocks_computed": self.encoder.computed - computed,
                  "total_s": time.perf_counter() - t0 + (timings or {}).get("retrieve_s", 0.0)}

@@ -1,0 +1,152 @@
+"""Long context by scanning (after InfiniRetri, Ye et al. 2025): a document too long for the reader's
+window is read in segments that fit it. In each segment the question's own prompt rows attend, exactly
+and in every layer, over the segment's stored passage KV; the sentences they attend to most, over all
+segments, are then read exactly with the question, and cited at those sentences.
+
+A sentence is scored by the attention the question pays it beyond what a generic question ("What is this
+text about?") pays it in the same segment. Raw attention is dominated by tokens every query attends to
+(line breaks, sentence openings, a passage's first words); the contrast cancels them. Probe (the 0.5B,
+128K tokens, 3 depths, a seed the bench does not use): the needle's sentence ranked 0-2 of 5,057 by the
+contrast, 47-115 by raw attention. The generic question's attention depends only on the segment, so it
+is computed once per segment and kept (Baselines): a document asked again costs one pass per segment.
+
+Why segments: one softmax over 128K keys drowns a needle among distractors (session-10 probe: the needle's
+16-key block ranked 400-8,000 of 8,200 by the question's summed attention), while over a few thousand
+keys the reader singles it out, as full and block attention do at 4K. Each segment costs one pass of the
+question's ~30 tokens over keys already in the KV store, so a 128K document is 32 short passes."""
+from __future__ import annotations
+
+import itertools
+from collections import OrderedDict
+from dataclasses import dataclass, replace
+
+import torch
+
+from ..attention import AttentionMass, record_attention_mass
+from ..attention.block import stitch_cache, with_cache
+from ..indexing.chunking import sentence_spans
+from ..retrieval.hit import Hit
+from .prompt import passage_token_chars
+
+BASELINE_QUESTION = "What is this text about?"
+PHRASE = 3  # tokens a sentence's score sums over: its best phrase, so long sentences gain nothing by length
+
+
+@dataclass(frozen=True)
+class Sentence:
+    score: float  # the question's attention to the sentence's best phrase beyond the generic question's
+    hit: int  # index into the scanned hits
+    start: int  # chars in the hit's text
+    end: int
+    tokens: int
+
+
+def segments(lengths: list[int], budget: int) -> list[list[int]]:
+    """Consecutive runs of passage indices whose lengths sum to at most `budget` (at least one each)."""
+    runs: list[list[int]] = [[]]
+    size = 0
+    for i, n in enumerate(lengths):
+        if runs[-1] and size + n > budget:
+            runs.append([])
+            size = 0
+        runs[-1].append(i)
+        size += n
+    return [r for r in runs if r]
+
+
+class Baselines:
+    """The generic question's attention per segment (keyed by its passages' KV keys), least recently used
+    first out."""
+
+    def __init__(self, max_segments: int = 4096):
+        self.max_segments = max_segments
+        self._masses: OrderedDict[tuple, torch.Tensor] = OrderedDict()
+
+    def get(self, key: tuple, compute) -> torch.Tensor:
+        if key in self._masses:
+            self._masses.move_to_end(key)
+        else:
+            self._masses[key] = compute()
+            while len(self._masses) > self.max_segments:
+                self._masses.popitem(last=False)
+        return self._masses[key]
+
+
+@torch.inference_mode()
+def question_attention(reader, prefix, blocks, suffix: list[int]) -> torch.Tensor:
+    """The attention the question's rows pay to each position of [prefix | blocks], summed over heads and
+    layers and averaged over the rows, with the blocks stitched contiguously after the prefix."""
+    model = reader.model.model
+    cache = stitch_cache(model, [prefix] + blocks, reader.model.dtype)
+    start = prefix.length + sum(b.length for b in blocks)
+    recorder = AttentionMass(query_rows=len(suffix))
+    ids = torch.tensor([suffix], device=reader.model.device)
+    positions = torch.arange(start, start + len(suffix), device=reader.model.device).unsqueeze(0)
+    with record_attention_mass(recorder):
+        model(input_ids=ids, **with_cache(model, cache), position_ids=positions, use_cache=True, logits_to_keep=1)
+    return recorder.mass[:start] / len(suffix)
+
+
+def sentence_scores(tokenizer, hit: Hit, index: int, mass: torch.Tensor) -> list[Sentence]:
+    """Each sentence of the hit, scored by its best PHRASE-token run of `mass` (per token of the hit's
+    prompt block). Without a fast tokenizer (no char offsets) the passage is one sentence."""
+    chars = passage_token_chars(tokenizer, hit)
+    phrase = torch.nn.functional.avg_pool1d(mass.view(1, 1, -1).float(), min(PHRASE, len(mass)), 1).view(-1) * PHRASE
+    if chars is None:
+        return [Sentence(float(phrase.max()), index, 0, len(hit.text), len(mass))]
+    out = []
+    token = 0
+    for start, end in sentence_spans(hit.text, 0, len(hit.text)):
+        while token < len(chars) and chars[token][1] <= start:
+            token += 1
+        last = token
+        while last < len(chars) and chars[last][0] < end:
+            last += 1
+        if last > token:  # the phrase windows that start inside the sentence
+            score = float(phrase[token:max(token + 1, min(last, len(phrase)))].max())
+            out.append(Sentence(score, index, start, end, last - token))
+    return out
+
+
+def excerpts(hits: list[Hit], picked: list[Sentence]) -> list[Hit]:
+    """The picked sentences as hits in reading order, neighbouring sentences of a passage joined into one
+    excerpt, each with its exact char span in the document."""
+    out: list[Hit] = []
+    ordered = sorted(picked, key=lambda s: (s.hit, s.start))
+    for index, group in itertools.groupby(ordered, key=lambda s: s.hit):
+        hit = hits[index]
+        spans: list[list[int]] = []
+        for s in group:
+            gap = hit.text[spans[-1][1]:s.start] if spans else None
+            if gap is not None and not gap.strip():
+                spans[-1][1] = s.end
+            else:
+                spans.append([s.start, s.end])
+        out += [replace(hit, char_start=hit.char_start + a, char_end=hit.char_start + b, text=hit.text[a:b], focus=None)
+                for a, b in spans]
+    return out
+
+
+def scan(reader, question: str, hits: list[Hit], segment_tokens: int, keep_tokens: int) -> list[Hit]:
+    """The sentences of `hits` (a document's passages in reading order) that the question attends to most,
+    segment by segment, up to keep_tokens reader tokens, as excerpt hits in reading order."""
+    prompt = reader.prompt(question, hits, in_order=True)
+    generic = reader.prompt(BASELINE_QUESTION, [], in_order=True).suffix
+    prefix = reader.encoder.prefix(prompt)
+    scored: list[Sentence] = []
+    for run in segments([len(b) for b in prompt.blocks], segment_tokens):
+        blocks = reader.encoder.blocks(prompt, run)
+        baseline = reader.scan_baselines.get(tuple(prompt.block_keys[i] for i in run),
+                                             lambda: question_attention(reader, prefix, blocks, generic))
+        mass = question_attention(reader, prefix, blocks, prompt.suffix) - baseline
+        position = prefix.length
+        for i, block in zip(run, blocks):
+            scored += sentence_scores(reader.model.tokenizer, hits[i], i, mass[position:position + block.length])
+            position += block.length
+    picked, size = [], 0
+    for sentence in sorted(scored, key=lambda s: -s.score):
+        if picked and size + sentence.tokens > keep_tokens:
+            continue
+        picked.append(sentence)
+        size += sentence.tokens
+    return excerpts(hits, picked)
