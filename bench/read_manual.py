@@ -5,7 +5,8 @@ tokens, read whole with no retrieval stage
 looked up in the text by hand (line numbers below, in python3.11-doc's _sources).
 
 The first question pays for computing every passage's KV (stored, content-keyed); the others reuse the
-memory built for it. python bench/read_manual.py [--reader NAME]"""
+memory built for it (landmark, retrieval) or the generic question's attention per segment (scan).
+python bench/read_manual.py [--reader NAME] [--attention auto|landmark|retrieval|scan]"""
 from __future__ import annotations
 
 import argparse
@@ -39,6 +40,7 @@ QUESTIONS = [
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--reader", default="qwen2.5-coder-0.5b-instruct")
+    parser.add_argument("--attention", default="auto")
     parser.add_argument("--out", type=Path, default=Path(cache_dir("bench")) / "python-manual.rst")
     args = parser.parse_args()
     root = corpus_path("python-docs")
@@ -50,7 +52,7 @@ def main():
     rows = []
     for question, accept, where in QUESTIONS:
         t = time.perf_counter()
-        answer = read(args.out, question, "auto", settings, reader=reader, max_new_tokens=24)
+        answer = read(args.out, question, args.attention, settings, reader=reader, max_new_tokens=24)
         wall = time.perf_counter() - t
         right = any(a.lower() in answer.raw.lower() for a in accept)
         top = answer.citations[0] if answer.citations else None
@@ -64,7 +66,8 @@ def main():
               f"ttft {answer.timings['ttft_s']:.1f} s, {answer.timings['blocks_computed']} passages encoded)", flush=True)
     right = sum(r["right"] for r in rows)
     print(f"{right}/{len(rows)} right")
-    print(f"wrote {write_result('read_manual', {'reader': args.reader, 'files': FILES, 'tokens': tokens, 'right': right, 'rows': rows})}")
+    name = "read_manual" + ("" if args.attention == "auto" else f"-{args.attention}")
+    print(f"wrote {write_result(name, {'reader': args.reader, 'attention': args.attention, 'files': FILES, 'tokens': tokens, 'right': right, 'rows': rows})}")
 
 
 if __name__ == "__main__":

@@ -12,7 +12,12 @@ os.environ.setdefault("LONGDOC_READER", "smollm2-135m-instruct")
 # some blocks in other batches, and bfloat16 activations (int8 precision) can flip a greedy token there.
 os.environ.setdefault("LONGDOC_ANSWER_PRECISION", "float32")
 
+import contextlib
 import shutil
+import socket
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -61,3 +66,37 @@ def essays_dir() -> Path:
     from longdoc.evaluation.corpora import corpus_path
 
     return corpus_path("paul-graham-essays")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextlib.contextmanager
+def running_server(index: Path, *args, env: dict | None = None, timeout: float = 180):
+    """A real `longdoc serve` over `index` on a free loopback port, ready (models loaded); yields its base URL."""
+    import httpx
+
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "longdoc", "serve", "--index", str(index), "--port", str(port),
+                             *map(str, args)], env={**os.environ, **(env or {})},
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            try:
+                if httpx.get(f"{base}/readyz").status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert proc.poll() is None, proc.stdout.read()
+            time.sleep(0.3)
+        else:
+            pytest.fail("the server did not become ready")
+        yield base
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)

@@ -45,6 +45,24 @@ def test_longdoc_attention_equals_eager_and_records_the_last_rows_attention(fami
     torch.testing.assert_close(recorder.mass, expected, atol=1e-5, rtol=1e-5)
 
 
+@pytest.mark.parametrize("family", ["llama", "qwen2"])
+def test_recording_several_query_rows_sums_their_attention(family):
+    """A question's rows after a cache: each row sees the cache and the rows before it, as eager attention says."""
+    model = tiny(family)
+    ids = torch.randint(0, 128, (1, 30))
+    with torch.no_grad():
+        model.set_attn_implementation("eager")
+        eager = model(input_ids=ids, output_attentions=True)
+        model.set_attn_implementation(register())
+        _, _, out = kv(model, ids[:, :22])
+        recorder = AttentionMass(query_rows=8)
+        with record_attention_mass(recorder):
+            model(input_ids=ids[:, 22:], past_key_values=out.past_key_values,
+                  position_ids=torch.arange(22, 30).unsqueeze(0), use_cache=True)
+    expected = sum(a[0, :, 22:].sum((0, 1)) for a in eager.attentions).double()
+    torch.testing.assert_close(recorder.mass, expected, atol=1e-5, rtol=1e-5)
+
+
 @pytest.mark.parametrize("family,scaling", [("llama", None), ("qwen2", None),
                                             ("llama", {"rope_type": "linear", "factor": 2.0}),
                                             ("llama", {"rope_type": "yarn", "factor": 4.0,

@@ -11,6 +11,8 @@ from longdoc.attention.memory import ContextMemory
 from longdoc.config import ReaderSettings
 from longdoc.indexing.loaders import load_document
 from longdoc.reader import Reader, read
+from longdoc.reader.read import document_passages
+from longdoc.reader.scan import scan
 
 pytestmark = pytest.mark.slow
 QUESTION = "How long did the tower at Carrow Point take to build?"
@@ -54,6 +56,31 @@ def test_a_second_question_over_the_same_document_reuses_its_memory(reader, long
     assert [c.attention for c in again.citations] == pytest.approx([c.attention for c in first.citations])
     other = read(long_doc, "Who kept the light?", "landmark", reader=reader, max_new_tokens=8)
     assert reader._last_memory[1] is not memory and other.attention == "landmark"
+
+
+def test_scan_keeps_the_sentence_that_answers_and_cites_exact_sentences(reader, long_doc):
+    """Segments of one passage each: the question's attention beyond the generic question's keeps the
+    sentence that answers it among ~130 tokens of the ~2,000; the answer cites the excerpts it read, exactly."""
+    hits = document_passages(reader, long_doc)
+    kept = scan(reader, QUESTION, hits, segment_tokens=512, keep_tokens=128)
+    text = load_document(long_doc).text
+    assert len(hits) >= 3 and 0 < sum(len(e.text) for e in kept) < len(text) / 5
+    assert any("took\nfour summers" in e.text for e in kept)
+    for e in kept:
+        assert text[e.char_start:e.char_end] == e.text
+    answer = read(long_doc, QUESTION, "scan", reader=reader, max_new_tokens=16)
+    assert answer.attention == "scan" and answer.timings["excerpts"] >= 1 and answer.citations
+    for c in answer.citations:
+        assert text[c.char_start:c.char_end] == c.text
+
+
+def test_scan_computes_the_generic_questions_attention_once_per_segment(reader, long_doc):
+    hits = document_passages(reader, long_doc)
+    scan(reader, QUESTION, hits, segment_tokens=512, keep_tokens=128)
+    held = dict(reader.scan_baselines._masses)
+    scan(reader, "Who kept the light?", hits, segment_tokens=512, keep_tokens=128)
+    assert dict(reader.scan_baselines._masses).keys() == held.keys()
+    assert all(reader.scan_baselines._masses[k] is v for k, v in held.items())
 
 
 def test_read_refuses_an_unknown_backend(reader, long_doc):

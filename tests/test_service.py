@@ -3,7 +3,6 @@ import base64
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import threading
@@ -11,16 +10,10 @@ import time
 
 import httpx
 import pytest
-from conftest import FIXTURES
+from conftest import FIXTURES, running_server
 
 TOKEN = "test-token-0123456789abcdef"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _cli(*args, env=None, timeout=120):
@@ -38,27 +31,9 @@ def server(tmp_path_factory):
         shutil.copy(FIXTURES / name, corpus / name)
     shutil.copy(FIXTURES / "phare_latin1.txt", roots / "phare_latin1.txt")
     assert _cli("index", corpus, "--index", tmp / "index").returncode == 0
-    port = _free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "longdoc", "serve", "--index", str(tmp / "index"), "--port", str(port),
-                             "--root", str(roots), "--max-request-mb", "1", "--timeout", "60"],
-                            env={**os.environ, "HF_HUB_OFFLINE": "1", "LONGDOC_API_TOKEN": TOKEN},
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 180
-    while time.time() < deadline:
-        try:
-            if httpx.get(f"{base}/readyz").status_code == 200:
-                break
-        except httpx.TransportError:
-            pass
-        assert proc.poll() is None, proc.stdout.read()
-        time.sleep(0.3)
-    else:
-        proc.kill()
-        pytest.fail("the server did not become ready")
-    yield {"base": base, "roots": roots, "index": tmp / "index"}
-    proc.terminate()
-    proc.wait(timeout=30)
+    with running_server(tmp / "index", "--root", roots, "--max-request-mb", "1", "--timeout", "60",
+                        env={"LONGDOC_API_TOKEN": TOKEN}) as base:
+        yield {"base": base, "roots": roots, "index": tmp / "index"}
 
 
 def _wait_job(base, job_id, timeout=120):

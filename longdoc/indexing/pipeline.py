@@ -209,10 +209,11 @@ class _Indexer:
 
 def index_paths(index_dir: str | Path, roots: list[str | Path], settings: Settings | None = None,
                 prune: bool = False, progress: bool = True, embedder: MultiHeadEmbedder | None = None,
-                engine=None) -> IndexReport:
+                engine=None, on_progress: Callable[[dict], None] | None = None) -> IndexReport:
     """Index (or re-index) every supported file under `roots` into `index_dir`. engine: where files
     are parsed and chunks embedded (LocalEngine, or distributed.RayEngine); this process always
-    writes the catalog and the FAISS files."""
+    writes the catalog and the FAISS files. on_progress is called with {"files", "files_done",
+    "chunks_embedded"} as the run goes (the service's job progress)."""
     started = time.perf_counter()
     roots = as_path_list(roots, "roots")
     index_dir = as_path(index_dir, "index_dir")
@@ -233,7 +234,7 @@ def index_paths(index_dir: str | Path, roots: list[str | Path], settings: Settin
             engine = engine or LocalEngine()
             try:
                 return _run(catalog, settings, load_embedder, [absolute(r) for r in roots], prune, console, progress,
-                            started, engine)
+                            started, engine, on_progress)
             finally:
                 engine.close()
         finally:
@@ -259,7 +260,23 @@ def clean_leftovers(catalog: Catalog) -> None:
     catalog.interrupt_runs()
 
 
-def _run(catalog, settings, load_embedder, roots, prune, console, show_progress, started, engine) -> IndexReport:
+class _Progress(Progress):
+    """rich's progress bars (shown or not), which also report their counts to a callback."""
+
+    def __init__(self, *columns, on_change: Callable[[dict], None] | None = None, **kwargs):
+        super().__init__(*columns, **kwargs)
+        self.on_change = on_change
+
+    def advance(self, task_id, advance: float = 1) -> None:
+        super().advance(task_id, advance)
+        if self.on_change is not None:
+            files, chunks = self.tasks[:2]
+            self.on_change({"files": files.total, "files_done": int(files.completed),
+                            "chunks_embedded": int(chunks.completed)})
+
+
+def _run(catalog, settings, load_embedder, roots, prune, console, show_progress, started, engine,
+         on_progress=None) -> IndexReport:
     report = IndexReport(index=str(catalog.index_dir))
     report.run_id = catalog.start_run(roots)
     files, problems = discover(roots)
@@ -275,7 +292,7 @@ def _run(catalog, settings, load_embedder, roots, prune, console, show_progress,
     for path, reason in problems:
         skip(path, reason)
     columns = [TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn()]
-    with Progress(*columns, console=console, disable=not show_progress, transient=False) as progress:
+    with _Progress(*columns, console=console, disable=not show_progress, transient=False, on_change=on_progress) as progress:
         file_task = progress.add_task("files", total=len(files))
         embed_task = progress.add_task("chunks embedded", total=None)
         indexer = _Indexer(catalog, settings, load_embedder, progress, engine)

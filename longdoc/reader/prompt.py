@@ -48,16 +48,11 @@ def _header(hit) -> str:
     return f"Passage from {source}:\n"
 
 
-def _text_shift(hit) -> int:
-    """Where hit.text's char 0 falls in its passage's prompt text: after the header, less the stripped lead."""
-    return len(_header(hit)) - (len(hit.text) - len(hit.text.lstrip()))
-
-
 def _passage(hit) -> tuple[str, tuple[int, int] | None]:
     """The passage's text in the prompt, and where the hit's focus chunk lies in it (chars), if it has one."""
     text, focus = f"{_header(hit)}{hit.text.strip()}\n\n", None
     if hit.focus is not None:  # a focus reaching past the window's text reaches the passage's ends
-        shift = _text_shift(hit) - hit.char_start
+        shift = len(_header(hit)) - hit.char_start - (len(hit.text) - len(hit.text.lstrip()))
         a, b = (min(max(c + shift, 0), len(text)) for c in hit.focus)
         focus = (a, b) if a < b else None
     return text, focus
@@ -69,9 +64,9 @@ def passage_token_chars(tokenizer, hit) -> list[tuple[int, int]] | None:
     if not getattr(tokenizer, "is_fast", False):
         return None
     text, _ = _passage(hit)
-    shift = _text_shift(hit)
+    head, lead = len(_header(hit)), len(hit.text) - len(hit.text.lstrip())
     offsets = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)["offset_mapping"]
-    return [(s - shift, e - shift) for s, e in offsets]
+    return [(s - head, e - head) if e <= head else (max(s, head) - head + lead, e - head + lead) for s, e in offsets]
 
 
 def _token_span(offsets: list[tuple[int, int]], chars: tuple[int, int]) -> tuple[int, int] | None:

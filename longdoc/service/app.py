@@ -12,8 +12,6 @@ background at start-up, and are shared by every request; concurrent queries shar
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
 import hmac
 import json
 import logging
@@ -25,18 +23,19 @@ from typing import Literal, Optional
 from fastapi import Depends, FastAPI, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, StreamingResponse
+from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field, field_validator
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ..config import ATTENTIONS, Settings
 from ..errors import LongdocError, StorageError
-from ..indexing.loaders import format_of
 from ..retrieval import MODES, Filters
 from ..storage.catalog import CATALOG_FILE, damaged
-from ..storage.files import atomic_write
 from .batching import BatchingEncoder
+from .documents import document_routes
+from .errors import ApiError, error_response
 from .jobs import Writer
+from .ui import ui_routes
 
 log = logging.getLogger("longdoc.service")
 
@@ -50,16 +49,6 @@ class ServiceConfig:
     max_request_bytes: int = 16 * 2**20
     timeout_s: float = 120.0
     max_k: int = 100
-
-
-class ApiError(Exception):
-    def __init__(self, status: int, code: str, message: str, headers: dict | None = None):
-        super().__init__(message)
-        self.status, self.code, self.message, self.headers = status, code, message, headers
-
-
-def _error(status: int, code: str, message: str, headers: dict | None = None) -> JSONResponse:
-    return JSONResponse({"error": {"code": code, "message": message}}, status_code=status, headers=headers)
 
 
 class SearchRequest(BaseModel):
@@ -90,13 +79,6 @@ class AskRequest(BaseModel):
     stream: bool = False
 
 
-class AddDocument(BaseModel):
-    filename: Optional[str] = Field(None, max_length=200)
-    content_base64: Optional[str] = None
-    text: Optional[str] = None
-    path: Optional[str] = None  # a file inside the configured roots
-
-
 class BodyLimit:
     """Refuse bodies over the cap: by Content-Length at once, else by reading (a chunked body) up to
     the cap before the app sees any of it."""
@@ -107,7 +89,7 @@ class BodyLimit:
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
-        too_large = _error(413, "too_large", f"request body over {self.limit} bytes")
+        too_large = error_response(413, "too_large", f"request body over {self.limit} bytes")
         declared = dict(scope["headers"]).get(b"content-length")
         if declared is not None:
             if declared.isdigit() and int(declared) > self.limit:
@@ -175,35 +157,34 @@ class Service:
 
 def create_app(config: ServiceConfig) -> FastAPI:
     service = Service(config)
-    uploads = config.index.resolve() / "uploads"  # the server's copies of uploaded documents
     app = FastAPI(title="longdoc", version="0.1.0",
                   description="Search and question answering over long documents, with citations.")
     app.state.service = service
 
     @app.exception_handler(ApiError)
     async def api_error(request, e: ApiError):
-        return _error(e.status, e.code, e.message, e.headers)
+        return error_response(e.status, e.code, e.message, e.headers)
 
     @app.exception_handler(LongdocError)
-    async def longdoc_error(request, e: LongdocError):
+    async def longdocerror_response(request, e: LongdocError):
         if isinstance(e, StorageError):  # the server's disk or permissions, not the request
-            return _error(507 if e.full else 500, "storage", str(e))
-        return _error(400, "bad_request", str(e))
+            return error_response(507 if e.full else 500, "storage", str(e))
+        return error_response(400, "bad_request", str(e))
 
     @app.exception_handler(RequestValidationError)
     async def invalid(request, e: RequestValidationError):
         problems = ["request body is not valid JSON" if err["type"] == "json_invalid" else
                     f"{'.'.join(str(p) for p in err['loc'][1:]) or 'body'}: {err['msg']}" for err in e.errors()]
-        return _error(422, "invalid_request", "; ".join(problems)[:1000])
+        return error_response(422, "invalid_request", "; ".join(problems)[:1000])
 
     @app.exception_handler(StarletteHTTPException)
-    async def http_error(request, e: StarletteHTTPException):
-        return _error(e.status_code, "http_error", str(e.detail))
+    async def httperror_response(request, e: StarletteHTTPException):
+        return error_response(e.status_code, "http_error", str(e.detail))
 
     @app.exception_handler(Exception)
     async def internal(request, e: Exception):
         log.exception("internal error on %s", request.url.path)
-        return _error(500, "internal", "internal error; see the server log")
+        return error_response(500, "internal", "internal error; see the server log")
 
     def authorized(request: Request) -> None:
         if config.token is None:
@@ -229,7 +210,7 @@ def create_app(config: ServiceConfig) -> FastAPI:
     @app.get("/readyz")
     def readyz():
         if not service.ready.is_set():
-            return _error(503, "not_ready", service.load_error or "loading models")
+            return error_response(503, "not_ready", service.load_error or "loading models")
         return {"status": "ready", "index": str(config.index)}
 
     @app.get("/v1/status", dependencies=[Depends(authorized)])
@@ -307,51 +288,8 @@ def create_app(config: ServiceConfig) -> FastAPI:
 
         return StreamingResponse(stream(), media_type="text/event-stream", headers={"Cache-Control": "no-store"})
 
-    @app.get("/v1/documents", dependencies=[Depends(authorized)])
-    def documents():
-        return {"documents": service.index.documents()}
-
-    @app.post("/v1/documents", status_code=202, dependencies=[Depends(authorized)])
-    def add_document(body: AddDocument):
-        service.require_ready()
-        source = _document_source(body, config)
-        if isinstance(source, Path):
-            target, content = source, None
-        else:
-            name, content = source
-            target = uploads / name
-        raw = service.encoder._embedder if service.encoder else None
-
-        def work():
-            from ..indexing.pipeline import index_paths
-
-            if content is not None:
-                atomic_write(target, content, shared=True)
-            report = index_paths(config.index, [target], None, progress=False, embedder=raw)
-            return {"added": report.added, "updated": report.updated, "chunks_embedded": report.chunks_embedded,
-                    "skipped": [list(s) for s in report.skipped_files]}
-
-        return {"job": service.writer.submit("add", str(target), work).as_dict()}
-
-    @app.delete("/v1/documents/{doc_id}", status_code=202, dependencies=[Depends(authorized)])
-    def remove_document(doc_id: int):
-        path = next((d["path"] for d in service.index.documents() if d["id"] == doc_id), None)
-        if path is None:
-            raise ApiError(404, "not_found", f"no document {doc_id} in the index")
-        def work():
-            removed = service.index.remove([path])
-            if Path(path).parent == uploads:  # the server's own copy goes too
-                Path(path).unlink(missing_ok=True)
-            return {"removed": removed}
-
-        job = service.writer.submit("remove", path, work)
-        return {"job": job.as_dict()}
-
-    @app.get("/v1/jobs/{job_id}", dependencies=[Depends(authorized)])
-    def job(job_id: int):
-        if job_id not in service.writer.jobs:
-            raise ApiError(404, "not_found", f"no job {job_id}")
-        return service.writer.jobs[job_id].as_dict()
+    app.include_router(document_routes(service, config, authorized))
+    app.include_router(ui_routes())
 
     return BodyLimit(app, config.max_request_bytes)
 
@@ -362,34 +300,3 @@ class _ClientGone(Exception):
 
 def _sse(event: str, data: dict) -> str:
     return f"event: {event}\ndata: {json.dumps(data, default=str)}\n\n"
-
-
-def _document_source(body: AddDocument, config: ServiceConfig):
-    """(file name, bytes) for uploaded content, or a Path inside the roots; anything else is refused."""
-    given = [x for x in (body.content_base64, body.text, body.path) if x is not None]
-    if len(given) != 1:
-        raise ApiError(422, "invalid_request", "give exactly one of content_base64, text or path")
-    if body.path is not None:
-        if not config.roots:
-            raise ApiError(403, "forbidden", "adding by server path is off: the server has no --root folders")
-        path = Path(body.path).expanduser().resolve()
-        if not any(path.is_relative_to(root.resolve()) for root in config.roots):
-            raise ApiError(403, "forbidden", f"{body.path}: outside the configured roots")
-        if not path.is_file():
-            raise ApiError(404, "not_found", f"{body.path}: no such file under the roots")
-        return path
-    name = body.filename or ""
-    if not name or name != Path(name).name or name.startswith(".") or "\\" in name or "\x00" in name:
-        raise ApiError(422, "invalid_request", f"filename {name!r}: a plain file name is needed (no folders)")
-    if not format_of(Path(name)):
-        raise ApiError(415, "unsupported", f"{name}: not a supported format (.txt, .md, .rst, .html, .pdf)")
-    if body.text is not None:
-        content = body.text.encode("utf-8")
-    else:
-        try:
-            content = base64.b64decode(body.content_base64, validate=True)
-        except (binascii.Error, ValueError):
-            raise ApiError(422, "invalid_request", "content_base64 is not valid base64") from None
-    if len(content) > config.settings.max_file_bytes:
-        raise ApiError(413, "too_large", f"{name}: over {config.settings.max_file_bytes} bytes")
-    return name, content

@@ -19,10 +19,12 @@ class Job:
     finished: float | None = None
     result: dict = field(default_factory=dict)
     error: str | None = None
+    progress: dict = field(default_factory=dict)  # while it runs: what the work reports (files, chunks embedded)
 
     def as_dict(self) -> dict:
         return {"id": self.id, "kind": self.kind, "target": self.target, "state": self.state,
-                "submitted": self.submitted, "finished": self.finished, "result": self.result, "error": self.error}
+                "submitted": self.submitted, "finished": self.finished, "result": self.result, "error": self.error,
+                "progress": dict(self.progress)}
 
 
 class Writer:
@@ -47,7 +49,7 @@ class Writer:
             job, work = self._queue.get()
             job.state = "running"
             try:
-                job.result = work() or {}
+                job.result = work(job) or {}
                 job.state = "done"
             except Exception as e:  # noqa: BLE001 - a failed job is reported, the writer goes on
                 job.error = str(e)

@@ -1,0 +1,54 @@
+"""Scanning a long document (reader/scan.py), the parts that need no reader: segments, where a passage's
+tokens lie in its text, sentence scores from per-token attention, and excerpts with exact char spans."""
+import torch
+
+from longdoc.reader.prompt import passage_token_chars
+from longdoc.reader.scan import Sentence, excerpts, segments, sentence_scores
+from longdoc.retrieval.hit import Hit
+
+DOC = ("Preface.\n\n  The tower took four summers to finish. Winter seas were too rough. "
+       "The lamp was lit in 1931. Keepers left in 1987.")
+
+
+def hit(start: int, end: int) -> Hit:
+    return Hit(7, 1, "coast.md", "Coast", ("Lighthouses", "Building"), start, end, None, None, DOC[start:end], 0.0)
+
+
+def test_segments_are_consecutive_runs_within_the_budget():
+    assert segments([300, 300, 500, 900, 100], 700) == [[0, 1], [2], [3], [4]]
+    assert segments([], 10) == []
+
+
+def test_token_chars_point_into_the_hits_text(tokenizer):
+    h = hit(10, len(DOC))  # starts with blank space, which the prompt strips
+    chars = passage_token_chars(tokenizer, h)
+    inside = [(s, e) for s, e in chars if 0 <= s < e <= len(h.text)]
+    assert inside and inside[0] == (h.text.index("The"), h.text.index("The") + 3)
+    words = [h.text[s:e].lower() for s, e in inside]
+    assert "summers" in words and "1931" in words
+    assert len(inside) < len(chars)  # the header and the trailing blank line lie outside the text
+
+
+def test_the_sentence_holding_the_attended_tokens_scores_highest(tokenizer):
+    h = hit(10, len(DOC))
+    chars = passage_token_chars(tokenizer, h)
+    mass = torch.full((len(chars),), 0.01, dtype=torch.float64)
+    lamp = h.text.index("1931")
+    mass[[i for i, (s, e) in enumerate(chars) if s <= lamp < e]] = 1.0
+    scored = sentence_scores(tokenizer, h, 3, mass)
+    best = max(scored, key=lambda s: s.score)
+    assert h.text[best.start:best.end] == "The lamp was lit in 1931."
+    assert [h.text[s.start:s.end] for s in scored][0] == "The tower took four summers to finish."
+    assert all(s.hit == 3 and s.tokens > 0 for s in scored)
+
+
+def test_excerpts_join_neighbouring_sentences_and_keep_exact_spans():
+    h = hit(10, len(DOC))
+    spans = [(h.text.index(t), h.text.index(t) + len(t)) for t in
+             ("The tower took four summers to finish.", "Winter seas were too rough.", "Keepers left in 1987.")]
+    picked = [Sentence(0.5, 0, *spans[2], 5), Sentence(0.9, 0, *spans[0], 8), Sentence(0.7, 0, *spans[1], 6)]
+    out = excerpts([h], picked)
+    assert [e.text for e in out] == ["The tower took four summers to finish. Winter seas were too rough.",
+                                     "Keepers left in 1987."]
+    for e in out:
+        assert DOC[e.char_start:e.char_end] == e.text and e.chunk_id == 7 and e.section == h.section
