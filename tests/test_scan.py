@@ -42,6 +42,15 @@ def test_the_sentence_holding_the_attended_tokens_scores_highest(tokenizer):
     assert all(s.hit == 3 and s.tokens > 0 for s in scored)
 
 
+def test_a_short_last_sentence_is_scored_too(tokenizer):
+    """Its tokens lie past the last full phrase window: it takes that window's score."""
+    h = hit(0, len(DOC) - len(" Keepers left in 1987."))
+    h = Hit(**{**h.__dict__, "text": h.text + " Go.", "char_end": h.char_end + 4})
+    chars = passage_token_chars(tokenizer, h)
+    scored = sentence_scores(tokenizer, h, 0, torch.ones(len(chars), dtype=torch.float64))
+    assert h.text[scored[-1].start:scored[-1].end] == "Go." and scored[-1].score > 0
+
+
 def test_excerpts_join_neighbouring_sentences_and_keep_exact_spans():
     h = hit(10, len(DOC))
     spans = [(h.text.index(t), h.text.index(t) + len(t)) for t in

@@ -102,8 +102,9 @@ def sentence_scores(tokenizer, hit: Hit, index: int, mass: torch.Tensor) -> list
         last = token
         while last < len(chars) and chars[last][0] < end:
             last += 1
-        if last > token:  # the phrase windows that start inside the sentence
-            score = float(phrase[token:max(token + 1, min(last, len(phrase)))].max())
+        if last > token:  # the phrase windows that start inside it (the last sentence's: the block's last one)
+            first = min(token, len(phrase) - 1)
+            score = float(phrase[first:max(first + 1, min(last, len(phrase)))].max())
             out.append(Sentence(score, index, start, end, last - token))
     return out
 
