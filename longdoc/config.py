@@ -124,9 +124,10 @@ class ReaderSettings:
     exact_up_to: int = 16384
     long_attention: str = "landmark"
     # scan: the question attends over segments of up to scan_segment tokens; the sentences it attends to
-    # most, up to scan_keep tokens, are then read exactly.
+    # most, each with scan_context sentences either side, up to scan_keep tokens, are then read exactly.
     scan_segment: int = 4096
     scan_keep: int = 1024
+    scan_context: int = 1
     # Where kept memory keys are placed: ordered (contiguous, in reading order) | fixed (all at one position).
     memory_layout: str = "ordered"
     kernels: str = "auto"  # auto (Triton on a GPU) | triton | torch
@@ -147,8 +148,10 @@ class ReaderSettings:
                 raise LongdocError(f"{name} must be a power of two of at least 16, got {size}")
         if self.long_attention not in LONG_ATTENTIONS:
             raise LongdocError(f"unknown long_attention {self.long_attention!r}; choose one of {', '.join(LONG_ATTENTIONS)}")
-        if self.sparse_keys < 1 or self.memory_gap < 1 or self.exact_up_to < 0 or self.scan_segment < 1 or self.scan_keep < 1:
-            raise LongdocError("sparse_keys, memory_gap, scan_segment and scan_keep must be at least 1, exact_up_to at least 0")
+        if self.sparse_keys < 1 or self.memory_gap < 1 or self.exact_up_to < 0 or self.scan_segment < 1 or self.scan_keep < 1 \
+                or self.scan_context < 0:
+            raise LongdocError("sparse_keys, memory_gap, scan_segment and scan_keep must be at least 1, exact_up_to and "
+                               "scan_context at least 0")
         if self.block_rep not in ("mean", "minmax"):
             raise LongdocError(f"unknown block_rep {self.block_rep!r}; choose mean or minmax")
         if self.memory_layout not in ("ordered", "fixed"):

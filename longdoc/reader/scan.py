@@ -128,9 +128,29 @@ def excerpts(hits: list[Hit], picked: list[Sentence]) -> list[Hit]:
     return out
 
 
-def scan(reader, question: str, hits: list[Hit], segment_tokens: int, keep_tokens: int) -> list[Hit]:
+def pick(scored: list[Sentence], keep_tokens: int, context: int) -> list[Sentence]:
+    """The best sentences (`scored`: in reading order), each with `context` sentences either side in its
+    passage, until keep_tokens: a sentence alone often lacks what it is about (a reference manual's
+    "Return the number of ones..." follows the line that names the method)."""
+    index = {id(s): n for n, s in enumerate(scored)}
+    picked: dict[int, Sentence] = {}
+    size = 0
+    for best in sorted(scored, key=lambda s: -s.score):
+        n = index[id(best)]
+        group = [scored[m] for m in range(max(0, n - context), min(len(scored), n + context + 1))
+                 if scored[m].hit == best.hit and m not in picked]
+        extra = sum(s.tokens for s in group)
+        if not group or (picked and size + extra > keep_tokens):
+            continue
+        picked.update((index[id(s)], s) for s in group)
+        size += extra
+    return list(picked.values())
+
+
+def scan(reader, question: str, hits: list[Hit], segment_tokens: int, keep_tokens: int, context: int = 1) -> list[Hit]:
     """The sentences of `hits` (a document's passages in reading order) that the question attends to most,
-    segment by segment, up to keep_tokens reader tokens, as excerpt hits in reading order."""
+    segment by segment, with `context` sentences either side, up to keep_tokens reader tokens, as excerpt
+    hits in reading order."""
     prompt = reader.prompt(question, hits, in_order=True)
     generic = reader.prompt(BASELINE_QUESTION, [], in_order=True).suffix
     prefix = reader.encoder.prefix(prompt)
@@ -144,10 +164,4 @@ def scan(reader, question: str, hits: list[Hit], segment_tokens: int, keep_token
         for i, block in zip(run, blocks):
             scored += sentence_scores(reader.model.tokenizer, hits[i], i, mass[position:position + block.length])
             position += block.length
-    picked, size = [], 0
-    for sentence in sorted(scored, key=lambda s: -s.score):
-        if picked and size + sentence.tokens > keep_tokens:
-            continue
-        picked.append(sentence)
-        size += sentence.tokens
-    return excerpts(hits, picked)
+    return excerpts(hits, pick(scored, keep_tokens, context))
