@@ -176,6 +176,8 @@ def test_searches_keep_being_served_while_documents_are_added_and_removed(server
     for t in threads:
         t.join()
     assert errors == [] and job["state"] == "done" and job["result"]["added"] == 1, (errors, job)
+    assert job["progress"]["files_done"] == job["progress"]["files"] == 1
+    assert job["progress"]["chunks_embedded"] == job["result"]["chunks_embedded"] > 0
     during = [t for t, _ in results if job["submitted"] < t < job["finished"]]
     assert len(during) >= 4, "no search was served while the document was being indexed"
     hits = httpx.post(f"{base}/v1/search", json={"query": "keepers cottages, supplies by boat once a fortnight", "k": 1},
@@ -249,3 +251,16 @@ def test_every_route_answers_malformed_requests_with_a_4xx_json_error(server):
     for doc in httpx.get(f"{base}/v1/documents", headers=AUTH).json()["documents"]:  # what the good ones added
         if doc["path"].endswith("audit.txt"):
             _wait_job(base, httpx.delete(f"{base}/v1/documents/{doc['id']}", headers=AUTH).json()["job"]["id"])
+
+
+def test_a_documents_text_round_a_span_for_the_reader_pane(server):
+    base = server["base"]
+    hit = httpx.post(f"{base}/v1/search", json={"query": "diaphone", "k": 1}, headers=AUTH).json()["hits"][0]
+    url = f"{base}/v1/documents/{hit['doc_id']}/text"
+    doc = httpx.get(url, params={"start": hit["char_start"], "end": hit["char_end"]}, headers=AUTH).json()
+    lo = hit["char_start"] - doc["offset"]
+    assert doc["text"][lo:lo + len(hit["text"])] == hit["text"] and doc["pages"] == []
+    assert doc["title"] == hit["title"] and doc["length"] >= hit["char_end"]
+    assert httpx.get(url, params={"start": 5, "end": 10**9}, headers=AUTH).status_code == 422
+    assert httpx.get(f"{base}/v1/documents/999999/text", headers=AUTH).status_code == 404
+    assert httpx.get(url).status_code == 401
