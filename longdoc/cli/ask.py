@@ -21,7 +21,7 @@ def ask(
     index_dir: Path = IndexOption,
     k: Optional[int] = typer.Option(None, "-k", help="Passages to read (default 5)."),
     attention: Optional[str] = typer.Option(None, help="auto (default: block, which reuses cached passage KV, "
-                                            "while the passages fit; landmark beyond), block, full, landmark "
+                                            "while the passages fit; scan beyond), block, full, scan, landmark "
                                             "or retrieval."),
     recompute_top: Optional[int] = typer.Option(None, "--recompute-top",
                                                 help="block: fully re-encode this many best passages."),
@@ -92,7 +92,8 @@ def show_answer(answer, question: str, json_out: bool) -> None:
 def read(
     path: Path = typer.Argument(..., help="The document (txt, md, rst, html, pdf)."),
     question: str = typer.Option(..., "--question", "-q", help="The question."),
-    attention: str = typer.Option("auto", help="auto (default: block while the document fits, landmark beyond), "
+    attention: str = typer.Option("auto", help="auto (default: block while the document fits, scan beyond), "
+                                  "scan (the sentences the question attends to, segment by segment, read exactly), "
                                   "landmark or retrieval (sparse attention over the whole document), block or full."),
     max_new_tokens: Optional[int] = typer.Option(None, help="Longest answer, in tokens."),
     reader: Optional[str] = typer.Option(None, help="Reader LLM: packaged name, HF id, local dir or .gguf."),

@@ -1,7 +1,8 @@
 """Read a whole document and answer over all of it, with no retrieval stage: the document is cut into
 reader-sized passages in reading order, each passage's KV comes from the KV store (or is computed once),
-and a long-context backend (landmark or retrieval) attends only to the keys that matter; `auto` reads a
-document that fits the exact budget with block attention instead."""
+and a long-context backend reads what matters: scan (the sentences the question attends to, segment by
+segment, read exactly), or landmark or retrieval (sparse attention over the keys that matter); `auto`
+reads a document that fits the exact budget with block attention instead."""
 from __future__ import annotations
 
 from pathlib import Path
