@@ -71,6 +71,18 @@ async function start() {
   $("sign-out").hidden = !token;
   $("query").focus();
   refreshDocuments();
+  whenReady();
+}
+
+// Search and ask wait while the server loads its models (a fresh `longdoc serve`).
+async function whenReady() {
+  let status = await refreshStatus().catch(() => null);
+  while (status && !status.ready) {
+    busy(true);
+    await new Promise((resolve) => setTimeout(resolve, 1000));
+    status = await refreshStatus().catch(() => null);
+  }
+  busy(false);
 }
 
 $("login-form").addEventListener("submit", async (event) => {
