@@ -199,6 +199,23 @@ def test_document_text_with_markup_is_shown_as_text_and_never_runs(server, brows
     assert "script-src 'self'" in policy and "unsafe-inline" not in policy and "default-src 'none'" in policy
 
 
+def test_search_and_sources_work_from_the_keyboard(server, browser):
+    from selenium.webdriver.common.keys import Keys
+
+    sign_in(browser, server)
+    box = browser.find_element(By.ID, "query")
+    box.clear()
+    box.send_keys("tide tables", Keys.ENTER)
+    wait(browser, lambda d: d.find_elements(By.CSS_SELECTOR, "#hits li .source"))
+    source = browser.find_element(By.CSS_SELECTOR, "#hits li .source")
+    browser.execute_script("arguments[0].focus()", source)
+    browser.switch_to.active_element.send_keys(Keys.ENTER)
+    wait(browser, lambda d: shown(d, "reader"))
+    assert browser.switch_to.active_element.get_attribute("id") == "reader-text"  # focus follows to the text
+    browser.switch_to.active_element.send_keys(Keys.ESCAPE)
+    wait(browser, lambda d: not shown(d, "reader"))
+
+
 def test_the_page_works_at_a_phones_width(server, browser, shots):
     sign_in(browser, server)
     browser.set_window_size(390, 844)
