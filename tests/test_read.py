@@ -62,7 +62,7 @@ def test_scan_keeps_the_sentence_that_answers_and_cites_exact_sentences(reader, 
     """Segments of one passage each: the question's attention beyond the generic question's keeps the
     sentence that answers it among ~130 tokens of the ~2,000; the answer cites the excerpts it read, exactly."""
     hits = document_passages(reader, long_doc)
-    kept = scan(reader, QUESTION, hits, segment_tokens=512, keep_tokens=128)
+    kept = scan(reader, reader.prompt(QUESTION, hits, in_order=True), hits, segment_tokens=512, keep_tokens=128)
     text = load_document(long_doc).text
     assert len(hits) >= 3 and 0 < sum(len(e.text) for e in kept) < len(text) / 5
     assert any("took\nfour summers" in e.text for e in kept)
@@ -76,9 +76,9 @@ def test_scan_keeps_the_sentence_that_answers_and_cites_exact_sentences(reader, 
 
 def test_scan_computes_the_generic_questions_attention_once_per_segment(reader, long_doc):
     hits = document_passages(reader, long_doc)
-    scan(reader, QUESTION, hits, segment_tokens=512, keep_tokens=128)
+    scan(reader, reader.prompt(QUESTION, hits, in_order=True), hits, segment_tokens=512, keep_tokens=128)
     held = dict(reader.scan_baselines._masses)
-    scan(reader, "Who kept the light?", hits, segment_tokens=512, keep_tokens=128)
+    scan(reader, reader.prompt("Who kept the light?", hits, in_order=True), hits, segment_tokens=512, keep_tokens=128)
     assert dict(reader.scan_baselines._masses).keys() == held.keys()
     assert all(reader.scan_baselines._masses[k] is v for k, v in held.items())
 

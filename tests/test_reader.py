@@ -145,6 +145,18 @@ def test_ask_over_many_passages_with_sparse_attention(reader_index, attention):
             assert ix.document_text(c.doc_id)[c.char_start:c.char_end] == c.text
 
 
+def test_ask_with_scan_reads_and_cites_sentences_of_the_retrieved_passages(reader_index):
+    settings = Settings().replace(answer_scan_segment=512, answer_scan_keep=96)
+    with open_index(reader_index, settings=settings) as ix:
+        answer = ix.ask(QUESTION, k=30, attention="scan")
+        read = ix.reading_passages(ix.search(QUESTION, k=30))
+        assert answer.attention == "scan" and answer.raw and answer.citations
+        assert answer.timings["prompt_tokens"] < 400  # the excerpts, not the 30 passages
+        for c in answer.citations:
+            assert ix.document_text(c.doc_id)[c.char_start:c.char_end] == c.text
+            assert any(p.doc_id == c.doc_id and p.char_start <= c.char_start and c.char_end <= p.char_end for p in read)
+
+
 def test_ask_abstains_when_nothing_relevant_is_retrieved(reader_index):
     settings = load_settings(answer_abstain_below=0.35)
     with open_index(reader_index, settings=settings) as ix:

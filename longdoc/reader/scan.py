@@ -147,11 +147,10 @@ def pick(scored: list[Sentence], keep_tokens: int, context: int) -> list[Sentenc
     return list(picked.values())
 
 
-def scan(reader, question: str, hits: list[Hit], segment_tokens: int, keep_tokens: int, context: int = 1) -> list[Hit]:
-    """The sentences of `hits` (a document's passages in reading order) that the question attends to most,
-    segment by segment, with `context` sentences either side, up to keep_tokens reader tokens, as excerpt
-    hits in reading order."""
-    prompt = reader.prompt(question, hits, in_order=True)
+def scan(reader, prompt, hits: list[Hit], segment_tokens: int, keep_tokens: int, context: int = 1) -> list[Hit]:
+    """The sentences of `hits` that the question of `prompt` (built from the hits: reader.prompt) attends
+    to most, segment by segment in prompt order, with `context` sentences either side, up to keep_tokens
+    reader tokens, as excerpt hits in the hits' order."""
     generic = reader.prompt(BASELINE_QUESTION, [], in_order=True).suffix
     prefix = reader.encoder.prefix(prompt)
     scored: list[Sentence] = []
@@ -162,6 +161,7 @@ def scan(reader, question: str, hits: list[Hit], segment_tokens: int, keep_token
         mass = question_attention(reader, prefix, blocks, prompt.suffix) - baseline
         position = prefix.length
         for i, block in zip(run, blocks):
-            scored += sentence_scores(reader.model.tokenizer, hits[i], i, mass[position:position + block.length])
+            h = prompt.order[i]
+            scored += sentence_scores(reader.model.tokenizer, hits[h], h, mass[position:position + block.length])
             position += block.length
     return excerpts(hits, pick(scored, keep_tokens, context))
