@@ -177,6 +177,12 @@ def test_upload_index_find_and_remove_a_document(server, browser, shots, tmp_pat
         data.items.add(new File(['Dropped notes: the quokka light is painted red.'], 'dropped.txt', {type: 'text/plain'}));
         document.getElementById('dropzone').dispatchEvent(new DragEvent('drop', {dataTransfer: data, bubbles: true}));""")
     wait(browser, lambda d: "Indexing dropped.txt: done" in d.find_element(By.ID, "jobs").text, timeout=120)
+    # The API's limits hold for the page: a format it does not read is refused, and the page says why.
+    browser.execute_script("""
+        const data = new DataTransfer();
+        data.items.add(new File(['PK'], 'report.docx'));
+        document.getElementById('dropzone').dispatchEvent(new DragEvent('drop', {dataTransfer: data, bubbles: true}));""")
+    wait(browser, lambda d: "report.docx: not a supported format" in d.find_element(By.ID, "jobs").text)
     for title in ("Beacons", "dropped"):
         row = next(r for r in browser.find_elements(By.CSS_SELECTOR, "#documents tbody tr") if title in r.text)
         row.find_element(By.CSS_SELECTOR, "button.remove").click()
