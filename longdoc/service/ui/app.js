@@ -289,7 +289,7 @@ async function openDocument(docId, start, end) {
     }
     $("reader").hidden = false;
     const mark = box.querySelector("mark.cited");
-    if (mark) mark.scrollIntoView({ block: "center" });
+    if (mark) mark.scrollIntoView({ block: "start" });  // a long span reads from its first words
     box.focus({ preventScroll: true });
   } catch (e) {
     $("query-error").textContent = e.message;
