@@ -50,9 +50,10 @@ def _header(hit) -> str:
 
 def _passage(hit) -> tuple[str, tuple[int, int] | None]:
     """The passage's text in the prompt, and where the hit's focus chunk lies in it (chars), if it has one."""
-    text, focus = f"{_header(hit)}{hit.text.strip()}\n\n", None
+    header = _header(hit)
+    text, focus = f"{header}{hit.text.strip()}\n\n", None
     if hit.focus is not None:  # a focus reaching past the window's text reaches the passage's ends
-        shift = len(_header(hit)) - hit.char_start - (len(hit.text) - len(hit.text.lstrip()))
+        shift = len(header) - hit.char_start - (len(hit.text) - len(hit.text.lstrip()))
         a, b = (min(max(c + shift, 0), len(text)) for c in hit.focus)
         focus = (a, b) if a < b else None
     return text, focus
