@@ -58,12 +58,13 @@ class SearchSettings:
     weight_bm25: float = 2.0
     # Candidates each mode contributes before fusion, as a multiple of k (at least 50).
     depth_factor: int = 5
-    # Above this many chunks dense search uses an IVF index (bench/search.py: flat costs ~1 ms at 10k
-    # and ~13 ms at 100k, IVF under 1 ms; but on real vectors nprobe 32 reaches recall@10 0.851 only:
-    # bench/ivf_recall.py). The writer saves it beside the flat index and patches it after changes
-    # (storage/vectors.py), so a search process does not train it.
+    # From this many chunks on, dense search goes through an IVF index with 8-bit codes (storage/ivf.py;
+    # bench/search.py: flat costs ~1 ms at 10k and ~13 ms at 100k). The writer saves it and patches it
+    # after changes, so a search process does not train it. Below, search is exact, over a flat index
+    # built in memory from the catalog.
     ivf_threshold: int = 50_000
-    ivf_nprobe: int = 32
+    # 0: the nprobe calibrated when the IVF cells were trained (a recall target, not a fixed number).
+    ivf_nprobe: int = 0
 
 
 def check_attention(attention: str) -> str:

@@ -101,7 +101,7 @@ class Index:
         entries, dropped = KVStore(self.path / "kv", None).verify()
 
         def stale(store: storage.VectorStore | None) -> bool:
-            return store is not None and bool(store.checks or store.generation != self.catalog.generation)
+            return store is not None and bool(store.checks or store.saved_generation != self.catalog.generation)
 
         report = {"index": str(self.path), "catalog": "ok" if not catalog else catalog}
         text = TextIndex(self.path)

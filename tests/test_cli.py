@@ -25,8 +25,9 @@ def test_index_status_docs_search_remove(tmp_path, corpus):
 
     status = json.loads(longdoc("status", "--index", idx, "--json").stdout)
     assert status["documents"] == 6 and status["chunk_tokens"] == 64 and status["heads"] == 0
-    # No head vectors by default: one FAISS file, and multihead search says what to do.
-    assert sorted(p.name for p in (idx / "vectors").iterdir()) == ["dense.faiss", "manifest.json"]
+    # No head vectors by default, and below search.ivf_threshold no FAISS file at all (the catalog holds
+    # the vectors; search builds its flat index from it); multihead search says what to do.
+    assert sorted(p.name for p in (idx / "vectors").iterdir()) == ["manifest.json"]
     multihead = longdoc("search", "fog bells", "--index", idx, "--mode", "multihead", check=False)
     assert multihead.returncode == 1 and multihead.stderr.strip() == (
         f"error: index {idx} stores no head vectors, which multihead search (and hybrid's weight_multihead) "

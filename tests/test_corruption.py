@@ -10,7 +10,8 @@ import pytest
 from conftest import DOC_FIXTURES
 from typer.testing import CliRunner
 
-from longdoc import Settings, index_paths, open_index
+from longdoc import index_paths, open_index
+from longdoc.config import load_settings
 from longdoc.errors import IndexDamagedError
 from longdoc.indexing.pipeline import remove_documents
 from longdoc.cli.app import app
@@ -28,6 +29,15 @@ def _results(idx, embedder) -> dict:
                 for q in QUERIES for m in MODES}
 
 
+@pytest.fixture(scope="module", autouse=True)
+def ivf_past_a_few_chunks():
+    """Dense search through a saved IVF index, so that its file is among those damaged (below the
+    threshold dense search needs no file)."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("LONGDOC_SEARCH_IVF_THRESHOLD", "10")
+        yield
+
+
 @pytest.fixture(scope="module")
 def clean(tmp_path_factory, embedder):
     root = tmp_path_factory.mktemp("corruption")
@@ -36,7 +46,8 @@ def clean(tmp_path_factory, embedder):
     for p in DOC_FIXTURES:
         shutil.copy(p, corpus / p.name)
     idx = root / "clean"
-    index_paths(idx, [corpus], Settings(head_vectors=True), progress=False, embedder=embedder)
+    index_paths(idx, [corpus], load_settings().replace(head_vectors=True), progress=False, embedder=embedder)
+    assert (idx / "vectors" / "ivf.faiss").exists()
     return idx, _results(idx, embedder)
 
 
@@ -62,7 +73,7 @@ def _cli(*args):
 
 
 DAMAGES = ["truncated", "garbled", "zeroed", "empty"]
-CASES = [(name, how) for name in ["dense.faiss", "head-11.faiss"] for how in DAMAGES + ["wrong shape"]]
+CASES = [(name, how) for name in ["ivf.faiss", "head-11.faiss"] for how in DAMAGES + ["wrong shape"]]
 
 
 @pytest.mark.parametrize("name,how", CASES + [("manifest.json", how) for how in DAMAGES])

@@ -312,7 +312,10 @@ def test_a_big_file_comes_back_as_its_text_once_and_its_parse_child_is_then_reti
 
 def test_the_writer_saves_the_ivf_index_a_search_then_loads(tmp_path, corpus, embedder):
     """Past search.ivf_threshold chunks `index` writes vectors/ivf.faiss; a search process reads it (no
-    k-means at start) and, probing every cell, ranks as the flat index does."""
+    k-means at start) and, probing every cell, ranks as exact search does."""
+    from longdoc.storage import VectorStore
+    from longdoc.storage.ivf import is_ivf
+
     idx = tmp_path / "index"
     settings = SETTINGS.replace(search_ivf_threshold=20, search_ivf_nprobe=10_000)
     index_paths(idx, [corpus], settings, progress=False, embedder=embedder)
@@ -327,9 +330,11 @@ def test_the_writer_saves_the_ivf_index_a_search_then_loads(tmp_path, corpus, em
     with open_index(idx, settings=settings) as ix:
         ix._embedder = embedder
         store = ix.vectors
-        assert store.size >= 20 and store._ivf is not None and store._ivf_generation == store.generation
+        assert store.size >= 20 and is_ivf(store.dense) and store.saved_generation == store.generation
         query = embedder.encode(["how loud was the diaphone?"])[0]
-        assert store.search_dense(query, 5)[1].tolist() == store._search(store.dense, query, 5, None)[1].tolist()
+        flat = VectorStore.for_manifest(idx, ix.manifest)  # no threshold: exact, built from the catalog
+        flat.sync(ix.catalog)
+        assert store.search_dense(query, 3)[1].tolist() == flat.search_dense(query, 3)[1].tolist()
 
 
 def test_the_bm25_index_follows_changes_and_a_reader_rebuilds_one_that_is_behind(tmp_path, corpus, embedder):

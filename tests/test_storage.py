@@ -8,6 +8,7 @@ from longdoc.indexing.chunking import Chunk
 from longdoc.indexing.document import LoadedDocument, Section
 from longdoc.storage import Catalog, VectorStore
 from longdoc.storage.migrations import SCHEMA_VERSION
+from longdoc.storage.vectors import index_ids
 
 DIM, HEADS, HD = 8, 3, 4
 
@@ -115,8 +116,11 @@ def test_vector_store_syncs_by_id_difference_and_survives_reload(tmp_path):
     with cat.transaction():
         cat.remove_document("/b.txt")
     reloaded = VectorStore(tmp_path, DIM, HEADS, HD).load()
-    assert reloaded.size == 7 and reloaded.generation < cat.generation  # stale, and knows it
-    assert reloaded.sync(cat) == (0, 3)
+    # The head files hold the 7 saved; the flat dense index is filled from the catalog by sync.
+    assert reloaded.heads[0].ntotal == 7 and reloaded.size == 0 and reloaded.generation < cat.generation
+    assert reloaded.sync(cat) == (4, 3)
+    assert sorted(p.name for p in (tmp_path / "vectors").iterdir()) == [
+        "head-00.faiss", "head-01.faiss", "head-02.faiss", "manifest.json"]  # no file for flat dense search
     assert sorted(reloaded.ids().tolist()) == sorted(cat.vector_ids().tolist())
     # Search finds a stored vector as its own nearest neighbour, in the dense space and in each head.
     scores, ids = reloaded.search_dense(dense_a[2:3], 1)
@@ -128,7 +132,7 @@ def test_vector_store_syncs_by_id_difference_and_survives_reload(tmp_path):
 
 def _same_as_catalog(store, cat) -> bool:
     want = sorted(cat.vector_ids().tolist())
-    return all(sorted(faiss.vector_to_array(ix.id_map).tolist()) == want for ix in [store.dense, *store.heads])
+    return all(sorted(index_ids(ix).tolist()) == want for ix in [store.dense, *store.heads])
 
 
 @pytest.mark.parametrize("damage", ["garbage", "truncated", "flipped byte", "zeroed", "missing", "wrong dimension"])
@@ -155,7 +159,7 @@ def test_a_damaged_vector_file_alone_is_rebuilt_from_the_catalog(tmp_path, damag
         faiss.write_index(index, str(path))
     reopened = VectorStore(tmp_path, DIM, HEADS, HD).load()
     assert [line.split(":")[0] for line in reopened.checks] == ["head-01.faiss"]
-    assert reopened.size == 4 and reopened.heads[1].ntotal == 0 and reopened.heads[0].ntotal == 4
+    assert reopened.heads[1].ntotal == 0 and reopened.heads[0].ntotal == 4
     reopened.sync(cat)
     assert _same_as_catalog(reopened, cat)
     _, ids = reopened.search_head(1, heads[2:3, 1], 1)
@@ -163,7 +167,7 @@ def test_a_damaged_vector_file_alone_is_rebuilt_from_the_catalog(tmp_path, damag
 
 
 def test_a_save_cut_short_leaves_files_the_next_open_repairs(tmp_path):
-    """The reported crash: a save killed after writing dense.faiss and head-00.faiss; the manifest and
+    """The reported crash: a save killed after writing head-00.faiss; the manifest and
     the later head files are still the previous save's. Each file is brought to the catalog."""
     cat = Catalog.open(tmp_path, create=True)
     _put(cat, "/a.txt", 4, 0)
@@ -178,14 +182,15 @@ def test_a_save_cut_short_leaves_files_the_next_open_repairs(tmp_path):
         (folder / name).write_bytes(before[name])
     reopened = VectorStore(tmp_path, DIM, HEADS, HD).load()
     assert reopened.generation == -1  # not every file matches the manifest: sync compares every id
-    assert reopened.heads[1].ntotal == 4 and reopened.dense.ntotal == 0  # old, and dropped (newer than the manifest)
+    assert reopened.heads[1].ntotal == 4 and reopened.heads[0].ntotal == 0  # old, and dropped (newer than the manifest)
     reopened.sync(cat)
     assert _same_as_catalog(reopened, cat) and reopened.size == 3
     writer = VectorStore(tmp_path, DIM, HEADS, HD)
     assert writer.refresh(cat) == (3, 4)
-    assert sorted(line.split(":")[0] for line in writer.checks) == ["dense.faiss", "head-00.faiss"]
+    assert [line.split(":")[0] for line in writer.checks] == ["head-00.faiss"]
     again = VectorStore(tmp_path, DIM, HEADS, HD).load()
-    assert again.checks == [] and again.generation == cat.generation and _same_as_catalog(again, cat)
+    assert again.checks == [] and again.saved_generation == cat.generation
+    assert again.sync(cat) == (3, 0) and _same_as_catalog(again, cat)  # only the flat dense index filled
 
 
 def test_refresh_rewrites_only_the_files_that_are_damaged_or_behind(tmp_path):
@@ -206,36 +211,70 @@ def test_refresh_rewrites_only_the_files_that_are_damaged_or_behind(tmp_path):
     _put(cat, "/b.txt", 2, 1)
     assert VectorStore(tmp_path, DIM, HEADS, HD).refresh(cat) == (2, 0)
     reopened = VectorStore(tmp_path, DIM, HEADS, HD).load()
-    assert reopened.checks == [] and reopened.generation == cat.generation and _same_as_catalog(reopened, cat)
+    assert reopened.checks == [] and reopened.saved_generation == cat.generation
+    reopened.sync(cat)
+    assert _same_as_catalog(reopened, cat)
 
 
-def test_ivf_search_past_the_threshold_finds_the_same_neighbours(tmp_path):
+def _clustered(cat: Catalog, n: int, seed: int, dim: int):
+    """n vectors around 20 centres, stored as one document: a set IVF cells fit."""
+    rng = np.random.default_rng(seed)
+    centers = rng.normal(size=(20, dim))
+    dense = (centers[rng.integers(0, 20, n)] + 0.3 * rng.normal(size=(n, dim))).astype(np.float16).astype(np.float32)
+    text = "clustered " * n
+    with cat.transaction():
+        doc_id = cat.put_document(_doc(f"/c{seed}.txt", text), f"sha-c{seed}", os.stat(__file__), n)
+        cat.put_chunks(doc_id, _chunks(text, n), dense, None)
+    return dense
+
+
+def test_exact_neighbours_over_batches_equal_one_exact_search_without_the_query_itself():
+    from longdoc.storage.ivf import ExactNeighbours
+
     rng = np.random.default_rng(0)
-    centers = rng.normal(size=(20, 16)).astype(np.float32)
-    vecs = (centers[rng.integers(0, 20, 3000)] + 0.3 * rng.normal(size=(3000, 16))).astype(np.float32)
-    ids = np.arange(1000, 4000, dtype=np.int64)
-    flat = VectorStore(tmp_path, 16, 1, 4)
-    flat.dense.add_with_ids(vecs / np.linalg.norm(vecs, axis=1, keepdims=True), ids)
-    ivf = VectorStore(tmp_path, 16, 1, 4, ivf_threshold=1000, ivf_nprobe=64)
-    ivf.dense = flat.dense
-    queries = vecs[:50]
+    vectors = rng.normal(size=(500, 8)).astype(np.float32)
+    ids = np.arange(100, 600, dtype=np.int64)
+    exact = ExactNeighbours(vectors[:7], ids[:7])
+    for start in range(0, 500, 64):  # batches that do not divide the set
+        exact.add(vectors[start:start + 64], ids[start:start + 64])
+    scores = vectors[:7] @ vectors.T
+    scores[np.arange(7), np.arange(7)] = -np.inf  # itself left out
+    assert exact.ids.tolist() == ids[np.argsort(-scores, axis=1)[:, :10]].tolist()
+
+
+def test_past_the_threshold_dense_search_goes_through_ivf_with_a_calibrated_nprobe(tmp_path):
+    """The reader's store trains IVF cells in memory when no file is saved; the nprobe calibrated on the
+    index's own vectors probes a fraction of the cells and finds what exact search finds; filters hold."""
+    from longdoc.storage.ivf import is_ivf
+
+    cat = Catalog.open(tmp_path, create=True)
+    dense = _clustered(cat, 3000, 0, 32)  # 32 dimensions: 8 give the 8-bit codes too many near-ties
+    flat, ivf = VectorStore(tmp_path, 32, 0, HD), VectorStore(tmp_path, 32, 0, HD, ivf_threshold=1000)
+    flat.sync(cat)
+    ivf.sync(cat)
+    assert not is_ivf(flat.dense) and is_ivf(ivf.dense) and ivf.size == 3000
+    assert 8 <= ivf.nprobe < ivf.dense.nlist
+    queries = dense[:50] + 0.1
     _, exact = flat.search_dense(queries, 10)
     _, approx = ivf.search_dense(queries, 10)
-    assert isinstance(ivf.ivf(), faiss.IndexIVFFlat)
-    recall = np.mean([len(set(a) & set(e)) / 10 for a, e in zip(approx, exact)])
-    assert recall >= 0.95
-    allowed = ids[::7]
+    assert np.mean([len(set(a) & set(e)) / 10 for a, e in zip(approx, exact)]) >= 0.95
+    allowed = cat.vector_ids()[::7]
     _, filtered = ivf.search_dense(queries[:5], 10, allowed)
     assert set(filtered.ravel()) - {-1} <= set(allowed.tolist())
+    with cat.transaction():  # below the threshold again: flat, exact
+        cat.remove_document("/c0.txt")
+    _clustered(cat, 5, 1, 32)
+    assert ivf.sync(cat) == (5, 0) and not is_ivf(ivf.dense) and ivf.size == 5
 
 
 def test_the_ivf_index_is_saved_patched_and_trained_again_only_when_the_count_doubles(tmp_path, monkeypatch):
-    """Past ivf_threshold the writer saves an IVF index beside the flat one, so a search process loads it
-    instead of running k-means at every start; changes patch it, and its cells are trained again only
-    when the count halves or doubles."""
+    """Past ivf_threshold the writer saves an IVF index, so a search process loads it instead of running
+    k-means at every start; changes patch it, and its cells are trained (and nprobe calibrated) again only
+    when the count halves or doubles. An index saved before the flat index left disk loses its dense.faiss."""
     import json
 
     from longdoc.storage import vectors as vectors_module
+    from longdoc.storage.ivf import is_ivf
 
     def manifest():
         return json.loads((tmp_path / "vectors" / "manifest.json").read_text())["files"]
@@ -243,29 +282,36 @@ def test_the_ivf_index_is_saved_patched_and_trained_again_only_when_the_count_do
     def reader():
         return VectorStore(tmp_path, DIM, HEADS, HD, ivf_threshold=100, ivf_nprobe=10_000).load()
 
-    def exact(store, query):  # every cell probed: the IVF answers as the flat index does
-        return store.search_dense(query, 10)[1].tolist() == store._search(store.dense, query, 10, None)[1].tolist()
+    def exact(store, cat, query):  # every cell probed: each stored vector finds itself first, as in exact search
+        flat = VectorStore(tmp_path, DIM, 0, HD)
+        flat.sync(cat)
+        store.sync(cat)
+        return store.search_dense(query, 1)[1].tolist() == flat.search_dense(query, 1)[1].tolist()
 
     cat = Catalog.open(tmp_path, create=True)
     dense_a, _ = _put(cat, "/a.txt", 300, 0)
+    (tmp_path / "vectors").mkdir()
+    (tmp_path / "vectors" / "dense.faiss").write_bytes(b"an older layout's flat file")
     writer = VectorStore(tmp_path, DIM, HEADS, HD, ivf_threshold=100)
     writer.refresh(cat)
     assert manifest()["ivf.faiss"]["trained_on"] == 300 and manifest()["ivf.faiss"]["count"] == 300
+    assert manifest()["ivf.faiss"]["nprobe"] >= 1 and not (tmp_path / "vectors" / "dense.faiss").exists()
 
     real_build = vectors_module.build_ivf
     monkeypatch.setattr(vectors_module, "build_ivf", lambda *a: pytest.fail("a reader trained IVF cells"))
     loaded = reader()
-    assert loaded.checks == [] and exact(loaded, dense_a[:5])
+    assert loaded.checks == [] and loaded.generation == cat.generation and is_ivf(loaded.dense)
+    assert exact(loaded, cat, dense_a[:5])
 
     monkeypatch.setattr(vectors_module, "build_ivf", lambda *a: pytest.fail("patching trained the cells again"))
     dense_b, _ = _put(cat, "/b.txt", 200, 1)  # 500 < 2 x 300: patched
     with cat.transaction():
         cat.remove_document("/a.txt")  # 200 left, not below 300 / 2
-    writer.refresh(cat)
+    assert writer.refresh(cat) == (200, 300)
     assert manifest()["ivf.faiss"]["trained_on"] == 300 and manifest()["ivf.faiss"]["count"] == 200
     patched = reader()
-    assert sorted(vectors_module.ivf_ids(patched._ivf).tolist()) == sorted(cat.vector_ids().tolist())
-    assert exact(patched, dense_b[:5])
+    assert sorted(patched.ids().tolist()) == sorted(cat.vector_ids().tolist())
+    assert exact(patched, cat, dense_b[:5])
 
     monkeypatch.setattr(vectors_module, "build_ivf", real_build)
     _put(cat, "/c.txt", 500, 2)  # 700 > 2 x 300: trained again
@@ -275,7 +321,7 @@ def test_the_ivf_index_is_saved_patched_and_trained_again_only_when_the_count_do
     # A damaged IVF file is reported and not used; search builds one in memory and answers the same.
     (tmp_path / "vectors" / "ivf.faiss").write_bytes(b"garbage")
     damaged = reader()
-    assert [line.split(":")[0] for line in damaged.checks] == ["ivf.faiss"] and exact(damaged, dense_b[:5])
+    assert [line.split(":")[0] for line in damaged.checks] == ["ivf.faiss"] and exact(damaged, cat, dense_b[:5])
     writer.refresh(cat)  # the writer (doctor --repair, the next index run) rewrites it
     assert reader().checks == []
 
