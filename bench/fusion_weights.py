@@ -1,13 +1,16 @@
-"""Pick the hybrid fusion weights on a dev split that mixes lexical and multi-aspect questions, never on the
-questions reported:
+"""Pick the hybrid fusion weights on a dev split that mixes lexical, paraphrased and multi-aspect questions,
+never on the questions reported:
 - Quoref (questions copy the passage's words): dev = questions 2000-2999, reported = the first 2000;
+- essay-paraphrase (questions share no content word with their passage): dev = the even-numbered
+  questions, reported = the odd-numbered ones;
 - MRAG Wikipedia (queries of 1-25 aspects): dev = the even-numbered queries of each aspect count,
   reported = the odd-numbered ones.
 
 Grid over per-mode weights (dense, multi-head, BM25) and rrf_k. The objective is the mean of Quoref's
-MRR@10 and MRAG's weighted success ratio ((2 x exact + category) / 3 over the paper's picks, multi-aspect
-queries), from one retrieval pass per question through longdoc's Searcher at document level. Then, on the
-reported questions: the best weights with multi-head against the best without, paired bootstrap intervals.
+MRR@10 (documents), the paraphrase set's MRR@10 (the chunk holding the needle) and MRAG's weighted success
+ratio ((2 x exact + category) / 3 over the paper's picks, multi-aspect queries), from one retrieval pass
+per question through longdoc's Searcher. Then, on the reported questions: the best weights with multi-head,
+the best without, and the old default (chosen on Quoref and MRAG), with paired bootstrap intervals.
 
     python bench/fusion_weights.py    # builds the two indexes where `longdoc eval run` keeps them
 """
@@ -42,7 +45,9 @@ def index_for(data):
 
 
 def ranked(data, qids, label):
-    """Per question: each retriever's own chunk ranking, the chunk -> document map, and document names."""
+    """Per question: each retriever's own chunk ranking, the chunk -> document map, and document names;
+    where the dataset has evidence, the ids of the chunks holding it (a needle's first or last 40
+    characters: a chunk boundary may cut it)."""
     from rich.progress import track
 
     from longdoc import open_index
@@ -51,20 +56,39 @@ def ranked(data, qids, label):
     with open_index(index_for(data)) as ix:
         s = ix.searcher
         paths = {d["id"]: Path(d["path"]).stem for d in ix.documents()}
+        ids = {stem: doc_id for doc_id, stem in paths.items()}
         for qid in track(qids, description=f"{label}: retrieval"):
             lists = s.ranked_lists(data.queries[qid], {"dense", "multihead", "bm25"}, s.depth(MRAG_PICKS, "document"), None)
             doc_of = ix.catalog.doc_ids_of(list({c for l in lists.values() for c, _ in l}))
-            out[qid] = (lists, doc_of)
+            gold = set()
+            if qid in data.evidence:
+                needle = data.evidence[qid]
+                chunks = ix.chunks(ids[next(iter(data.qrels[qid]))])
+                gold = {c["id"] for c in chunks if needle[:40] in c["text"] or needle[-40:] in c["text"]}
+            out[qid] = (lists, doc_of, gold)
     return out, paths
 
 
 def rankings(cached, paths, weights, rrf_k) -> dict[str, list[str]]:
+    """Per question, the documents in fused order."""
     from longdoc.retrieval.fusion import reciprocal_rank_fusion
 
     out = {}
-    for qid, (lists, doc_of) in cached.items():
+    for qid, (lists, doc_of, _) in cached.items():
         fused, _ = reciprocal_rank_fusion(lists, weights, rrf_k)
         out[qid] = list(dict.fromkeys(paths[doc_of[c]] for c, _ in fused if c in doc_of))
+    return out
+
+
+def passage_scores(cached, weights, rrf_k) -> dict[str, float]:
+    """MRR@10 of the first chunk holding the question's evidence, in fused order."""
+    from longdoc.retrieval.fusion import reciprocal_rank_fusion
+
+    out = {}
+    for qid, (lists, _, gold) in cached.items():
+        fused, _ = reciprocal_rank_fusion(lists, weights, rrf_k)
+        rank = next((r for r, (c, _) in enumerate(fused[:10], 1) if c in gold), None)
+        out[qid] = 1 / rank if rank else 0.0
     return out
 
 
@@ -89,67 +113,80 @@ def main():
     from longdoc.evaluation.bootstrap import bootstrap_ci, paired_difference
     from longdoc.evaluation.datasets import load_quoref
     from longdoc.evaluation.mrag import load_mrag
+    from longdoc.evaluation.qa_datasets import load_essay_paraphrase
 
-    quoref, wiki = load_quoref(), load_mrag("mrag-wikipedia")
+    quoref, wiki, para = load_quoref(), load_mrag("mrag-wikipedia"), load_essay_paraphrase()
     order = sorted(quoref.queries, key=lambda q: int(q[1:]))
     q_dev, q_test = order[2000:3000], order[:2000]
     m_dev = [q for q in wiki.queries if int(q[-2:]) % 2 == 0]
     m_test = [q for q in wiki.queries if int(q[-2:]) % 2 == 1]
+    p_dev = [q for q in para.queries if int(q.split("-")[1]) % 2 == 0]
+    p_test = [q for q in para.queries if int(q.split("-")[1]) % 2 == 1]
     q_cache, q_paths = ranked(quoref, q_dev + q_test, "quoref")
     m_cache, m_paths = ranked(wiki, m_dev + m_test, "mrag-wikipedia")
+    p_cache, _ = ranked(para, p_dev + p_test, "essay-paraphrase")
 
-    def evaluate(weights, rrf_k, q_ids, m_ids):
+    def evaluate(weights, rrf_k, q_ids, m_ids, p_ids):
         q = quoref_scores(quoref, rankings({i: q_cache[i] for i in q_ids}, q_paths, weights, rrf_k))
         m = mrag_scores(wiki, rankings({i: m_cache[i] for i in m_ids}, m_paths, weights, rrf_k))
-        return q, m
+        p = passage_scores({i: p_cache[i] for i in p_ids}, weights, rrf_k)
+        return q, m, p
 
     grid = []
     for wd, wm, wb, rrf_k in itertools.product(GRID, GRID, GRID, RRF_K):
         if wd == wm == wb == 0:
             continue
         weights = {"dense": wd, "multihead": wm, "bm25": wb}
-        q, m = evaluate(weights, rrf_k, q_dev, m_dev)
+        q, m, p = evaluate(weights, rrf_k, q_dev, m_dev, p_dev)
         grid.append({**{f"weight_{k}": v for k, v in weights.items()}, "rrf_k": rrf_k,
-                     "quoref_mrr@10": float(np.mean(list(q.values()))), "mrag_ratio": float(np.mean(list(m.values())))})
-        grid[-1]["objective"] = (grid[-1]["quoref_mrr@10"] + grid[-1]["mrag_ratio"]) / 2
+                     "quoref_mrr@10": float(np.mean(list(q.values()))), "mrag_ratio": float(np.mean(list(m.values()))),
+                     "paraphrase_mrr@10": float(np.mean(list(p.values())))})
+        grid[-1]["objective"] = (grid[-1]["quoref_mrr@10"] + grid[-1]["mrag_ratio"] + grid[-1]["paraphrase_mrr@10"]) / 3
     grid.sort(key=lambda r: -r["objective"])
     best = grid[0]
     no_mh = next(r for r in grid if r["weight_multihead"] == 0)
     with_mh = next(r for r in grid if r["weight_multihead"] > 0)
     current = next(r for r in grid if (r["weight_dense"], r["weight_multihead"], r["weight_bm25"], r["rrf_k"]) == (0.25, 0, 2.0, 10))
 
-    table = Table(title=f"Fusion weights on the dev split (Quoref {len(q_dev)}, MRAG {len(m_dev)} queries), by the mean objective")
-    for col in ("weights dense/multihead/bm25", "rrf_k", "Quoref MRR@10", "MRAG weighted ratio", "objective"):
+    table = Table(title=f"Fusion weights on the dev split (Quoref {len(q_dev)}, paraphrase {len(p_dev)}, "
+                        f"MRAG {len(m_dev)} queries), by the mean objective")
+    for col in ("weights dense/multihead/bm25", "rrf_k", "Quoref MRR@10", "paraphrase MRR@10", "MRAG weighted ratio",
+                "objective"):
         table.add_column(col)
+    dense_only = next(r for r in grid if (r["weight_dense"], r["weight_multihead"], r["weight_bm25"], r["rrf_k"]) == (1.0, 0, 0, 10))
     for label, r in [("best", grid[0]), ("2nd", grid[1]), ("3rd", grid[2]), ("best with multihead", with_mh),
-                     ("best without multihead", no_mh), ("the old default (Quoref only)", current)]:
+                     ("best without multihead", no_mh), ("the old default (Quoref and MRAG)", current),
+                     ("dense alone", dense_only)]:
         table.add_row(f"{label}: {r['weight_dense']}/{r['weight_multihead']}/{r['weight_bm25']}", str(r["rrf_k"]),
-                      f"{r['quoref_mrr@10']:.3f}", f"{r['mrag_ratio']:.3f}", f"{r['objective']:.3f}")
-    console = Console(width=170)
+                      f"{r['quoref_mrr@10']:.3f}", f"{r['paraphrase_mrr@10']:.3f}", f"{r['mrag_ratio']:.3f}",
+                      f"{r['objective']:.3f}")
+    console = Console(width=190)
     console.print(table)
 
     def weights_of(r):
         return {m: r[f"weight_{m}"] for m in ("dense", "multihead", "bm25")}, r["rrf_k"]
 
+    sets = ("quoref", "mrag", "paraphrase")
     reported = {}
-    for label, r in (("with multihead", with_mh), ("without multihead", no_mh), ("old default", current)):
-        q, m = evaluate(*weights_of(r), q_test, m_test)
-        reported[label] = {"config": r, "quoref": q, "mrag": m}
-    multi = len(reported["with multihead"]["mrag"])  # MRAG's ratio is scored on multi-aspect queries only
-    report = Table(title=f"Reported questions (Quoref {len(q_test)}, MRAG {multi} multi-aspect), 95% bootstrap intervals")
-    for col in ("fusion", "Quoref MRR@10", "MRAG weighted ratio"):
+    for label, r in (("best", best), ("best with multihead", with_mh), ("best without multihead", no_mh),
+                     ("old default", current), ("dense alone", dense_only)):
+        reported[label] = {"config": r, **dict(zip(sets, evaluate(*weights_of(r), q_test, m_test, p_test)))}
+    multi = len(reported["best"]["mrag"])  # MRAG's ratio is scored on multi-aspect queries only
+    report = Table(title=f"Reported questions (Quoref {len(q_test)}, paraphrase {len(p_test)}, MRAG {multi} "
+                         f"multi-aspect), 95% bootstrap intervals")
+    for col in ("fusion", "Quoref MRR@10", "paraphrase MRR@10", "MRAG weighted ratio"):
         report.add_column(col)
+    summary = {}
     for label, r in reported.items():
-        report.add_row(label, str(bootstrap_ci(list(r["quoref"].values()))), str(bootstrap_ci(list(r["mrag"].values()))))
-    a, b = reported["without multihead"], reported["with multihead"]
-    report.add_row("with - without (paired)", str(paired_difference(a["quoref"], b["quoref"])),
-                   str(paired_difference(a["mrag"], b["mrag"])))
+        summary[label] = {"config": r["config"], **{name: str(bootstrap_ci(list(r[name].values()))) for name in sets}}
+        report.add_row(label, *(summary[label][name] for name in sets))
+    for label, (a, b) in {"with multihead - without (paired)": ("best without multihead", "best with multihead"),
+                          "best - old default (paired)": ("old default", "best")}.items():
+        summary[label] = {name: str(paired_difference(reported[a][name], reported[b][name])) for name in sets}
+        report.add_row(label, *(summary[label][name] for name in sets))
     console.print(report)
-    summary = {label: {"config": r["config"], "quoref_mrr@10": str(bootstrap_ci(list(r["quoref"].values()))),
-                       "mrag_ratio": str(bootstrap_ci(list(r["mrag"].values())))} for label, r in reported.items()}
-    summary["paired_with_minus_without"] = {"quoref": str(paired_difference(a["quoref"], b["quoref"])),
-                                            "mrag": str(paired_difference(a["mrag"], b["mrag"]))}
-    print(f"wrote {write_result('fusion_weights', {'dev': {'quoref': len(q_dev), 'mrag': len(m_dev)}, 'best': best, 'reported': summary, 'grid': grid})}")
+    dev = {"quoref": len(q_dev), "mrag": len(m_dev), "paraphrase": len(p_dev)}
+    print(f"wrote {write_result('fusion_weights', {'dev': dev, 'best': best, 'reported': summary, 'grid': grid})}")
 
 
 if __name__ == "__main__":

@@ -1,9 +1,15 @@
-"""IVF and HNSW recall on real vectors (issue 17: dense recall@10 >= 0.95 against exact search): the Quoref eval
-index's chunk embeddings (26,658 passages' chunks, built by `longdoc eval run`) and Quoref's own
-questions, flat (exact) against longdoc's IVF (nlist = 4 sqrt(n)) at several nprobe. bench/search.py's
-replicated vectors flatter IVF: a chunk's noisy copies share a cell.
+"""Dense recall@10 against exact search on real vectors (issue 17: >= 0.95): an index's stored chunk
+embeddings, asked real questions, searched exactly (flat) and through IVF (nlist = 4 sqrt(n)) with
+float32 codes and with longdoc's 8-bit codes at several nprobe, with the nprobe longdoc calibrates
+(storage/ivf.py), and through HNSW for reference. bench/search.py's replicated vectors flatter IVF: a
+chunk's noisy copies share a cell.
 
-python bench/ivf_recall.py [--queries 500]"""
+The calibration target was chosen on Quoref's questions over the Quoref index (the dev set); the Python
+manual's index with python-docs-qa's and Quoref's questions is held out.
+
+    python bench/ivf_recall.py                                          # Quoref: the dev set
+    python bench/ivf_recall.py --index IDX --datasets python-docs-qa,quoref --tag python-manual
+"""
 from __future__ import annotations
 
 import argparse
@@ -23,53 +29,59 @@ def main():
     from longdoc import open_index
     from longdoc.evaluation.registry import load_dataset
     from longdoc.models.cache import cache_dir
-    from longdoc.storage.vectors import build_ivf, flat_vectors
+    from longdoc.storage.ivf import build_ivf
+    from longdoc.storage.vectors import normalize
 
     parser = argparse.ArgumentParser()
-    parser.add_argument("--queries", type=int, default=500)
+    parser.add_argument("--index", type=Path, default=cache_dir("eval", "quoref") / "index")
+    parser.add_argument("--datasets", default="quoref", help="whose questions to ask, comma-separated")
+    parser.add_argument("--queries", type=int, default=500, help="questions per dataset at most")
+    parser.add_argument("--tag", default="")
     args = parser.parse_args()
-    index_dir = cache_dir("eval", "quoref") / "index"
-    data = load_dataset("quoref", args.queries, 0)
-    questions = list(data.queries.values())[:args.queries]
-    with open_index(index_dir) as ix:
-        store = ix.vectors
-        queries = ix.embedder.encode(questions)[0]
-        n = store.size
-        exact = store._search(store.dense, queries, 10, None)[1]
-        t = time.perf_counter()
-        ivf = build_ivf(flat_vectors(store.dense), store.ids())
-        build_s = time.perf_counter() - t
-        vectors, ids = flat_vectors(store.dense).copy(), store.ids()
-    unit = np.ascontiguousarray(queries / np.linalg.norm(queries, axis=1, keepdims=True), np.float32)
+    questions = [q for name in args.datasets.split(",")
+                 for q in list(load_dataset(name, args.queries, 0).queries.values())[:args.queries]]
+    with open_index(args.index) as ix:
+        ids = ix.catalog.vector_ids()
+        vectors = normalize(ix.catalog.vectors(ids, ix.manifest["dim"], 0, 0)[0])
+        queries = normalize(ix.embedder.encode(questions)[0])
+    n, d = vectors.shape
+    flat = faiss.IndexFlatIP(d)
+    flat.add(vectors)
+    exact = flat.search(queries, 10)[1]
 
-    def measure(index, params, positions: bool = False) -> tuple[float, float]:
-        """(recall@10 against flat, ms per query, one query at a time as search runs); positions: the
-        index answers row numbers (HNSW here), not chunk ids."""
+    def measure(index, params, as_ids: bool = True) -> tuple[float, float]:
+        """(recall@10 against flat, ms per query, one query at a time as search runs)."""
         t = time.perf_counter()
-        got = np.concatenate([index.search(q[None], 10, params=params)[1] for q in unit])
-        ms = (time.perf_counter() - t) * 1000 / len(unit)
-        if positions:
-            got = ids[got]
-        return float(np.mean([len(set(a) & set(b)) / 10 for a, b in zip(got, exact)])), ms
+        got = np.concatenate([index.search(q[None], 10, params=params)[1] for q in queries])
+        ms = (time.perf_counter() - t) * 1000 / len(queries)
+        rows = np.searchsorted(ids, got) if as_ids else got
+        return float(np.mean([len(set(a) & set(b)) / 10 for a, b in zip(rows, exact)])), ms
 
-    flat_ms = measure(store.dense, None)[1]
-    rows = {"flat": {"recall": 1.0, "ms": flat_ms}}
-    print(f"{n:,} real vectors: flat {flat_ms:.2f} ms/query")
-    for nprobe in (8, 16, 32, 64, 128):
-        recall, ms = measure(ivf, faiss.SearchParametersIVF(nprobe=nprobe))
-        rows[f"ivf nprobe {nprobe}"] = {"recall": recall, "ms": ms}
-        print(f"IVF nlist {ivf.nlist}, nprobe {nprobe:>3}: recall@10 {recall:.3f}, {ms:.2f} ms/query")
+    rows = {"flat": {"recall": 1.0, "ms": measure(flat, None, as_ids=False)[1]}}
+    print(f"{n:,} real vectors, {len(questions)} questions ({args.datasets}): flat {rows['flat']['ms']:.2f} ms/query")
     t = time.perf_counter()
-    hnsw = faiss.IndexHNSWFlat(vectors.shape[1], 32, faiss.METRIC_INNER_PRODUCT)
+    by_id = {int(i): row for row, i in enumerate(ids)}
+    sq8, calibrated = build_ivf(ids, lambda part: vectors[[by_id[int(i)] for i in part]])
+    build_s = time.perf_counter() - t
+    ivf_flat = faiss.IndexIVFFlat(faiss.IndexFlatIP(d), d, sq8.nlist, faiss.METRIC_INNER_PRODUCT)
+    ivf_flat.train(vectors)
+    ivf_flat.add_with_ids(vectors, ids)
+    for nprobe in sorted({16, 32, 64, 96, 128, 192, 256, calibrated}):
+        for name, index in (("ivf float32", ivf_flat), ("ivf sq8", sq8)):
+            recall, ms = measure(index, faiss.SearchParametersIVF(nprobe=nprobe))
+            mark = " (calibrated)" if nprobe == calibrated and name == "ivf sq8" else ""
+            rows[f"{name} nprobe {nprobe}{mark}"] = {"recall": recall, "ms": ms}
+            print(f"{name:11s} nlist {sq8.nlist}, nprobe {nprobe:>3}{mark}: recall@10 {recall:.3f}, {ms:.2f} ms/query")
+    hnsw = faiss.IndexHNSWFlat(d, 32, faiss.METRIC_INNER_PRODUCT)
     hnsw.hnsw.efConstruction = 80
     hnsw.add(vectors)
-    hnsw_build_s = time.perf_counter() - t
-    for ef in (32, 64, 128, 256):
-        recall, ms = measure(hnsw, faiss.SearchParametersHNSW(efSearch=ef), positions=True)
+    for ef in (64, 128):
+        recall, ms = measure(hnsw, faiss.SearchParametersHNSW(efSearch=ef), as_ids=False)
         rows[f"hnsw M32 ef {ef}"] = {"recall": recall, "ms": ms}
         print(f"HNSW M 32, efSearch {ef:>3}: recall@10 {recall:.3f}, {ms:.2f} ms/query")
-    write_result("ivf_recall", {"vectors": n, "nlist": ivf.nlist, "queries": len(questions), "ivf_build_s": build_s,
-                                "hnsw_build_s": hnsw_build_s, "rows": rows})
+    name = "ivf_recall" + (f"-{args.tag}" if args.tag else "")
+    write_result(name, {"index": str(args.index), "vectors": n, "nlist": sq8.nlist, "datasets": args.datasets,
+                        "queries": len(questions), "calibrated_nprobe": calibrated, "build_s": build_s, "rows": rows})
 
 
 if __name__ == "__main__":

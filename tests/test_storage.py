@@ -332,6 +332,29 @@ def test_the_ivf_index_is_saved_patched_and_trained_again_only_when_the_count_do
     assert "ivf.faiss" not in manifest() and not (tmp_path / "vectors" / "ivf.faiss").exists()
 
 
+def test_vector_files_an_older_longdoc_wrote_are_reported_then_replaced(tmp_path):
+    """Older indexes kept a float32 flat copy (dense.faiss) and an IVF file with float32 codes searched
+    at a fixed nprobe: status names both, and the next refresh drops the one and trains the other again."""
+    import json
+
+    cat = Catalog.open(tmp_path, create=True)
+    _put(cat, "/a.txt", 300, 0)
+    VectorStore(tmp_path, DIM, HEADS, HD, ivf_threshold=100).refresh(cat)
+    path = tmp_path / "vectors" / "manifest.json"
+    manifest = json.loads(path.read_text())
+    (tmp_path / "vectors" / "dense.faiss").write_bytes(b"flat")
+    manifest["files"]["dense.faiss"] = {"sha256": "0" * 64, "count": 300, "bytes": 4}
+    del manifest["files"]["ivf.faiss"]["nprobe"]
+    path.write_text(json.dumps(manifest))
+    writer = VectorStore(tmp_path, DIM, HEADS, HD, ivf_threshold=100)
+    generation, problems = writer.glance()
+    assert generation == cat.generation and [p.split(":")[0] for p in problems] == ["dense.faiss", "ivf.faiss"]
+    writer.refresh(cat)
+    files = json.loads(path.read_text())["files"]
+    assert "dense.faiss" not in files and "nprobe" in files["ivf.faiss"] and writer.glance() == (cat.generation, [])
+    assert not (tmp_path / "vectors" / "dense.faiss").exists()
+
+
 def test_a_version_1_catalog_drops_fts5_and_its_chunks_are_found_by_bm25(tmp_path):
     import sqlite3
 

@@ -167,6 +167,12 @@ class VectorStore:
                 problems.append(f"{name}: not in the manifest")
             elif record.get("bytes", size) != size:  # manifests before sizes were recorded: not known
                 problems.append(f"{name}: {size} bytes, the manifest records {record['bytes']}")
+        older = sorted(set(recorded) - {name for name, _ in self._head_files()} - {IVF_FILE})
+        if older:  # dense.faiss: the float32 flat copy indexes kept before it left disk
+            problems.append(f"{', '.join(older)}: written by an older longdoc; the next longdoc index drops it")
+        if isinstance(recorded.get(IVF_FILE), dict) and "nprobe" not in recorded[IVF_FILE]:
+            problems.append(f"{IVF_FILE}: float32 codes searched at a fixed nprobe (an older longdoc); the next "
+                            f"longdoc index trains it again")
         if self._wants_ivf(count) and IVF_FILE not in recorded:
             problems.append(f"{IVF_FILE}: not written yet ({count} vectors, the threshold is {self.ivf_threshold})")
         return generation, problems
@@ -260,7 +266,8 @@ class VectorStore:
         record = recorded.get(IVF_FILE) if isinstance(recorded.get(IVF_FILE), dict) else {}
         ivf = self._read_noted(IVF_FILE, self.dim, recorded, report)
         trained = int(record.get("trained_on", 0))
-        if ivf is None or not trained / 2 <= len(wanted) <= trained * 2:
+        # An IVF file without a calibrated nprobe is an older longdoc's, with float32 codes: trained again.
+        if ivf is None or "nprobe" not in record or not trained / 2 <= len(wanted) <= trained * 2:
             ivf, nprobe = self._built_ivf(catalog, wanted, batch)
             added, removed, trained = set(wanted.tolist()), set(), len(wanted)
         else:
