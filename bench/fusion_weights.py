@@ -51,6 +51,7 @@ def ranked(data, qids, label):
     from rich.progress import track
 
     from longdoc import open_index
+    from longdoc.retrieval.bm25 import query_terms
 
     out = {}
     with open_index(index_for(data)) as ix:
@@ -65,7 +66,7 @@ def ranked(data, qids, label):
                 needle = data.evidence[qid]
                 chunks = ix.chunks(ids[next(iter(data.qrels[qid]))])
                 gold = {c["id"] for c in chunks if needle[:40] in c["text"] or needle[-40:] in c["text"]}
-            out[qid] = (lists, doc_of, gold)
+            out[qid] = (lists, doc_of, gold, ix.text_index.best_possible(query_terms(data.queries[qid])))
     return out, paths
 
 
@@ -74,7 +75,7 @@ def rankings(cached, paths, weights, rrf_k) -> dict[str, list[str]]:
     from longdoc.retrieval.fusion import reciprocal_rank_fusion
 
     out = {}
-    for qid, (lists, doc_of, _) in cached.items():
+    for qid, (lists, doc_of, *_) in cached.items():
         fused, _ = reciprocal_rank_fusion(lists, weights, rrf_k)
         out[qid] = list(dict.fromkeys(paths[doc_of[c]] for c, _ in fused if c in doc_of))
     return out
@@ -85,7 +86,7 @@ def passage_scores(cached, weights, rrf_k) -> dict[str, float]:
     from longdoc.retrieval.fusion import reciprocal_rank_fusion
 
     out = {}
-    for qid, (lists, _, gold) in cached.items():
+    for qid, (lists, _, gold, _) in cached.items():
         fused, _ = reciprocal_rank_fusion(lists, weights, rrf_k)
         rank = next((r for r, (c, _) in enumerate(fused[:10], 1) if c in gold), None)
         out[qid] = 1 / rank if rank else 0.0

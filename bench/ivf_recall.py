@@ -38,8 +38,10 @@ def main():
     parser.add_argument("--queries", type=int, default=500, help="questions per dataset at most")
     parser.add_argument("--tag", default="")
     args = parser.parse_args()
-    questions = [q for name in args.datasets.split(",")
-                 for q in list(load_dataset(name, args.queries, 0).queries.values())[:args.queries]]
+    asked = {name: list(load_dataset(name, args.queries, 0).queries.values())[:args.queries]
+             for name in args.datasets.split(",")}
+    questions = [q for qs in asked.values() for q in qs]
+    of = np.array([name for name, qs in asked.items() for _ in qs])
     with open_index(args.index) as ix:
         ids = ix.catalog.vector_ids()
         vectors = normalize(ix.catalog.vectors(ids, ix.manifest["dim"], 0, 0)[0])
@@ -49,16 +51,21 @@ def main():
     flat.add(vectors)
     exact = flat.search(queries, 10)[1]
 
-    def measure(index, params, as_ids: bool = True) -> tuple[float, float]:
-        """(recall@10 against flat, ms per query, one query at a time as search runs)."""
+    def measure(index, params, as_ids: bool = True) -> tuple[dict, float]:
+        """({dataset: recall@10 against flat}, ms per query, one query at a time as search runs)."""
         t = time.perf_counter()
         got = np.concatenate([index.search(q[None], 10, params=params)[1] for q in queries])
         ms = (time.perf_counter() - t) * 1000 / len(queries)
         rows = np.searchsorted(ids, got) if as_ids else got
-        return float(np.mean([len(set(a) & set(b)) / 10 for a, b in zip(rows, exact)])), ms
+        recall = np.array([len(set(a) & set(b)) / 10 for a, b in zip(rows, exact)])
+        return {name: float(recall[of == name].mean()) for name in asked}, ms
 
-    rows = {"flat": {"recall": 1.0, "ms": measure(flat, None, as_ids=False)[1]}}
-    print(f"{n:,} real vectors, {len(questions)} questions ({args.datasets}): flat {rows['flat']['ms']:.2f} ms/query")
+    def shown(recall: dict) -> str:
+        return ", ".join(f"{name} {r:.3f}" for name, r in recall.items())
+
+    rows = {"flat": {"recall": {name: 1.0 for name in asked}, "ms": measure(flat, None, as_ids=False)[1]}}
+    print(f"{n:,} real vectors; questions: " + ", ".join(f"{name} {len(qs)}" for name, qs in asked.items())
+          + f"; flat {rows['flat']['ms']:.2f} ms/query")
     t = time.perf_counter()
     by_id = {int(i): row for row, i in enumerate(ids)}
     sq8, calibrated = build_ivf(ids, lambda part: vectors[[by_id[int(i)] for i in part]])
@@ -71,14 +78,14 @@ def main():
             recall, ms = measure(index, faiss.SearchParametersIVF(nprobe=nprobe))
             mark = " (calibrated)" if nprobe == calibrated and name == "ivf sq8" else ""
             rows[f"{name} nprobe {nprobe}{mark}"] = {"recall": recall, "ms": ms}
-            print(f"{name:11s} nlist {sq8.nlist}, nprobe {nprobe:>3}{mark}: recall@10 {recall:.3f}, {ms:.2f} ms/query")
+            print(f"{name:11s} nlist {sq8.nlist}, nprobe {nprobe:>3}{mark}: recall@10 {shown(recall)}; {ms:.2f} ms/query")
     hnsw = faiss.IndexHNSWFlat(d, 32, faiss.METRIC_INNER_PRODUCT)
     hnsw.hnsw.efConstruction = 80
     hnsw.add(vectors)
     for ef in (64, 128):
         recall, ms = measure(hnsw, faiss.SearchParametersHNSW(efSearch=ef), as_ids=False)
         rows[f"hnsw M32 ef {ef}"] = {"recall": recall, "ms": ms}
-        print(f"HNSW M 32, efSearch {ef:>3}: recall@10 {recall:.3f}, {ms:.2f} ms/query")
+        print(f"HNSW M 32, efSearch {ef:>3}: recall@10 {shown(recall)}; {ms:.2f} ms/query")
     name = "ivf_recall" + (f"-{args.tag}" if args.tag else "")
     write_result(name, {"index": str(args.index), "vectors": n, "nlist": sq8.nlist, "datasets": args.datasets,
                         "queries": len(questions), "calibrated_nprobe": calibrated, "build_s": build_s, "rows": rows})
