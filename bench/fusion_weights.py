@@ -17,6 +17,7 @@ the best without, and the old default (chosen on Quoref and MRAG), with paired b
 from __future__ import annotations
 
 import itertools
+import math
 import os
 import sys
 from pathlib import Path
@@ -66,31 +67,72 @@ def ranked(data, qids, label):
                 needle = data.evidence[qid]
                 chunks = ix.chunks(ids[next(iter(data.qrels[qid]))])
                 gold = {c["id"] for c in chunks if needle[:40] in c["text"] or needle[-40:] in c["text"]}
-            out[qid] = (lists, doc_of, gold, ix.text_index.best_possible(query_terms(data.queries[qid])))
+            out[qid] = (lists, doc_of, gold, bm25_ceiling(ix.text_index, query_terms(data.queries[qid])))
     return out, paths
 
 
-def rankings(cached, paths, weights, rrf_k) -> dict[str, list[str]]:
+def bm25_ceiling(text, terms: list[str], k1: float = 1.2) -> float:
+    """The BM25 score of a chunk holding every query term as often as BM25 rewards: (k1 + 1) times the
+    sum of the terms' idf, with tantivy's k1 and idf. A hit's score over it says how much of the query
+    it covers, on one scale for every query (the convex fusion below)."""
+    n = text._searcher.num_docs
+    total = 0.0
+    for term in terms:
+        query, _errors = text._index.parse_query_lenient(term, ["text"])
+        df = text._searcher.search(query, 1, count=True).count
+        total += math.log(1 + (n - df + 0.5) / (df + 0.5))
+    return (k1 + 1) * total
+
+
+def convex_fusion(lists, alpha: float, ceiling: float) -> list[tuple[int, float]]:
+    """Another fusion family, measured and not shipped: alpha x dense cosine + (1 - alpha) x BM25 score
+    over the query's BM25 ceiling (a chunk missing from the dense list gets its lowest cosine; from BM25, 0)."""
+    dense, bm25 = dict(lists["dense"]), dict(lists["bm25"])
+    floor = min(dense.values()) if dense else 0.0
+    scores = {c: alpha * dense.get(c, floor) + (1 - alpha) * (bm25.get(c, 0.0) / ceiling if ceiling > 0 else 0.0)
+              for c in dense.keys() | bm25.keys()}
+    return sorted(scores.items(), key=lambda kv: (-kv[1], kv[0]))
+
+
+def rrf(weights: dict, rrf_k: int):
+    """The shipped fusion (retrieval/fusion.py) as fuse(lists, ceiling) -> [(chunk id, score)]."""
+    from longdoc.retrieval.fusion import reciprocal_rank_fusion
+
+    return lambda lists, _ceiling: reciprocal_rank_fusion(lists, weights, rrf_k)[0]
+
+
+def rankings(cached, paths, fuse) -> dict[str, list[str]]:
     """Per question, the documents in fused order."""
-    from longdoc.retrieval.fusion import reciprocal_rank_fusion
-
-    out = {}
-    for qid, (lists, doc_of, *_) in cached.items():
-        fused, _ = reciprocal_rank_fusion(lists, weights, rrf_k)
-        out[qid] = list(dict.fromkeys(paths[doc_of[c]] for c, _ in fused if c in doc_of))
-    return out
+    return {qid: list(dict.fromkeys(paths[doc_of[c]] for c, _ in fuse(lists, ceiling) if c in doc_of))
+            for qid, (lists, doc_of, _, ceiling) in cached.items()}
 
 
-def passage_scores(cached, weights, rrf_k) -> dict[str, float]:
+def passage_scores(cached, fuse) -> dict[str, float]:
     """MRR@10 of the first chunk holding the question's evidence, in fused order."""
-    from longdoc.retrieval.fusion import reciprocal_rank_fusion
-
     out = {}
-    for qid, (lists, _, gold, _) in cached.items():
-        fused, _ = reciprocal_rank_fusion(lists, weights, rrf_k)
-        rank = next((r for r, (c, _) in enumerate(fused[:10], 1) if c in gold), None)
+    for qid, (lists, _, gold, ceiling) in cached.items():
+        rank = next((r for r, (c, _) in enumerate(fuse(lists, ceiling)[:10], 1) if c in gold), None)
         out[qid] = 1 / rank if rank else 0.0
     return out
+
+
+def convex_family(evaluate, row, dev, test, console) -> dict:
+    """The convex fusion at each alpha on the dev split, and its best on the reported questions: printed
+    beside the shipped family, not used to choose the default."""
+    from rich.table import Table
+
+    rows = {alpha: row(*evaluate(lambda lists, c, a=alpha: convex_fusion(lists, a, c), *dev))
+            for alpha in (0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8)}
+    best = max(rows, key=lambda a: rows[a]["objective"])
+    held = row(*evaluate(lambda lists, c: convex_fusion(lists, best, c), *test))
+    table = Table(title="Convex fusion (not shipped): alpha x dense cosine + (1 - alpha) x BM25 / its query ceiling")
+    for col in ("alpha", "split", "Quoref MRR@10", "paraphrase MRR@10", "MRAG weighted ratio", "objective"):
+        table.add_column(col)
+    for alpha, r in [*rows.items(), (best, held)]:
+        table.add_row(str(alpha), "reported" if r is held else "dev", *(f"{r[k]:.3f}" for k in
+                      ("quoref_mrr@10", "paraphrase_mrr@10", "mrag_ratio", "objective")))
+    console.print(table)
+    return {"dev": rows, "best_alpha": best, "reported": held}
 
 
 def quoref_scores(data, ranks) -> dict[str, float]:
@@ -127,22 +169,24 @@ def main():
     m_cache, m_paths = ranked(wiki, m_dev + m_test, "mrag-wikipedia")
     p_cache, _ = ranked(para, p_dev + p_test, "essay-paraphrase")
 
-    def evaluate(weights, rrf_k, q_ids, m_ids, p_ids):
-        q = quoref_scores(quoref, rankings({i: q_cache[i] for i in q_ids}, q_paths, weights, rrf_k))
-        m = mrag_scores(wiki, rankings({i: m_cache[i] for i in m_ids}, m_paths, weights, rrf_k))
-        p = passage_scores({i: p_cache[i] for i in p_ids}, weights, rrf_k)
+    def evaluate(fuse, q_ids, m_ids, p_ids):
+        q = quoref_scores(quoref, rankings({i: q_cache[i] for i in q_ids}, q_paths, fuse))
+        m = mrag_scores(wiki, rankings({i: m_cache[i] for i in m_ids}, m_paths, fuse))
+        p = passage_scores({i: p_cache[i] for i in p_ids}, fuse)
         return q, m, p
+
+    def row(q, m, p) -> dict:
+        means = {"quoref_mrr@10": float(np.mean(list(q.values()))), "mrag_ratio": float(np.mean(list(m.values()))),
+                 "paraphrase_mrr@10": float(np.mean(list(p.values())))}
+        return {**means, "objective": sum(means.values()) / 3}
 
     grid = []
     for wd, wm, wb, rrf_k in itertools.product(GRID, GRID, GRID, RRF_K):
         if wd == wm == wb == 0:
             continue
         weights = {"dense": wd, "multihead": wm, "bm25": wb}
-        q, m, p = evaluate(weights, rrf_k, q_dev, m_dev, p_dev)
         grid.append({**{f"weight_{k}": v for k, v in weights.items()}, "rrf_k": rrf_k,
-                     "quoref_mrr@10": float(np.mean(list(q.values()))), "mrag_ratio": float(np.mean(list(m.values()))),
-                     "paraphrase_mrr@10": float(np.mean(list(p.values())))})
-        grid[-1]["objective"] = (grid[-1]["quoref_mrr@10"] + grid[-1]["mrag_ratio"] + grid[-1]["paraphrase_mrr@10"]) / 3
+                     **row(*evaluate(rrf(weights, rrf_k), q_dev, m_dev, p_dev))})
     grid.sort(key=lambda r: -r["objective"])
     best = grid[0]
     no_mh = next(r for r in grid if r["weight_multihead"] == 0)
@@ -165,13 +209,14 @@ def main():
     console.print(table)
 
     def weights_of(r):
-        return {m: r[f"weight_{m}"] for m in ("dense", "multihead", "bm25")}, r["rrf_k"]
+        return rrf({m: r[f"weight_{m}"] for m in ("dense", "multihead", "bm25")}, r["rrf_k"])
 
-    sets = ("quoref", "mrag", "paraphrase")
+    sets = ("quoref", "mrag", "paraphrase")  # evaluate's order
+    shown = ("quoref", "paraphrase", "mrag")  # the tables' columns
     reported = {}
     for label, r in (("best", best), ("best with multihead", with_mh), ("best without multihead", no_mh),
                      ("old default", current), ("dense alone", dense_only)):
-        reported[label] = {"config": r, **dict(zip(sets, evaluate(*weights_of(r), q_test, m_test, p_test)))}
+        reported[label] = {"config": r, **dict(zip(sets, evaluate(weights_of(r), q_test, m_test, p_test)))}
     multi = len(reported["best"]["mrag"])  # MRAG's ratio is scored on multi-aspect queries only
     report = Table(title=f"Reported questions (Quoref {len(q_test)}, paraphrase {len(p_test)}, MRAG {multi} "
                          f"multi-aspect), 95% bootstrap intervals")
@@ -180,14 +225,15 @@ def main():
     summary = {}
     for label, r in reported.items():
         summary[label] = {"config": r["config"], **{name: str(bootstrap_ci(list(r[name].values()))) for name in sets}}
-        report.add_row(label, *(summary[label][name] for name in sets))
+        report.add_row(label, *(summary[label][name] for name in shown))
     for label, (a, b) in {"with multihead - without (paired)": ("best without multihead", "best with multihead"),
                           "best - old default (paired)": ("old default", "best")}.items():
         summary[label] = {name: str(paired_difference(reported[a][name], reported[b][name])) for name in sets}
-        report.add_row(label, *(summary[label][name] for name in sets))
+        report.add_row(label, *(summary[label][name] for name in shown))
     console.print(report)
+    convex = convex_family(evaluate, row, (q_dev, m_dev, p_dev), (q_test, m_test, p_test), console)
     dev = {"quoref": len(q_dev), "mrag": len(m_dev), "paraphrase": len(p_dev)}
-    print(f"wrote {write_result('fusion_weights', {'dev': dev, 'best': best, 'reported': summary, 'grid': grid})}")
+    print(f"wrote {write_result('fusion_weights', {'dev': dev, 'best': best, 'reported': summary, 'grid': grid, 'convex': convex})}")
 
 
 if __name__ == "__main__":

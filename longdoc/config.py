@@ -50,12 +50,14 @@ class ChunkSettings:
 class SearchSettings:
     mode: str = "hybrid"
     # Reciprocal-rank fusion: score = sum over modes of weight / (rrf_k + rank). Chosen on a dev split
-    # mixing Quoref and MRAG Wikipedia (bench/fusion_weights.py): multi-head votes earned no weight there,
-    # so hybrid skips them unless weight_multihead is raised.
+    # mixing Quoref (questions copy the passage's words), essay-paraphrase (they share none) and MRAG
+    # Wikipedia (bench/fusion_weights.py). Dense counts twice BM25: with BM25 ahead (0.25 / 2.0, chosen
+    # without paraphrases) no paraphrased question found its passage in the top 10. Multi-head votes
+    # earned no weight, so hybrid skips them unless weight_multihead is raised.
     rrf_k: int = 10
-    weight_dense: float = 0.25
+    weight_dense: float = 1.0
     weight_multihead: float = 0.0
-    weight_bm25: float = 2.0
+    weight_bm25: float = 0.5
     # Candidates each mode contributes before fusion, as a multiple of k (at least 50).
     depth_factor: int = 5
     # From this many chunks on, dense search goes through an IVF index with 8-bit codes (storage/ivf.py;

@@ -14,7 +14,6 @@ from the catalog, and the next writer saves one."""
 from __future__ import annotations
 
 import json
-import math
 import shutil
 from pathlib import Path
 
@@ -26,9 +25,6 @@ from .files import atomic_write, writing
 TEXT_DIR = "bm25"
 _STATE = "state.json"
 _HEAP = 128 * 2**20  # tantivy's indexing buffer
-
-
-BM25_K1 = 1.2  # tantivy's
 
 
 def _schema():
@@ -110,18 +106,6 @@ class TextIndex:
         hits = self._searcher.search(query, k, count=False).hits
         ids = self._searcher.fast_field_values("id", [address for _, address in hits])
         return [(int(i), float(score)) for (score, _), i in zip(hits, ids)]
-
-    def best_possible(self, terms: list[str]) -> float:
-        """The BM25 score of a chunk holding every term as often as BM25 rewards: (k1 + 1) times the sum
-        of the terms' idf (tantivy's k1 and idf). A hit's score over it says how much of the query the
-        hit covers, on one scale for every query (fusion)."""
-        n = self._searcher.num_docs
-        total = 0.0
-        for term in terms:
-            query, _errors = self._index.parse_query_lenient(term, ["text"])
-            df = self._searcher.search(query, 1, count=True).count
-            total += math.log(1 + (n - df + 0.5) / (df + 0.5))
-        return (BM25_K1 + 1) * total
 
     # --- writing (under the index's write lock) ----------------------------------------------------
     def refresh(self, catalog: Catalog) -> None:
