@@ -100,8 +100,7 @@ class VectorStore:
 
     def _manifest(self) -> tuple[dict, int, int] | None:
         """(the files manifest.json records, its generation, its vector count), or None before the first
-        write. Raises
-        ValueError when it cannot be read."""
+        write. Raises ValueError when it cannot be read."""
         try:
             info = json.loads((self.dir / "manifest.json").read_text())
             recorded, generation = info["files"], int(info["generation"])
@@ -155,8 +154,8 @@ class VectorStore:
             return -1, []
         recorded, generation, count = manifest
         problems = []
-        names = [name for name, _ in self._head_files()] + ([IVF_FILE] if IVF_FILE in recorded else [])
-        for name in names:
+        heads = [name for name, _ in self._head_files()]
+        for name in heads + ([IVF_FILE] if IVF_FILE in recorded else []):
             record = recorded.get(name)
             try:
                 size = (self.dir / name).stat().st_size
@@ -167,7 +166,7 @@ class VectorStore:
                 problems.append(f"{name}: not in the manifest")
             elif record.get("bytes", size) != size:  # manifests before sizes were recorded: not known
                 problems.append(f"{name}: {size} bytes, the manifest records {record['bytes']}")
-        older = sorted(set(recorded) - {name for name, _ in self._head_files()} - {IVF_FILE})
+        older = sorted(set(recorded) - set(heads) - {IVF_FILE})
         if older:  # dense.faiss: the float32 flat copy indexes kept before it left disk
             problems.append(f"{', '.join(older)}: written by an older longdoc; the next longdoc index drops it")
         if isinstance(recorded.get(IVF_FILE), dict) and "nprobe" not in recorded[IVF_FILE]:
