@@ -158,3 +158,20 @@ def test_the_answers_rows_keep_the_blocks_the_question_read_most():
         assert set(pinned[0, h].tolist()) <= set(step[0, h].tolist()) and len(set(step[0, h].tolist())) == 4
     memory.reset()
     assert memory.pinned == {}
+
+
+def test_the_lru_cache_drops_the_least_recently_used_past_its_bytes():
+    from longdoc.attention.memory import LruCache, tensor_bytes
+
+    cache = LruCache(max_bytes=3 * 400, size=tensor_bytes)  # three 100-float tensors fit
+    for name in "abc":
+        cache[(name,)] = torch.zeros(100)
+    assert cache.get(("a",)) is not None  # "a" is now the most recently used
+    cache[("d",)] = torch.zeros(100)
+    assert cache.keys() == [("c",), ("a",), ("d",)] and cache.bytes == 1200
+    cache[("c",)] = torch.zeros(50)  # replacing a key counts its new size only
+    assert cache.bytes == 1000 and cache.keys()[-1] == ("c",)
+    calls = []
+    assert cache.get_or_compute(("a",), lambda: calls.append(1)) is not None and not calls
+    cache[("big",)] = torch.zeros(1000)  # larger than the cap: it stays, alone
+    assert cache.keys() == [("big",)] and cache.bytes == 4000

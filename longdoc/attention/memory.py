@@ -23,7 +23,9 @@ attended, which rotation composes exactly)."""
 from __future__ import annotations
 
 import contextvars
+from collections import OrderedDict
 from dataclasses import dataclass
+from typing import Callable
 
 import torch
 
@@ -200,31 +202,47 @@ class ContextMemory:
         return self.read / max(1, self.rows) / self.length
 
 
-class PartCache:
-    """Prepared passages by content key, least recently used dropped past max_bytes."""
+class LruCache:
+    """Values by key, least recently used dropped once their `size` (bytes) passes max_bytes; the newest
+    value always stays. Holds the reader's prepared passages and the scan's per-segment baselines."""
 
-    def __init__(self, max_bytes: int):
-        from collections import OrderedDict
-
+    def __init__(self, max_bytes: int, size: Callable[[object], int]):
         self.max_bytes = max_bytes
+        self.size = size
         self.bytes = 0
-        self._parts: "OrderedDict[tuple, Part]" = OrderedDict()
+        self._items: OrderedDict = OrderedDict()
 
-    @staticmethod
-    def size(part: Part) -> int:
-        return sum(t.numel() * t.element_size() for t in (part.keys, part.values, part.order) if t is not None)
+    def get(self, key: tuple):
+        value = self._items.get(key)
+        if value is not None:
+            self._items.move_to_end(key)
+        return value
 
-    def get(self, key: tuple) -> Part | None:
-        part = self._parts.get(key)
-        if part is not None:
-            self._parts.move_to_end(key)
-        return part
+    def __setitem__(self, key: tuple, value) -> None:
+        if key in self._items:
+            self.bytes -= self.size(self._items.pop(key))
+        self._items[key] = value
+        self.bytes += self.size(value)
+        while self.bytes > self.max_bytes and len(self._items) > 1:
+            self.bytes -= self.size(self._items.popitem(last=False)[1])
 
-    def __setitem__(self, key: tuple, part: Part) -> None:
-        self._parts[key] = part
-        self.bytes += self.size(part)
-        while self.bytes > self.max_bytes and len(self._parts) > 1:
-            self.bytes -= self.size(self._parts.popitem(last=False)[1])
+    def get_or_compute(self, key: tuple, compute: Callable[[], object]):
+        value = self.get(key)
+        if value is None:
+            value = self[key] = compute()
+        return value
+
+    def keys(self) -> list[tuple]:
+        return list(self._items)
+
+
+def tensor_bytes(*tensors: torch.Tensor | None) -> int:
+    return sum(t.numel() * t.element_size() for t in tensors if t is not None)
+
+
+def part_cache(max_bytes: int) -> LruCache:
+    """Prepared passages by content key (build_memory's cache)."""
+    return LruCache(max_bytes, lambda part: tensor_bytes(part.keys, part.values, part.order))
 
 
 def part_key(name: str, position: int, spec: SparseSpec, dtype: torch.dtype) -> tuple:
@@ -233,7 +251,7 @@ def part_key(name: str, position: int, spec: SparseSpec, dtype: torch.dtype) -> 
 
 def build_memory(model, blocks: list[KVBlock | None], position: int, spec: SparseSpec,
                  dtype: torch.dtype = torch.float32, names: list[str] | None = None,
-                 cache: PartCache | dict | None = None) -> ContextMemory:
+                 cache: LruCache | dict | None = None) -> ContextMemory:
     """A ContextMemory of these blocks (in order), every key re-rotated to `position`. With `names`
     (a content key per block) and a `cache`, prepared passages are reused across calls; a block may
     then be None where its part is cached."""

@@ -12,7 +12,7 @@ import torch
 from ..attention.block import KVBlock, stitch_cache
 from ..attention.ape import ApeSpec, use_ape
 from ..attention.recompute import first_tokens, reencode
-from ..attention.memory import PartCache, build_memory, part_key, use_memory
+from ..attention.memory import LruCache, build_memory, part_cache, part_key, tensor_bytes, use_memory
 from ..config import SPARSE_ATTENTIONS, ReaderSettings, check_attention
 from ..storage.kvstore import KVStore
 from .answer import Answer
@@ -21,7 +21,7 @@ from .citations import cite, passage_shares, with_markers
 from .generate import generate
 from .model import ReaderModel
 from .prompt import build_prompt
-from .scan import Baselines, scan
+from .scan import scan
 
 ABSTAIN_TEXT = "I could not find this in the indexed documents."
 
@@ -36,9 +36,10 @@ class Reader:
         self.encoder = BlockEncoder(self.model, self.store)
         # Passages made ready for the long-context memory, and the last memory built from them: the
         # same passages asked about again (a document read whole) skip building it.
-        self.parts = PartCache(self.settings.kv_max_bytes)
+        self.parts = part_cache(self.settings.kv_max_bytes)
         self._last_memory: tuple[tuple, object] | None = None
-        self.scan_baselines = Baselines()
+        # The scan's generic-question attention per segment (a float per token: 4K segments in 64 MiB).
+        self.scan_baselines = LruCache(64 << 20, tensor_bytes)
 
     @property
     def memory_dtype(self) -> torch.dtype:

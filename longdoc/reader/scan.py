@@ -8,7 +8,7 @@ text about?") pays it in the same segment. Raw attention is dominated by tokens 
 (line breaks, sentence openings, a passage's first words); the contrast cancels them. Probe (the 0.5B,
 128K tokens, 3 depths, a seed the bench does not use): the needle's sentence ranked 0-2 of 5,057 by the
 contrast, 47-115 by raw attention. The generic question's attention depends only on the segment, so it
-is computed once per segment and kept (Baselines): a document asked again costs one pass per segment.
+is computed once per segment and kept (Reader.scan_baselines): a document asked again costs one pass per segment.
 
 Why segments: one softmax over 128K keys drowns a needle among distractors (session-10 probe: the needle's
 16-key block ranked 400-8,000 of 8,200 by the question's summed attention), while over a few thousand
@@ -17,7 +17,6 @@ question's ~30 tokens over keys already in the KV store, so a 128K document is 3
 from __future__ import annotations
 
 import itertools
-from collections import OrderedDict
 from dataclasses import dataclass, replace
 
 import torch
@@ -52,24 +51,6 @@ def segments(lengths: list[int], budget: int) -> list[list[int]]:
         runs[-1].append(i)
         size += n
     return [r for r in runs if r]
-
-
-class Baselines:
-    """The generic question's attention per segment (keyed by its passages' KV keys), least recently used
-    first out."""
-
-    def __init__(self, max_segments: int = 4096):
-        self.max_segments = max_segments
-        self._masses: OrderedDict[tuple, torch.Tensor] = OrderedDict()
-
-    def get(self, key: tuple, compute) -> torch.Tensor:
-        if key in self._masses:
-            self._masses.move_to_end(key)
-        else:
-            self._masses[key] = compute()
-            while len(self._masses) > self.max_segments:
-                self._masses.popitem(last=False)
-        return self._masses[key]
 
 
 @torch.inference_mode()
@@ -156,8 +137,8 @@ def scan(reader, prompt, hits: list[Hit], segment_tokens: int, keep_tokens: int,
     scored: list[Sentence] = []
     for run in segments([len(b) for b in prompt.blocks], segment_tokens):
         blocks = reader.encoder.blocks(prompt, run)
-        baseline = reader.scan_baselines.get(tuple(prompt.block_keys[i] for i in run),
-                                             lambda: question_attention(reader, prefix, blocks, generic))
+        baseline = reader.scan_baselines.get_or_compute(tuple(prompt.block_keys[i] for i in run),
+                                                        lambda: question_attention(reader, prefix, blocks, generic))
         mass = question_attention(reader, prefix, blocks, prompt.suffix) - baseline
         position = prefix.length
         for i, block in zip(run, blocks):
