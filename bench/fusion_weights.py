@@ -6,18 +6,19 @@ never on the questions reported:
 - MRAG Wikipedia (queries of 1-25 aspects): dev = the even-numbered queries of each aspect count,
   reported = the odd-numbered ones.
 
-Grid over per-mode weights (dense, multi-head, BM25) and rrf_k. The objective is the mean of Quoref's
+Grid over per-mode weights (dense, multi-head, BM25; as ratios, the largest 1), rrf_k and the BM25 floor
+(Searcher.bm25_floor: BM25 hits under bm25_min_terms query terms' worth left out). The objective is the mean of Quoref's
 MRR@10 (documents), the paraphrase set's MRR@10 (the chunk holding the needle) and MRAG's weighted success
 ratio ((2 x exact + category) / 3 over the paper's picks, multi-aspect queries), from one retrieval pass
-per question through longdoc's Searcher. Then, on the reported questions: the best weights with multi-head,
-the best without, and the old default (chosen on Quoref and MRAG), with paired bootstrap intervals.
+per question through longdoc's Searcher. Then, on the reported questions: the best fusion with multi-head,
+the best without, the previous default (rank fusion alone) and the old one (chosen on Quoref and MRAG),
+with paired bootstrap intervals.
 
     python bench/fusion_weights.py    # builds the two indexes where `longdoc eval run` keeps them
 """
 from __future__ import annotations
 
 import itertools
-import math
 import os
 import sys
 from pathlib import Path
@@ -29,7 +30,9 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 GRID = [0.0, 0.25, 0.5, 1.0, 2.0]
+MULTIHEAD_GRID = [0.0, 0.25, 1.0]
 RRF_K = (10, 30, 60)
+MIN_TERMS = (0.0, 0.5, 1.0, 1.5)  # Searcher.bm25_floor: BM25 hits under this many query terms' worth left out
 MRAG_PICKS = 32
 
 
@@ -46,9 +49,9 @@ def index_for(data):
 
 
 def ranked(data, qids, label):
-    """Per question: each retriever's own chunk ranking, the chunk -> document map, and document names;
-    where the dataset has evidence, the ids of the chunks holding it (a needle's first or last 40
-    characters: a chunk boundary may cut it)."""
+    """Per question: each retriever's own chunk ranking, the chunk -> document map, the ids of the chunks
+    holding the question's evidence where the dataset has it (a needle's first or last 40 characters: a
+    chunk boundary may cut it), and the query's BM25 term weight and term count (TextIndex.term_weight)."""
     from rich.progress import track
 
     from longdoc import open_index
@@ -67,51 +70,43 @@ def ranked(data, qids, label):
                 needle = data.evidence[qid]
                 chunks = ix.chunks(ids[next(iter(data.qrels[qid]))])
                 gold = {c["id"] for c in chunks if needle[:40] in c["text"] or needle[-40:] in c["text"]}
-            out[qid] = (lists, doc_of, gold, bm25_ceiling(ix.text_index, query_terms(data.queries[qid])))
+            terms = query_terms(data.queries[qid])
+            out[qid] = (lists, doc_of, gold, (ix.text_index.term_weight(terms), len(terms)))
     return out, paths
 
 
-def bm25_ceiling(text, terms: list[str], k1: float = 1.2) -> float:
-    """The BM25 score of a chunk holding every query term as often as BM25 rewards: (k1 + 1) times the
-    sum of the terms' idf, with tantivy's k1 and idf. A hit's score over it says how much of the query
-    it covers, on one scale for every query (the convex fusion below)."""
-    n = text._searcher.num_docs
-    total = 0.0
-    for term in terms:
-        query, _errors = text._index.parse_query_lenient(term, ["text"])
-        df = text._searcher.search(query, 1, count=True).count
-        total += math.log(1 + (n - df + 0.5) / (df + 0.5))
-    return (k1 + 1) * total
-
-
-def convex_fusion(lists, alpha: float, ceiling: float) -> list[tuple[int, float]]:
+def convex_fusion(lists, alpha: float, bm25) -> list[tuple[int, float]]:
     """Another fusion family, measured and not shipped: alpha x dense cosine + (1 - alpha) x BM25 score
-    over the query's BM25 ceiling (a chunk missing from the dense list gets its lowest cosine; from BM25, 0)."""
-    dense, bm25 = dict(lists["dense"]), dict(lists["bm25"])
+    over the query's BM25 ceiling, the score of a chunk holding every query term as often as BM25
+    rewards (term weight x term count). A chunk missing from the dense list gets its lowest cosine;
+    from BM25, 0."""
+    unit, n_terms = bm25
+    ceiling = unit * n_terms
+    dense, scores_bm25 = dict(lists["dense"]), dict(lists["bm25"])
     floor = min(dense.values()) if dense else 0.0
-    scores = {c: alpha * dense.get(c, floor) + (1 - alpha) * (bm25.get(c, 0.0) / ceiling if ceiling > 0 else 0.0)
-              for c in dense.keys() | bm25.keys()}
+    scores = {c: alpha * dense.get(c, floor) + (1 - alpha) * (scores_bm25.get(c, 0.0) / ceiling if ceiling > 0 else 0.0)
+              for c in dense.keys() | scores_bm25.keys()}
     return sorted(scores.items(), key=lambda kv: (-kv[1], kv[0]))
 
 
-def rrf(weights: dict, rrf_k: int):
-    """The shipped fusion (retrieval/fusion.py) as fuse(lists, ceiling) -> [(chunk id, score)]."""
+def rrf(weights: dict, rrf_k: int, min_terms: float = 0.0):
+    """The shipped fusion (retrieval/fusion.py, with Searcher.bm25_floor) as fuse(lists, bm25) -> [(chunk id, score)]."""
     from longdoc.retrieval.fusion import reciprocal_rank_fusion
 
-    return lambda lists, _ceiling: reciprocal_rank_fusion(lists, weights, rrf_k)[0]
+    return lambda lists, bm25: reciprocal_rank_fusion(lists, weights, rrf_k, {"bm25": min_terms * bm25[0]})[0]
 
 
 def rankings(cached, paths, fuse) -> dict[str, list[str]]:
     """Per question, the documents in fused order."""
-    return {qid: list(dict.fromkeys(paths[doc_of[c]] for c, _ in fuse(lists, ceiling) if c in doc_of))
-            for qid, (lists, doc_of, _, ceiling) in cached.items()}
+    return {qid: list(dict.fromkeys(paths[doc_of[c]] for c, _ in fuse(lists, bm25) if c in doc_of))
+            for qid, (lists, doc_of, _, bm25) in cached.items()}
 
 
 def passage_scores(cached, fuse) -> dict[str, float]:
     """MRR@10 of the first chunk holding the question's evidence, in fused order."""
     out = {}
-    for qid, (lists, _, gold, ceiling) in cached.items():
-        rank = next((r for r, (c, _) in enumerate(fuse(lists, ceiling)[:10], 1) if c in gold), None)
+    for qid, (lists, _, gold, bm25) in cached.items():
+        rank = next((r for r, (c, _) in enumerate(fuse(lists, bm25)[:10], 1) if c in gold), None)
         out[qid] = 1 / rank if rank else 0.0
     return out
 
@@ -180,43 +175,61 @@ def main():
                  "paraphrase_mrr@10": float(np.mean(list(p.values())))}
         return {**means, "objective": sum(means.values()) / 3}
 
-    grid = []
-    for wd, wm, wb, rrf_k in itertools.product(GRID, GRID, GRID, RRF_K):
-        if wd == wm == wb == 0:
+    def ratios(wd, wm, wb):
+        """Rank fusion depends only on the weights' ratios: the largest weight is 1."""
+        top = max(wd, wm, wb)
+        return {"dense": wd / top, "multihead": wm / top, "bm25": wb / top}
+
+    grid, seen = [], set()
+    for wd, wm, wb, rrf_k, min_terms in itertools.product(GRID, MULTIHEAD_GRID, GRID, RRF_K, MIN_TERMS):
+        if not max(wd, wm, wb) or (min_terms and not wb):
             continue
-        weights = {"dense": wd, "multihead": wm, "bm25": wb}
-        grid.append({**{f"weight_{k}": v for k, v in weights.items()}, "rrf_k": rrf_k,
-                     **row(*evaluate(rrf(weights, rrf_k), q_dev, m_dev, p_dev))})
+        weights = ratios(wd, wm, wb)
+        key = (*weights.values(), rrf_k, min_terms)
+        if key in seen:
+            continue
+        seen.add(key)
+        grid.append({**{f"weight_{k}": v for k, v in weights.items()}, "rrf_k": rrf_k, "bm25_min_terms": min_terms,
+                     **row(*evaluate(rrf(weights, rrf_k, min_terms), q_dev, m_dev, p_dev))})
     grid.sort(key=lambda r: -r["objective"])
     best = grid[0]
     no_mh = next(r for r in grid if r["weight_multihead"] == 0)
     with_mh = next(r for r in grid if r["weight_multihead"] > 0)
-    current = next(r for r in grid if (r["weight_dense"], r["weight_multihead"], r["weight_bm25"], r["rrf_k"]) == (0.25, 0, 2.0, 10))
 
-    table = Table(title=f"Fusion weights on the dev split (Quoref {len(q_dev)}, paraphrase {len(p_dev)}, "
+    def setting(wd, wm, wb, rrf_k, min_terms):
+        want = (*ratios(wd, wm, wb).values(), rrf_k, min_terms)
+        return next(r for r in grid if (r["weight_dense"], r["weight_multihead"], r["weight_bm25"], r["rrf_k"],
+                                        r["bm25_min_terms"]) == want)
+
+    old = setting(0.25, 0, 2.0, 10, 0.0)  # chosen on Quoref and MRAG alone
+    previous = setting(1.0, 0, 0.5, 10, 0.0)  # session 13: rank fusion alone, with the paraphrase set
+    dense_only = setting(1.0, 0, 0, 10, 0.0)
+
+    table = Table(title=f"Fusion on the dev split (Quoref {len(q_dev)}, paraphrase {len(p_dev)}, "
                         f"MRAG {len(m_dev)} queries), by the mean objective")
-    for col in ("weights dense/multihead/bm25", "rrf_k", "Quoref MRR@10", "paraphrase MRR@10", "MRAG weighted ratio",
-                "objective"):
+    for col in ("weights dense/multihead/bm25", "rrf_k", "BM25 min terms", "Quoref MRR@10", "paraphrase MRR@10",
+                "MRAG weighted ratio", "objective"):
         table.add_column(col)
-    dense_only = next(r for r in grid if (r["weight_dense"], r["weight_multihead"], r["weight_bm25"], r["rrf_k"]) == (1.0, 0, 0, 10))
-    for label, r in [("best", grid[0]), ("2nd", grid[1]), ("3rd", grid[2]), ("best with multihead", with_mh),
-                     ("best without multihead", no_mh), ("the old default (Quoref and MRAG)", current),
-                     ("dense alone", dense_only)]:
+    labelled = [("best", grid[0]), ("2nd", grid[1]), ("3rd", grid[2]), ("best with multihead", with_mh),
+                ("best without multihead", no_mh), ("best with no BM25 floor", next(r for r in grid if not r["bm25_min_terms"])),
+                ("previous default (rank fusion alone)", previous), ("old default (Quoref and MRAG)", old),
+                ("dense alone", dense_only)]
+    for label, r in labelled:
         table.add_row(f"{label}: {r['weight_dense']}/{r['weight_multihead']}/{r['weight_bm25']}", str(r["rrf_k"]),
-                      f"{r['quoref_mrr@10']:.3f}", f"{r['paraphrase_mrr@10']:.3f}", f"{r['mrag_ratio']:.3f}",
-                      f"{r['objective']:.3f}")
+                      str(r["bm25_min_terms"]), f"{r['quoref_mrr@10']:.3f}", f"{r['paraphrase_mrr@10']:.3f}",
+                      f"{r['mrag_ratio']:.3f}", f"{r['objective']:.3f}")
     console = Console(width=190)
     console.print(table)
 
-    def weights_of(r):
-        return rrf({m: r[f"weight_{m}"] for m in ("dense", "multihead", "bm25")}, r["rrf_k"])
+    def fusion_of(r):
+        return rrf({m: r[f"weight_{m}"] for m in ("dense", "multihead", "bm25")}, r["rrf_k"], r["bm25_min_terms"])
 
     sets = ("quoref", "mrag", "paraphrase")  # evaluate's order
     shown = ("quoref", "paraphrase", "mrag")  # the tables' columns
     reported = {}
     for label, r in (("best", best), ("best with multihead", with_mh), ("best without multihead", no_mh),
-                     ("old default", current), ("dense alone", dense_only)):
-        reported[label] = {"config": r, **dict(zip(sets, evaluate(weights_of(r), q_test, m_test, p_test)))}
+                     ("previous default", previous), ("old default", old), ("dense alone", dense_only)):
+        reported[label] = {"config": r, **dict(zip(sets, evaluate(fusion_of(r), q_test, m_test, p_test)))}
     multi = len(reported["best"]["mrag"])  # MRAG's ratio is scored on multi-aspect queries only
     report = Table(title=f"Reported questions (Quoref {len(q_test)}, paraphrase {len(p_test)}, MRAG {multi} "
                          f"multi-aspect), 95% bootstrap intervals")
@@ -227,6 +240,7 @@ def main():
         summary[label] = {"config": r["config"], **{name: str(bootstrap_ci(list(r[name].values()))) for name in sets}}
         report.add_row(label, *(summary[label][name] for name in shown))
     for label, (a, b) in {"with multihead - without (paired)": ("best without multihead", "best with multihead"),
+                          "best - previous default (paired)": ("previous default", "best"),
                           "best - old default (paired)": ("old default", "best")}.items():
         summary[label] = {name: str(paired_difference(reported[a][name], reported[b][name])) for name in sets}
         report.add_row(label, *(summary[label][name] for name in shown))

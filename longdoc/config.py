@@ -49,15 +49,19 @@ class ChunkSettings:
 @dataclass(frozen=True)
 class SearchSettings:
     mode: str = "hybrid"
-    # Reciprocal-rank fusion: score = sum over modes of weight / (rrf_k + rank). Chosen on a dev split
-    # mixing Quoref (questions copy the passage's words), essay-paraphrase (they share none) and MRAG
-    # Wikipedia (bench/fusion_weights.py). Dense counts twice BM25: with BM25 ahead (0.25 / 2.0, chosen
-    # without paraphrases) no paraphrased question found its passage in the top 10. Multi-head votes
-    # earned no weight, so hybrid skips them unless weight_multihead is raised.
+    # Reciprocal-rank fusion: score = sum over modes of weight / (rrf_k + rank), where a BM25 hit takes
+    # part only if it scores at least bm25_min_terms query terms' worth (a term's full BM25 weight,
+    # averaged over the query's terms: TextIndex.term_weight; 0 lets every hit in). Chosen together on a
+    # dev split mixing Quoref (questions copy the passage's words), essay-paraphrase (they share none)
+    # and MRAG Wikipedia (bench/fusion_weights.py). Without the floor, BM25's hits on a paraphrased
+    # question (chunks sharing a common word with it) outranked dense's right one whenever BM25 led, and
+    # giving dense the lead cost the lexical questions 0.14 MRR@10. Multi-head votes earned no weight,
+    # so hybrid skips them unless weight_multihead is raised.
     rrf_k: int = 10
-    weight_dense: float = 1.0
+    weight_dense: float = 0.25
     weight_multihead: float = 0.0
-    weight_bm25: float = 0.5
+    weight_bm25: float = 1.0
+    bm25_min_terms: float = 1.0
     # Candidates each mode contributes before fusion, as a multiple of k (at least 50).
     depth_factor: int = 5
     # From this many chunks on, dense search goes through an IVF index with 8-bit codes (storage/ivf.py;

@@ -22,6 +22,16 @@ def test_rrf_hand_computed():
     assert ranks[2] == {"a": 2, "b": 1}
 
 
+def test_rrf_leaves_out_hits_under_their_lists_floor():
+    lists = {"a": [(1, 0.9), (2, 0.8)], "b": [(3, 7.0), (2, 2.0), (4, 0.5)]}
+    fused, ranks = reciprocal_rank_fusion(lists, {"a": 1.0, "b": 1.0}, rrf_k=10, floors={"b": 1.0})
+    scores = dict(fused)
+    assert 4 not in scores and ranks[2] == {"a": 2, "b": 2}
+    assert scores[2] == pytest.approx(1 / 12 + 1 / 12) and scores[3] == pytest.approx(1 / 11)
+    assert reciprocal_rank_fusion(lists, {"a": 1.0, "b": 1.0}, rrf_k=10, floors={"b": 0.0}) == \
+        reciprocal_rank_fusion(lists, {"a": 1.0, "b": 1.0}, rrf_k=10)
+
+
 def test_multihead_vote_hand_computed(tmp_path):
     # Two heads in 2-d. Head 0 ranks 10 > 11 > 12, head 1 ranks 12 > 11 > 10.
     store = VectorStore(tmp_path, 2, 2, 2)
@@ -83,6 +93,48 @@ def test_hybrid_hits_explain_their_ranks(ix, index_dir, embedder):
     assert top.section[-1] == "Lighting" and top.path.endswith("lighthouses.md")
     assert ix.document_text(top.doc_id)[top.char_start:top.char_end] == top.text
     assert [h.score for h in hits] == sorted((h.score for h in hits), reverse=True)
+
+
+@pytest.mark.slow
+def test_the_bm25_term_weight_bounds_what_one_term_earns(ix):
+    """term_weight is (k1 + 1) x the mean idf of the query's terms: what a chunk earns, at most, for one
+    term (BM25's term frequency saturates below it). The idf here comes from count queries, not from
+    the document frequencies term_weight reads."""
+    import math
+
+    text = ix.text_index
+    n = text._searcher.num_docs
+    for term in ("lighthouse", "keepers", "fresnel", "weather"):
+        query, _ = text._index.parse_query_lenient(term, ["text"])
+        df = text._searcher.search(query, 1, count=True).count
+        assert df > 0
+        assert text.term_weight([term]) == pytest.approx(2.2 * math.log(1 + (n - df + 0.5) / (df + 0.5)))
+        assert all(score <= text.term_weight([term]) for _, score in text.search([term], 50))
+    both = text.term_weight(["lighthouse", "fresnel"])
+    assert both == pytest.approx((text.term_weight(["lighthouse"]) + text.term_weight(["fresnel"])) / 2)
+    assert text.term_weight(["zyxwvut"]) > text.term_weight(["lighthouse"])  # a word no chunk holds: idf at its highest
+    assert text.term_weight([]) == 0.0
+
+
+@pytest.mark.slow
+def test_hybrid_leaves_out_bm25_hits_under_the_floor(index_dir, embedder):
+    """A BM25 hit joins hybrid fusion only at bm25_min_terms query terms' worth; with a floor no hit
+    reaches, hybrid ranks as dense does, and with none every BM25 hit takes part."""
+    query = "How did keepers spend the long winter evenings alone?"
+
+    def search(**settings):
+        with open_index(index_dir, settings=Settings().replace(**settings)) as ix:
+            ix._embedder = embedder
+            return ix.search(query, k=8), ix.searcher.bm25_floor(query), ix.search(query, k=8, mode="bm25")
+
+    unreachable, floor, bm25 = search(search_bm25_min_terms=100.0)
+    dense_order = [h.chunk_id for h in sorted(unreachable, key=lambda h: h.ranks["dense"])]
+    assert [h.chunk_id for h in unreachable] == dense_order and all(set(h.ranks) == {"dense"} for h in unreachable)
+    assert floor > max(h.score for h in bm25)
+    open_, floor, _ = search(search_bm25_min_terms=0.0)
+    assert floor == 0.0 and any("bm25" in h.ranks for h in open_)
+    default, floor, _ = search()
+    assert all(h.scores["bm25"] >= floor for h in default if "bm25" in h.ranks)
 
 
 @pytest.mark.slow

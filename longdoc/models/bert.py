@@ -53,7 +53,7 @@ class _Layer(nn.Module):
         self.intermediate = _Named(dense=nn.Linear(h, c.intermediate_size))
         self.output = _Named(dense=nn.Linear(c.intermediate_size, h), LayerNorm=nn.LayerNorm(h, eps=eps))
 
-    def forward(self, x: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
         B, T, H = x.shape
         qkv = self.attention.self
 
@@ -96,8 +96,10 @@ class BertEncoder(nn.Module):
         x = e.LayerNorm(e.word_embeddings(input_ids) + e.position_embeddings(positions)[None]
                         + e.token_type_embeddings(types))
         # Padding keys get the dtype's lowest value added, as transformers does (not -inf: a row of
-        # padding alone would be NaN).
-        bias = (1.0 - attention_mask[:, None, None, :].to(x.dtype)) * torch.finfo(x.dtype).min
+        # padding alone would be NaN). Without padding (one query) there is no mask, and SDPA takes its
+        # faster path.
+        bias = (None if bool(attention_mask.all()) else
+                (1.0 - attention_mask[:, None, None, :].to(x.dtype)) * torch.finfo(x.dtype).min)
         for layer in self.encoder.layer:
             x = layer(x, bias)
         return SimpleNamespace(last_hidden_state=x)

@@ -9,7 +9,7 @@ import numpy as np
 from ..config import SearchSettings
 from ..errors import LongdocError
 from ..storage import Catalog
-from .bm25 import bm25_search
+from .bm25 import bm25_search, query_terms
 from .dense import dense_search
 from .filters import Filters
 from .fusion import reciprocal_rank_fusion
@@ -94,7 +94,8 @@ class Searcher:
         validate(query, k, mode, per, context)
         pool = max(3 * k, 20) if rerank else k
         lists = self.ranked_lists(query, self.retrievers_for([mode]), self.depth(pool, per), filters)
-        hits = self.combine(lists, mode, pool, per)
+        floor = self.bm25_floor(query) if mode == "hybrid" and "bm25" in lists else 0.0
+        hits = self.combine(lists, mode, pool, per, floor)
         if rerank:
             from .rerank import rerank as cross_encode
 
@@ -105,12 +106,19 @@ class Searcher:
         """Candidates per retriever: more when grouping, since one document may hold many of them."""
         return max(50, k * self.settings.depth_factor * (4 if per == "document" else 1))
 
-    def combine(self, lists: dict[str, list[tuple[int, float]]], mode: str, k: int, per: str = "chunk") -> list[Hit]:
-        """The final ranking for `mode` from the retrievers' lists: fused for hybrid, else that list."""
+    def bm25_floor(self, query: str) -> float:
+        """The BM25 score below which a chunk does not join hybrid fusion: bm25_min_terms query terms'
+        worth (TextIndex.term_weight)."""
+        return self.settings.bm25_min_terms * self._text().term_weight(query_terms(query))
+
+    def combine(self, lists: dict[str, list[tuple[int, float]]], mode: str, k: int, per: str = "chunk",
+                bm25_floor: float = 0.0) -> list[Hit]:
+        """The final ranking for `mode` from the retrievers' lists: fused for hybrid (BM25 hits under
+        bm25_floor left out), else that list."""
         if mode == "hybrid":
             weights = self.fusion_weights()
             fused = {m: lists[m] for m, w in weights.items() if w > 0 and m in lists}
-            scored, ranks = reciprocal_rank_fusion(fused, weights, self.settings.rrf_k)
+            scored, ranks = reciprocal_rank_fusion(fused, weights, self.settings.rrf_k, {"bm25": bm25_floor})
         else:
             scored = lists[mode]
             ranks = {cid: {mode: r} for r, (cid, _) in enumerate(scored, 1)}

@@ -13,7 +13,9 @@ means); one missing (an index made before this), not whole or ahead of the catal
 from the catalog, and the next writer saves one."""
 from __future__ import annotations
 
+import functools
 import json
+import math
 import shutil
 from pathlib import Path
 
@@ -27,6 +29,9 @@ _STATE = "state.json"
 _HEAP = 128 * 2**20  # tantivy's indexing buffer
 
 
+BM25_K1 = 1.2  # tantivy's
+
+
 def _schema():
     import tantivy
 
@@ -35,6 +40,15 @@ def _schema():
     builder.add_text_field("text", stored=False, tokenizer_name="en_stem")
     builder.add_integer_field("id", stored=False, indexed=True, fast=True)
     return builder.build()
+
+
+@functools.cache
+def _analyzer():
+    """tantivy's en_stem analyzer, to find the index terms a query word becomes."""
+    import tantivy
+
+    return (tantivy.TextAnalyzerBuilder(tantivy.Tokenizer.simple()).filter(tantivy.Filter.remove_long(40))
+            .filter(tantivy.Filter.lowercase()).filter(tantivy.Filter.stemmer("english")).build())
 
 
 class TextIndex:
@@ -91,6 +105,17 @@ class TextIndex:
         self._searcher = self._index.searcher()
         self.generation = catalog.generation
         return self
+
+    def term_weight(self, terms: list[str]) -> float:
+        """The BM25 score a chunk earns, at most, for one of these terms, averaged over them: (k1 + 1) x
+        the mean idf of their tokens, with tantivy's k1 and idf. Hybrid search uses it to tell a chunk that
+        matches the query in its words from one that shares a common word or two with it."""
+        tokens = [t for term in terms for t in _analyzer().analyze(term)]
+        if not tokens:
+            return 0.0
+        n = self._searcher.num_docs
+        idf = [math.log(1 + (n - df + 0.5) / (df + 0.5)) for df in (self._searcher.doc_freq("text", t) for t in tokens)]
+        return (BM25_K1 + 1) * sum(idf) / len(idf)
 
     def search(self, terms: list[str], k: int, allowed: np.ndarray | None = None) -> list[tuple[int, float]]:
         """The top k chunk ids by BM25 for any of the terms, (id, score), best first; `allowed` restricts
