@@ -5,8 +5,8 @@ same embedder (all-MiniLM-L6-v2 from its PyPI package) wherever the peer lets us
 - txtai: Embeddings with hybrid=True (its BM25 scoring fused with the dense vectors);
 - LlamaIndex: VectorStoreIndex over Documents, its default in-memory vector store and default retriever
   (default SentenceSplitter), embeddings through llama-index-embeddings-huggingface;
-- longdoc: `index_paths` (structure-aware chunks, multi-head capture, SQLite + FTS5, FAISS), then
-  hybrid and dense search per document.
+- longdoc: `index_paths` with its default settings (structure-aware chunks, SQLite catalog, tantivy BM25,
+  FAISS), then hybrid and dense search per document.
 
 The corpus is the first N Quoref passages; the questions are those about them. Each system runs in its
 own subprocess so its peak RSS is its own; model loading is excluded from build time and timed apart.
@@ -120,7 +120,7 @@ def run_system(system: str, corpus: dict[str, str], work: Path):
 
         def search(q, mode):
             return [Path(h.path).stem for h in ix.search(q, k=K, mode=mode, per="document")]
-        return load_s, build_s, search, "64-token chunks, multi-head capture, SQLite + FTS5 + FAISS"
+        return load_s, build_s, search, "default settings: SQLite catalog, tantivy BM25, FAISS"
     raise SystemExit(f"unknown system {system}")
 
 
