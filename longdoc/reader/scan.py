@@ -8,7 +8,8 @@ text about?") pays it in the same segment. Raw attention is dominated by tokens 
 (line breaks, sentence openings, a passage's first words); the contrast cancels them. Probe (the 0.5B,
 128K tokens, 3 depths, a seed the bench does not use): the needle's sentence ranked 0-2 of 5,057 by the
 contrast, 47-115 by raw attention. The generic question's attention depends only on the segment, so it
-is computed once per segment and kept (Reader.scan_baselines): a document asked again costs one pass per segment.
+is computed once per segment and kept (Reader.scan_baselines): a document asked again costs one pass
+per segment.
 
 Why segments: one softmax over 128K keys drowns a needle among distractors (session-10 probe: the needle's
 16-key block ranked 400-8,000 of 8,200 by the question's summed attention), while over a few thousand
