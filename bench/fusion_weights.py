@@ -7,12 +7,12 @@ never on the questions reported:
   reported = the odd-numbered ones.
 
 Grid over per-mode weights (dense, multi-head, BM25; as ratios, the largest 1), rrf_k and the BM25 floor
-(Searcher.bm25_floor: BM25 hits under bm25_min_terms query terms' worth left out). The objective is the mean of Quoref's
-MRR@10 (documents), the paraphrase set's MRR@10 (the chunk holding the needle) and MRAG's weighted success
-ratio ((2 x exact + category) / 3 over the paper's picks, multi-aspect queries), from one retrieval pass
-per question through longdoc's Searcher. Then, on the reported questions: the best fusion with multi-head,
-the best without, the previous default (rank fusion alone) and the old one (chosen on Quoref and MRAG),
-with paired bootstrap intervals.
+(Searcher.bm25_floor: BM25 hits under bm25_min_terms query terms' worth left out). The objective is the
+mean of Quoref's MRR@10 (documents), the paraphrase set's MRR@10 (the chunk holding the needle) and
+MRAG's weighted success ratio ((2 x exact + category) / 3 over the paper's picks, multi-aspect queries),
+from one retrieval pass per question through longdoc's Searcher. Then, on the reported questions: the
+best fusion with multi-head, the best without, the previous default (rank fusion alone) and the old one
+(chosen on Quoref and MRAG), with paired bootstrap intervals.
 
     python bench/fusion_weights.py    # builds the two indexes where `longdoc eval run` keeps them
 """
