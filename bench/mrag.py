@@ -8,6 +8,9 @@ queries of every aspect count), the layer, the head weights (the paper's, unifor
 split), the per-head vote depth and the vote (MRAG's 2^-rank, or the weighted sum of per-head cosines);
 the tables report the odd-numbered (held-out) queries.
 
+Beside it, both searched the way longdoc searches a query of several sentences (retrieval/aspects.py): each
+sentence embedded on its own, the sentences' rankings merged by best rank.
+
 python bench/mrag.py [--embedders all-minilm-l6-v2,all-mpnet-base-v2] [--sets mrag-wikipedia]
 Needs $LONGDOC_MRAG_DIR (../shared/data/mrag)."""
 from __future__ import annotations
@@ -24,11 +27,13 @@ import torch
 sys.path.insert(0, str(Path(__file__).parent))
 from common import write_result  # noqa: E402
 
+from longdoc.config import SearchSettings  # noqa: E402
 from longdoc.evaluation import mrag  # noqa: E402
 from longdoc.indexing.embedder import attention_output  # noqa: E402
 from longdoc.indexing.head_weights import head_weights  # noqa: E402
 from longdoc.models.cache import cache_dir  # noqa: E402
 from longdoc.models.embedders import load_embedder_model  # noqa: E402
+from longdoc.retrieval.aspects import merge_by_best_rank, query_parts  # noqa: E402
 
 PICKS = mrag.MAX_PICKS
 DEPTHS = (8, 32, 128)
@@ -79,6 +84,35 @@ def vectors(name: str, data, set_name: str):
     return doc_dense, doc_heads, q_dense, q_heads
 
 
+def sentence_vectors(name: str, data, set_name: str):
+    """Cached embeddings of every query's sentences, as longdoc splits them: (owner query index (P,), dense (P, D),
+    last layer's heads (P, H, d))."""
+    path = cache_dir("bench", "mrag") / f"{set_name}-{name}-sentences.npz"
+    if path.exists():
+        z = np.load(path)
+        return z["owner"], z["dense"], z["heads"]
+    settings = SearchSettings()
+    owner, texts = [], []
+    for i, query in enumerate(data.queries.values()):
+        parts = query_parts(query, settings.aspect_sentences)
+        owner += [i] * len(parts)
+        texts += parts
+    dense, heads = embed(name, texts)
+    np.savez(path, owner=np.array(owner), dense=dense, heads=heads[-1])
+    return np.array(owner), dense, heads[-1]
+
+
+def by_sentences(part_scores: np.ndarray, owner: np.ndarray, queries: int) -> np.ndarray:
+    """(Q, PICKS): each query's sentences' rankings (by their (P, N) scores) merged by best rank, as longdoc
+    merges them."""
+    out = []
+    for q in range(queries):
+        scores = part_scores[owner == q]
+        lists = [[(int(d), float(row[d])) for d in np.argsort(-row)] for row in scores]
+        out.append([d for d, _ in merge_by_best_rank(lists)[:PICKS]])
+    return np.array(out)
+
+
 def unit(x: np.ndarray) -> np.ndarray:
     return x / np.maximum(np.linalg.norm(x, axis=-1, keepdims=True), 1e-12)
 
@@ -103,8 +137,13 @@ def learned_weights(sims: np.ndarray, relevant: list[set[int]], dev: list[int], 
 def multihead(sims: np.ndarray, weights: np.ndarray, depth: int, vote: str, keep: int = PICKS) -> np.ndarray:
     """(Q, keep) document indices by MRAG's votes (w_h 2^-rank over each head's top-depth) or by the
     weighted sum of per-head cosines."""
+    return np.argsort(-head_votes(sims, weights, depth, vote), axis=1)[:, :keep]
+
+
+def head_votes(sims: np.ndarray, weights: np.ndarray, depth: int, vote: str) -> np.ndarray:
+    """(Q, N) each document's multi-head score for `multihead`."""
     if vote == "cosine":
-        return np.argsort(-np.einsum("h,hqn->qn", weights, sims), axis=1)[:, :keep]
+        return np.einsum("h,hqn->qn", weights, sims)
     h, q, n = sims.shape
     top = np.argsort(-sims, axis=2)[:, :, :depth]  # (H, Q, depth)
     scores = np.zeros((q, n))
@@ -112,7 +151,7 @@ def multihead(sims: np.ndarray, weights: np.ndarray, depth: int, vote: str, keep
     for head in range(h):
         np.add.at(scores, (rows, top[head]), weights[head] * 2.0 ** -np.arange(depth))
     # ties (documents no head voted for) break by the summed cosine, so every ranking is complete
-    return np.argsort(-(scores + 1e-9 * sims.mean(0)), axis=1)[:, :keep]
+    return scores + 1e-9 * sims.mean(0)
 
 
 def fused(first: np.ndarray, second: np.ndarray, weight: float, n: int, k: int = 60) -> np.ndarray:
@@ -200,6 +239,7 @@ def run(set_name: str, name: str) -> dict:
                         "by_aspects_test": table(base, test_q), "by_aspects_all": table(base, qids)},
            "paper_config": _summary(paper_cfg, test_q, qids), "chosen_on_dev": _summary(best, test_q, qids),
            "fused_chosen_on_dev": _summary(best_fused, test_q, qids),
+           "by_sentences": split_by_sentences(data, name, set_name, doc_dense, doc_heads, [qids[i] for i in dev], test_q),
            "sweep": [{k: v for k, v in s.items() if k != "scores"} for s in sweep]}
     print(f"\n{set_name} {name}: standard dev {out['standard']['dev']:.3f} test {out['standard']['test']:.3f}; "
           f"MRAG as in the paper (last layer, paper weights, depth {PICKS}) dev {paper_cfg['dev']:.3f} test "
@@ -208,6 +248,35 @@ def run(set_name: str, name: str) -> dict:
           f"multi-head (layer {best_fused['layer']}, {best_fused['weights']}, {best_fused['vote']}, depth "
           f"{best_fused['depth']}, weight {best_fused['fusion']}): dev {best_fused['dev']:.3f} test {best_fused['test']:.3f}")
     return out
+
+
+def split_by_sentences(data, name: str, set_name: str, doc_dense, doc_heads, dev_q, test_q) -> dict:
+    """Standard RAG and MRAG (the paper's configuration) with each query searched one sentence at a time."""
+    owner, part_dense, part_heads = sentence_vectors(name, data, set_name)
+    last, qids = doc_heads.shape[0] - 1, list(data.queries)
+    votes = head_votes(head_sims(doc_heads[last], part_heads), head_weights(doc_heads[last]), PICKS, "rank")
+    out = {}
+    for label, part_scores in (("standard", unit(part_dense) @ unit(doc_dense).T), ("mrag", votes)):
+        scores = mrag.score_rankings(data, rankings(data, by_sentences(part_scores, owner, len(qids))))
+        out[label] = {"dev": objective(scores, dev_q), "test": objective(scores, test_q),
+                      "by_aspects_test": table(scores, test_q), "by_aspects_all": table(scores, qids)}
+    out["sentences_per_query"] = len(owner) / len(qids)
+    return out
+
+
+def print_by_sentences(result: dict) -> None:
+    split = result["by_sentences"]
+    print(f"\n{result['set']}, {result['embedder']}, each query searched one sentence at a time "
+          f"({split['sentences_per_query']:.1f} sentences per query), rankings merged by best rank. Objective dev / "
+          f"test: standard {split['standard']['dev']:.3f} / {split['standard']['test']:.3f}, MRAG "
+          f"{split['mrag']['dev']:.3f} / {split['mrag']['test']:.3f} (whole queries: standard "
+          f"{result['standard']['dev']:.3f} / {result['standard']['test']:.3f}, MRAG "
+          f"{result['paper_config']['dev']:.3f} / {result['paper_config']['test']:.3f}). All 25 queries per n:")
+    print("| n | standard, whole | MRAG, whole | standard, by sentence | MRAG, by sentence |")
+    for n in split["standard"]["by_aspects_all"]:
+        cells = [result["standard"]["by_aspects_all"][n], result["paper_config"]["by_aspects_all"][n],
+                 split["standard"]["by_aspects_all"][n], split["mrag"]["by_aspects_all"][n]]
+        print(f"| {n} | " + " | ".join(f"{c['success_ratio']:.3f} / {c['category_success_ratio']:.3f}" for c in cells) + " |")
 
 
 def _summary(s: dict, test_q, qids) -> dict:
@@ -269,6 +338,7 @@ def main():
             results.append(run(set_name, name))
             print_tables(results[-1], paper)
             print_sweep(results[-1])
+            print_by_sentences(results[-1])
             write_result(out, {"results": results})
 
 

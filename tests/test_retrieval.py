@@ -6,6 +6,7 @@ from longdoc import index_paths, open_index
 from longdoc.config import Settings
 from longdoc.errors import IndexMismatchError, IndexNotFoundError, LongdocError
 from longdoc.retrieval import Filters
+from longdoc.retrieval.aspects import merge_by_best_rank, query_parts
 from longdoc.retrieval.fusion import reciprocal_rank_fusion
 from longdoc.retrieval.multihead import multihead_search
 from longdoc.storage import VectorStore
@@ -30,6 +31,22 @@ def test_rrf_leaves_out_hits_under_their_lists_floor():
     assert scores[2] == pytest.approx(1 / 12 + 1 / 12) and scores[3] == pytest.approx(1 / 11)
     assert reciprocal_rank_fusion(lists, {"a": 1.0, "b": 1.0}, rrf_k=10, floors={"b": 0.0}) == \
         reciprocal_rank_fusion(lists, {"a": 1.0, "b": 1.0}, rrf_k=10)
+
+
+def test_a_query_splits_into_sentences_only_from_the_set_count():
+    story = "The diaphone groaned all night. Spring tides flooded the quay. The lamp was electric by 1931."
+    assert query_parts(story, 3) == ["The diaphone groaned all night.", "Spring tides flooded the quay.",
+                                     "The lamp was electric by 1931."]
+    assert query_parts(story, 4) == [story] and query_parts(story, 0) == [story]
+    assert query_parts("When did the lamp arrive?", 1) == ["When did the lamp arrive?"]
+
+
+def test_merging_by_best_rank_hand_computed():
+    first = [(1, 0.9), (2, 0.8), (3, 0.7)]
+    second = [(4, 0.6), (3, 0.5), (5, 0.4)]
+    # rank 0: 1 (0.9) before 4 (0.6); rank 1: 2 (0.8) before 3 (0.5, its best place); rank 2: 5
+    assert merge_by_best_rank([first, second]) == [(1, 0.9), (4, 0.6), (2, 0.8), (3, 0.5), (5, 0.4)]
+    assert merge_by_best_rank([first]) == first and merge_by_best_rank([]) == []
 
 
 def test_multihead_vote_hand_computed(tmp_path):
@@ -93,6 +110,31 @@ def test_hybrid_hits_explain_their_ranks(ix, index_dir, embedder):
     assert top.section[-1] == "Lighting" and top.path.endswith("lighthouses.md")
     assert ix.document_text(top.doc_id)[top.char_start:top.char_end] == top.text
     assert [h.score for h in hits] == sorted((h.score for h in hits), reverse=True)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("mode", ["dense", "multihead", "bm25"])
+def test_a_query_of_several_sentences_is_searched_one_sentence_at_a_time(index_dir, embedder, mode):
+    """Each sentence's own list, merged by best rank: every topic's best chunk comes first. Searched
+    whole (aspect_sentences 0), the same query is one vector and its list is another."""
+    sentences = ["The diaphone groaned across the bay.", "Spring tides come when the Sun and the Moon pull together.",
+                 "Electric lamps arrived at Carrow Point."]
+    story = " ".join(sentences)
+
+    def lists(query, **settings):
+        with open_index(index_dir, settings=Settings().replace(**settings)) as ix:
+            ix._embedder = embedder
+            return ix.searcher.ranked_lists(query, {mode}, 50, None)[mode]
+
+    split = lists(story)
+    alone = [lists(s) for s in sentences]
+    merged = merge_by_best_rank(alone)[:50]  # one encoding batch against three: scores agree to float error
+    assert [c for c, _ in split] == [c for c, _ in merged]
+    assert [s for _, s in split] == pytest.approx([s for _, s in merged], abs=1e-5)
+    firsts = {a[0][0] for a in alone}
+    assert len(firsts) == 3 and {c for c, _ in split[:3]} == firsts
+    whole = lists(story, search_aspect_sentences=0)
+    assert whole != split and whole == lists(story, search_aspect_sentences=4)
 
 
 @pytest.mark.slow

@@ -9,6 +9,7 @@ import numpy as np
 from ..config import SearchSettings
 from ..errors import LongdocError
 from ..storage import Catalog
+from .aspects import merge_by_best_rank, query_parts
 from .bm25 import bm25_search, query_terms
 from .dense import dense_search
 from .filters import Filters
@@ -66,10 +67,13 @@ class Searcher:
         return needed
 
     def ranked_lists(self, query: str, retrievers: set[str], depth: int, filters: Filters | None) -> dict[str, list[tuple[int, float]]]:
-        """Each retriever's own ranking, best first, `depth` deep."""
+        """Each retriever's own ranking, best first, `depth` deep. A query of several sentences
+        (settings.aspect_sentences) is searched one sentence at a time by every retriever, each one's
+        lists merged by best rank (retrieval/aspects.py)."""
         allowed = filters.chunk_ids(self.catalog) if filters else None
         if allowed is not None and len(allowed) == 0:
             return {m: [] for m in retrievers}
+        parts = query_parts(query, self.settings.aspect_sentences)
         lists = {}
         if retrievers & {"dense", "multihead"}:
             store = self._vectors()
@@ -77,14 +81,15 @@ class Searcher:
                 raise LongdocError(f"index {self.catalog.index_dir} stores no head vectors, which multihead "
                                    f"search (and hybrid's weight_multihead) needs; build an index with "
                                    f"head_vectors = true")
-            dense_q, head_q = self._embedder().encode([query])
+            dense_q, head_q = self._embedder().encode(parts)
             if "dense" in retrievers:
-                lists["dense"] = dense_search(store, dense_q[0], depth, allowed)
+                lists["dense"] = merge_by_best_rank([dense_search(store, v, depth, allowed) for v in dense_q])[:depth]
             if "multihead" in retrievers:
-                lists["multihead"] = multihead_search(store, head_q[0], self.head_weights(store.n_heads),
-                                                      depth, depth, allowed)
+                weights = self.head_weights(store.n_heads)
+                lists["multihead"] = merge_by_best_rank([multihead_search(store, h, weights, depth, depth, allowed)
+                                                         for h in head_q])[:depth]
         if "bm25" in retrievers:
-            lists["bm25"] = bm25_search(self._text(), query, depth, allowed)
+            lists["bm25"] = merge_by_best_rank([bm25_search(self._text(), p, depth, allowed) for p in parts])[:depth]
         return lists
 
     def search(self, query: str, k: int = 10, mode: str | None = None, filters: Filters | None = None,
