@@ -1,5 +1,5 @@
 """What searching a long query one sentence at a time costs (retrieval/aspects.py): MRAG Wikipedia's 250
-queries (3-60 sentences) through longdoc's hybrid search on the MRAG index that bench/fusion_weights.py
+queries (3-60 sentences; those within the search's length limit) through longdoc's hybrid search on the MRAG index that bench/fusion_weights.py
 builds, searched whole (search.aspect_sentences 0, the baseline) and sentence by sentence (the default),
 interleaved query by query in the same run. Prints p50/p95 ms and the ratio; writes
 bench/results/long_queries.json.
@@ -24,12 +24,13 @@ from fusion_weights import index_for  # noqa: E402
 from longdoc import Settings, open_index  # noqa: E402
 from longdoc.evaluation.mrag import load_mrag  # noqa: E402
 from longdoc.retrieval.aspects import query_parts  # noqa: E402
+from longdoc.retrieval.searcher import MAX_QUERY_CHARS  # noqa: E402
 
 
 def main():
     data = load_mrag("mrag-wikipedia")
     index = index_for(data)
-    queries = list(data.queries.values())
+    queries = [q for q in data.queries.values() if len(q) <= MAX_QUERY_CHARS]
     timings = {"whole": [], "by sentence": []}
     with open_index(index, settings=Settings().replace(search_aspect_sentences=0)) as whole, open_index(index) as split:
         for ix in (whole, split):
