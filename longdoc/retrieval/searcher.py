@@ -89,7 +89,8 @@ class Searcher:
                 lists["multihead"] = merge_by_best_rank([multihead_search(store, h, weights, depth, depth, allowed)
                                                          for h in head_q])[:depth]
         if "bm25" in retrievers:
-            lists["bm25"] = merge_by_best_rank([bm25_search(self._text(), p, depth, allowed) for p in parts])[:depth]
+            text = self._text()  # once: each call checks the saved index's state file against the catalog
+            lists["bm25"] = merge_by_best_rank([bm25_search(text, p, depth, allowed) for p in parts])[:depth]
         return lists
 
     def search(self, query: str, k: int = 10, mode: str | None = None, filters: Filters | None = None,
