@@ -27,6 +27,8 @@ def query_parts(query: str, min_sentences: int) -> list[str]:
 def merge_by_best_rank(lists: list[list[tuple[int, float]]]) -> list[tuple[int, float]]:
     """One ranking from several: an id ranks by the best (lowest) rank any list gave it, then by its score
     there, then by id. Each id keeps the score of its best placing. One list comes back unchanged."""
+    if len(lists) == 1:  # every query of one or two sentences: nothing to merge
+        return list(lists[0])
     best: dict[int, tuple[int, float]] = {}
     for ranked in lists:
         for rank, (cid, score) in enumerate(ranked):
