@@ -11,7 +11,7 @@ Grid over per-mode weights (dense, multi-head, BM25; as ratios, the largest 1), 
 mean of Quoref's MRR@10 (documents), the paraphrase set's MRR@10 (the chunk holding the needle) and
 MRAG's weighted success ratio ((2 x exact + category) / 3 over the paper's picks, multi-aspect queries),
 from one retrieval pass per question through longdoc's Searcher. Then, on the reported questions: the
-best fusion with multi-head, the best without, the previous default (rank fusion alone) and the old one
+best fusion with multi-head, the best without, the shipped default, the previous default (rank fusion alone) and the old one
 (chosen on Quoref and MRAG), with paired bootstrap intervals.
 
     python bench/fusion_weights.py    # builds the two indexes where `longdoc eval run` keeps them
@@ -201,6 +201,11 @@ def main():
         return next(r for r in grid if (r["weight_dense"], r["weight_multihead"], r["weight_bm25"], r["rrf_k"],
                                         r["bm25_min_terms"]) == want)
 
+    from longdoc import Settings
+
+    shipped = Settings()
+    default = setting(shipped.weight_dense, shipped.weight_multihead, shipped.weight_bm25, shipped.rrf_k,
+                      shipped.bm25_min_terms)
     old = setting(0.25, 0, 2.0, 10, 0.0)  # chosen on Quoref and MRAG alone
     previous = setting(1.0, 0, 0.5, 10, 0.0)  # session 13: rank fusion alone, with the paraphrase set
     dense_only = setting(1.0, 0, 0, 10, 0.0)
@@ -211,7 +216,7 @@ def main():
                 "MRAG weighted ratio", "objective"):
         table.add_column(col)
     labelled = [("best", grid[0]), ("2nd", grid[1]), ("3rd", grid[2]), ("best with multihead", with_mh),
-                ("best without multihead", no_mh), ("best with no BM25 floor", next(r for r in grid if not r["bm25_min_terms"])),
+                ("best without multihead", no_mh), ("the default (longdoc/config.py)", default), ("best with no BM25 floor", next(r for r in grid if not r["bm25_min_terms"])),
                 ("previous default (rank fusion alone)", previous), ("old default (Quoref and MRAG)", old),
                 ("dense alone", dense_only)]
     for label, r in labelled:
@@ -228,7 +233,7 @@ def main():
     shown = ("quoref", "paraphrase", "mrag")  # the tables' columns
     reported = {}
     for label, r in (("best", best), ("best with multihead", with_mh), ("best without multihead", no_mh),
-                     ("previous default", previous), ("old default", old), ("dense alone", dense_only)):
+                     ("the default", default), ("previous default", previous), ("old default", old), ("dense alone", dense_only)):
         reported[label] = {"config": r, **dict(zip(sets, evaluate(fusion_of(r), q_test, m_test, p_test)))}
     multi = len(reported["best"]["mrag"])  # MRAG's ratio is scored on multi-aspect queries only
     report = Table(title=f"Reported questions (Quoref {len(q_test)}, paraphrase {len(p_test)}, MRAG {multi} "
@@ -240,6 +245,7 @@ def main():
         summary[label] = {"config": r["config"], **{name: str(bootstrap_ci(list(r[name].values()))) for name in sets}}
         report.add_row(label, *(summary[label][name] for name in shown))
     for label, (a, b) in {"with multihead - without (paired)": ("best without multihead", "best with multihead"),
+                          "best - the default (paired)": ("the default", "best"),
                           "best - previous default (paired)": ("previous default", "best"),
                           "best - old default (paired)": ("old default", "best")}.items():
         summary[label] = {name: str(paired_difference(reported[a][name], reported[b][name])) for name in sets}

@@ -85,8 +85,8 @@ def vectors(name: str, data, set_name: str):
 
 
 def sentence_vectors(name: str, data, set_name: str):
-    """Cached embeddings of every query's sentences, as longdoc splits them: (owner query index (P,), dense (P, D),
-    last layer's heads (P, H, d))."""
+    """Cached embeddings of every query's sentences, as longdoc splits them (query_parts after the whole
+    query; a query searched whole: itself): (owner query index (P,), dense (P, D), last layer's heads (P, H, d))."""
     path = cache_dir("bench", "mrag") / f"{set_name}-{name}-sentences.npz"
     if path.exists():
         z = np.load(path)
@@ -95,6 +95,7 @@ def sentence_vectors(name: str, data, set_name: str):
     owner, texts = [], []
     for i, query in enumerate(data.queries.values()):
         parts = query_parts(query, settings.aspect_sentences)
+        parts = parts[1:] or parts  # the whole query's vectors are vectors()' own
         owner += [i] * len(parts)
         texts += parts
     dense, heads = embed(name, texts)
@@ -102,12 +103,12 @@ def sentence_vectors(name: str, data, set_name: str):
     return np.array(owner), dense, heads[-1]
 
 
-def by_sentences(part_scores: np.ndarray, owner: np.ndarray, queries: int) -> np.ndarray:
-    """(Q, PICKS): each query's sentences' rankings (by their (P, N) scores) merged by best rank, as longdoc
-    merges them."""
+def by_sentences(part_scores: np.ndarray, owner: np.ndarray, whole_scores: np.ndarray) -> np.ndarray:
+    """(Q, PICKS): each query's whole ranking (by its row of the (Q, N) whole_scores) and its sentences'
+    (by their (P, N) part_scores) merged by best rank, as longdoc merges them."""
     out = []
-    for q in range(queries):
-        scores = part_scores[owner == q]
+    for q in range(len(whole_scores)):
+        scores = np.concatenate([whole_scores[q:q + 1], part_scores[owner == q]])
         lists = [[(int(d), float(row[d])) for d in np.argsort(-row)] for row in scores]
         out.append([d for d, _ in merge_by_best_rank(lists)[:PICKS]])
     return np.array(out)
@@ -239,7 +240,8 @@ def run(set_name: str, name: str) -> dict:
                         "by_aspects_test": table(base, test_q), "by_aspects_all": table(base, qids)},
            "paper_config": _summary(paper_cfg, test_q, qids), "chosen_on_dev": _summary(best, test_q, qids),
            "fused_chosen_on_dev": _summary(best_fused, test_q, qids),
-           "by_sentences": split_by_sentences(data, name, set_name, doc_dense, doc_heads, [qids[i] for i in dev], test_q),
+           "by_sentences": split_by_sentences(data, name, set_name, doc_dense, doc_heads, q_dense, q_heads,
+                                             [qids[i] for i in dev], test_q),
            "sweep": [{k: v for k, v in s.items() if k != "scores"} for s in sweep]}
     print(f"\n{set_name} {name}: standard dev {out['standard']['dev']:.3f} test {out['standard']['test']:.3f}; "
           f"MRAG as in the paper (last layer, paper weights, depth {PICKS}) dev {paper_cfg['dev']:.3f} test "
@@ -250,14 +252,20 @@ def run(set_name: str, name: str) -> dict:
     return out
 
 
-def split_by_sentences(data, name: str, set_name: str, doc_dense, doc_heads, dev_q, test_q) -> dict:
-    """Standard RAG and MRAG (the paper's configuration) with each query searched one sentence at a time."""
+def split_by_sentences(data, name: str, set_name: str, doc_dense, doc_heads, q_dense, q_heads, dev_q, test_q) -> dict:
+    """Standard RAG and MRAG (the paper's configuration) with each query searched whole and one sentence at
+    a time."""
     owner, part_dense, part_heads = sentence_vectors(name, data, set_name)
     last, qids = doc_heads.shape[0] - 1, list(data.queries)
-    votes = head_votes(head_sims(doc_heads[last], part_heads), head_weights(doc_heads[last]), PICKS, "rank")
+
+    def votes(heads):
+        return head_votes(head_sims(doc_heads[last], heads), head_weights(doc_heads[last]), PICKS, "rank")
+
+    cosines = unit(doc_dense).T
     out = {}
-    for label, part_scores in (("standard", unit(part_dense) @ unit(doc_dense).T), ("mrag", votes)):
-        scores = mrag.score_rankings(data, rankings(data, by_sentences(part_scores, owner, len(qids))))
+    for label, part_scores, whole_scores in (("standard", unit(part_dense) @ cosines, unit(q_dense) @ cosines),
+                                             ("mrag", votes(part_heads), votes(q_heads[last]))):
+        scores = mrag.score_rankings(data, rankings(data, by_sentences(part_scores, owner, whole_scores)))
         out[label] = {"dev": objective(scores, dev_q), "test": objective(scores, test_q),
                       "by_aspects_test": table(scores, test_q), "by_aspects_all": table(scores, qids)}
     out["sentences_per_query"] = len(owner) / len(qids)

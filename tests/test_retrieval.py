@@ -35,7 +35,7 @@ def test_rrf_leaves_out_hits_under_their_lists_floor():
 
 def test_a_query_splits_into_sentences_only_from_the_set_count():
     story = "The diaphone groaned all night. Spring tides flooded the quay. The lamp was electric by 1931."
-    assert query_parts(story, 3) == ["The diaphone groaned all night.", "Spring tides flooded the quay.",
+    assert query_parts(story, 3) == [story, "The diaphone groaned all night.", "Spring tides flooded the quay.",
                                      "The lamp was electric by 1931."]
     assert query_parts(story, 4) == [story] and query_parts(story, 0) == [story]
     assert query_parts("When did the lamp arrive?", 1) == ["When did the lamp arrive?"]
@@ -115,8 +115,8 @@ def test_hybrid_hits_explain_their_ranks(ix, index_dir, embedder):
 @pytest.mark.slow
 @pytest.mark.parametrize("mode", ["dense", "multihead", "bm25"])
 def test_a_query_of_several_sentences_is_searched_one_sentence_at_a_time(index_dir, embedder, mode):
-    """Each sentence's own list, merged by best rank: every topic's best chunk comes first. Searched
-    whole (aspect_sentences 0), the same query is one vector and its list is another."""
+    """The whole query's list and each sentence's own, merged by best rank: every topic's best chunk comes
+    first. Searched whole only (aspect_sentences 0), the list is another."""
     sentences = ["The diaphone groaned across the bay.", "Spring tides come when the Sun and the Moon pull together.",
                  "Electric lamps arrived at Carrow Point."]
     story = " ".join(sentences)
@@ -127,13 +127,14 @@ def test_a_query_of_several_sentences_is_searched_one_sentence_at_a_time(index_d
             return ix.searcher.ranked_lists(query, {mode}, 50, None)[mode]
 
     split = lists(story)
+    whole = lists(story, search_aspect_sentences=0)
     alone = [lists(s) for s in sentences]
-    merged = merge_by_best_rank(alone)[:50]  # one encoding batch against three: scores agree to float error
+    merged = merge_by_best_rank([whole] + alone)[:50]  # batched against alone: scores agree to float error
     assert [c for c, _ in split] == [c for c, _ in merged]
     assert [s for _, s in split] == pytest.approx([s for _, s in merged], abs=1e-5)
     firsts = {a[0][0] for a in alone}
-    assert len(firsts) == 3 and {c for c, _ in split[:3]} == firsts
-    whole = lists(story, search_aspect_sentences=0)
+    tops = firsts | {whole[0][0]}
+    assert len(firsts) == 3 and {c for c, _ in split[:len(tops)]} == tops
     assert whole != split and whole == lists(story, search_aspect_sentences=4)
 
 

@@ -8,6 +8,13 @@ the same way: a long query's common words otherwise outweigh each topic's own. O
 Wikipedia queries this lifts dense retrieval far more than per-head votes do (bench/mrag.py), and
 hybrid with it (bench/fusion_weights.py). A question of one or two sentences is one need and is
 searched whole.
+
+The whole query is searched as well, as one more part: a question that opens with sentences of context
+("I memoise a function in my web app. I never set its arguments. What maxsize does lru_cache use?") is one
+need, and its sentences alone put the context's best chunks beside the answer's. With the whole query's
+list in the merge, such questions (python-docs-qa's, each given two sentences of context) rank as well as
+searched whole, while MRAG's multi-aspect queries keep nearly all of the sentences' gain
+(bench/long_queries.py).
 """
 from __future__ import annotations
 
@@ -15,13 +22,14 @@ from ..indexing.chunking import sentence_spans
 
 
 def query_parts(query: str, min_sentences: int) -> list[str]:
-    """The query's sentences when it holds at least `min_sentences` of them (0: never split), else [query]."""
+    """[query] followed by its sentences when it holds at least `min_sentences` of them (0: never split),
+    else [query]."""
     if min_sentences <= 0:
         return [query]
     spans = sentence_spans(query, 0, len(query))
     if len(spans) < max(min_sentences, 2):
         return [query]
-    return [query[start:end] for start, end in spans]
+    return [query] + [query[start:end] for start, end in spans]
 
 
 def merge_by_best_rank(lists: list[list[tuple[int, float]]]) -> list[tuple[int, float]]:

@@ -68,8 +68,8 @@ class Searcher:
 
     def ranked_lists(self, query: str, retrievers: set[str], depth: int, filters: Filters | None) -> dict[str, list[tuple[int, float]]]:
         """Each retriever's own ranking, best first, `depth` deep. A query of several sentences
-        (settings.aspect_sentences) is searched one sentence at a time by every retriever, each one's
-        lists merged by best rank (retrieval/aspects.py)."""
+        (settings.aspect_sentences) is searched whole and one sentence at a time by every retriever, each
+        one's lists merged by best rank (retrieval/aspects.py)."""
         allowed = filters.chunk_ids(self.catalog) if filters else None
         if allowed is not None and len(allowed) == 0:
             return {m: [] for m in retrievers}
@@ -81,7 +81,7 @@ class Searcher:
                 raise LongdocError(f"index {self.catalog.index_dir} stores no head vectors, which multihead "
                                    f"search (and hybrid's weight_multihead) needs; build an index with "
                                    f"head_vectors = true")
-            dense_q, head_q = self._embedder().encode(parts)
+            dense_q, head_q = self.encode(parts)
             if "dense" in retrievers:
                 lists["dense"] = merge_by_best_rank([dense_search(store, v, depth, allowed) for v in dense_q])[:depth]
             if "multihead" in retrievers:
@@ -92,6 +92,15 @@ class Searcher:
             text = self._text()  # once: each call checks the saved index's state file against the catalog
             lists["bm25"] = merge_by_best_rank([bm25_search(text, p, depth, allowed) for p in parts])[:depth]
         return lists
+
+    def encode(self, parts: list[str]) -> tuple[np.ndarray, np.ndarray]:
+        """(dense, heads) of the query's parts. The whole query (first) is encoded apart from its
+        sentences: in one batch every sentence would be padded to the whole query's length."""
+        encode = self._embedder().encode
+        if len(parts) == 1:
+            return encode(parts)
+        (dense_whole, heads_whole), (dense, heads) = encode(parts[:1]), encode(parts[1:])
+        return np.concatenate([dense_whole, dense]), np.concatenate([heads_whole, heads])
 
     def search(self, query: str, k: int = 10, mode: str | None = None, filters: Filters | None = None,
                per: str = "chunk", context: int = 0, rerank: str | None = None) -> list[Hit]:
