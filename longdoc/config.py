@@ -62,9 +62,10 @@ class SearchSettings:
     weight_multihead: float = 0.0
     weight_bm25: float = 1.0
     bm25_min_terms: float = 1.0
-    # A query of at least this many sentences is searched one sentence at a time by every retriever, each
-    # one's lists merged by best rank (retrieval/aspects.py); 0 always searches it whole. On MRAG's
-    # multi-aspect queries hybrid's weighted success ratio rose 0.739 -> 0.926; one- and two-sentence
+    # A query of at least this many sentences is searched whole and one sentence at a time by every
+    # retriever, each one's lists merged by best rank (retrieval/aspects.py); 0 always searches it whole
+    # only. On MRAG's multi-aspect queries hybrid's weighted success ratio rose 0.739 -> 0.924; questions
+    # that open with context rank as if searched whole (README, "Long queries"); one- and two-sentence
     # questions are searched as before.
     aspect_sentences: int = 3
     # Candidates each mode contributes before fusion, as a multiple of k (at least 50).
