@@ -203,7 +203,7 @@ def main():
 
     from longdoc import Settings
 
-    shipped = Settings()
+    shipped = Settings().search
     default = setting(shipped.weight_dense, shipped.weight_multihead, shipped.weight_bm25, shipped.rrf_k,
                       shipped.bm25_min_terms)
     old = setting(0.25, 0, 2.0, 10, 0.0)  # chosen on Quoref and MRAG alone
