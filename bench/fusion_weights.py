@@ -11,8 +11,8 @@ Grid over per-mode weights (dense, multi-head, BM25; as ratios, the largest 1), 
 mean of Quoref's MRR@10 (documents), the paraphrase set's MRR@10 (the chunk holding the needle) and
 MRAG's weighted success ratio ((2 x exact + category) / 3 over the paper's picks, multi-aspect queries),
 from one retrieval pass per question through longdoc's Searcher. Then, on the reported questions: the
-best fusion with multi-head, the best without, the shipped default, the previous default (rank fusion alone) and the old one
-(chosen on Quoref and MRAG), with paired bootstrap intervals.
+best fusion with multi-head, the best without, the shipped default, the previous default (rank fusion
+alone) and the old one (chosen on Quoref and MRAG), with paired bootstrap intervals.
 
     python bench/fusion_weights.py    # builds the two indexes where `longdoc eval run` keeps them
 """
@@ -216,7 +216,8 @@ def main():
                 "MRAG weighted ratio", "objective"):
         table.add_column(col)
     labelled = [("best", grid[0]), ("2nd", grid[1]), ("3rd", grid[2]), ("best with multihead", with_mh),
-                ("best without multihead", no_mh), ("the default (longdoc/config.py)", default), ("best with no BM25 floor", next(r for r in grid if not r["bm25_min_terms"])),
+                ("best without multihead", no_mh), ("the default (longdoc/config.py)", default),
+                ("best with no BM25 floor", next(r for r in grid if not r["bm25_min_terms"])),
                 ("previous default (rank fusion alone)", previous), ("old default (Quoref and MRAG)", old),
                 ("dense alone", dense_only)]
     for label, r in labelled:

@@ -33,6 +33,7 @@ from fusion_weights import index_for  # noqa: E402
 from longdoc import Settings, index_paths, open_index  # noqa: E402
 from longdoc.evaluation.bootstrap import paired_difference  # noqa: E402
 from longdoc.evaluation.corpora import corpus_path  # noqa: E402
+from longdoc.evaluation.metrics import mrr_at_k  # noqa: E402
 from longdoc.evaluation.mrag import load_mrag  # noqa: E402
 from longdoc.evaluation.qa_datasets import PYTHON_DOCS_QA  # noqa: E402
 from longdoc.models.cache import cache_dir  # noqa: E402
@@ -42,27 +43,30 @@ from longdoc.retrieval.searcher import MAX_QUERY_CHARS  # noqa: E402
 WHOLE = Settings().replace(search_aspect_sentences=0)
 
 
-def reciprocal_rank(hits, found) -> float:
-    return next((1 / rank for rank, hit in enumerate(hits[:10], 1) if found(hit)), 0.0)
-
-
 def context_questions() -> dict:
     index = cache_dir("bench", "python-manual-index")
     index_paths(index, [corpus_path("python-docs")])  # a no-op once built
     rows = [json.loads(line) for line in PYTHON_DOCS_QA.read_text().splitlines()]
-    asked = {"question alone": lambda r: r["question"], "with context, whole": lambda r: f"{r['context']} {r['question']}",
-             "with context, longdoc": lambda r: f"{r['context']} {r['question']}"}
+    def question(r):
+        return r["question"]
+
+    def with_context(r):
+        return f"{r['context']} {r['question']}"
+
     scores = {}
     with open_index(index, settings=WHOLE) as whole, open_index(index) as default:
-        for label, query in asked.items():
-            ix = default if label.endswith("longdoc") else whole
+        asked = {"question alone": (whole, question), "with context, whole": (whole, with_context),
+                 "with context, longdoc": (default, with_context)}
+        for label, (ix, query) in asked.items():
             files, evidence = {}, {}
             for r in rows:
                 hits = ix.search(query(r), k=10)
-                in_file = lambda h: h.path.endswith(r["source"])  # noqa: E731
-                quoted = lambda h: any(end in " ".join(h.text.split()) for end in (r["evidence"][:40], r["evidence"][-40:]))  # noqa: E731
-                files[r["id"]] = reciprocal_rank(hits, in_file)
-                evidence[r["id"]] = reciprocal_rank(hits, lambda h: in_file(h) and quoted(h))
+                ids = [h.chunk_id for h in hits]
+                in_file = {h.chunk_id for h in hits if h.path.endswith(r["source"])}
+                quoted = {h.chunk_id for h in hits
+                          if any(end in " ".join(h.text.split()) for end in (r["evidence"][:40], r["evidence"][-40:]))}
+                files[r["id"]] = mrr_at_k(ids, in_file)
+                evidence[r["id"]] = mrr_at_k(ids, in_file & quoted)
             scores[label] = {"file": files, "evidence": evidence}
     out = {"questions": len(rows), "modes": {}}
     print(f"{len(rows)} python-docs-qa questions over the whole manual, hybrid MRR@10 (answer's file / evidence chunk):")
