@@ -227,6 +227,7 @@ $("ask-button").addEventListener("click", async () => {
   $("answer").hidden = false;
   $("answer-text").textContent = "";
   $("answer-text").classList.add("streaming");
+  $("answer-text").dataset.streamedTokens = "0";  // tokens shown before the whole answer came
   $("answer-meta").textContent = "Reading…";
   $("citations").replaceChildren();
   $("citations-heading").hidden = true;
@@ -241,7 +242,10 @@ $("ask-button").addEventListener("click", async () => {
       throw new Error((data.error && data.error.message) || `HTTP ${response.status}`);
     }
     for await (const [name, data] of events(response)) {
-      if (name === "token") $("answer-text").append(data.text);
+      if (name === "token") {
+        $("answer-text").append(data.text);
+        $("answer-text").dataset.streamedTokens = Number($("answer-text").dataset.streamedTokens) + 1;
+      }
       else if (name === "answer") {
         $("answer-text").textContent = data.text;
         showCitations(data);
