@@ -143,6 +143,9 @@ class ReaderSettings:
     scan_segment: int = 4096
     scan_keep: int = 1024
     scan_context: int = 1
+    # scan_lexical: the weight of a sentence's BM25 rank for the question, fused with its attention rank
+    # (reciprocal-rank fusion; 0 = attention alone). bench/scan_recall.py chose it on a dev split.
+    scan_lexical: float = 0.0
     # Where kept memory keys are placed: ordered (contiguous, in reading order) | fixed (all at one position).
     memory_layout: str = "ordered"
     kernels: str = "auto"  # auto (Triton on a GPU) | triton | torch
@@ -164,9 +167,9 @@ class ReaderSettings:
         if self.long_attention not in LONG_ATTENTIONS:
             raise LongdocError(f"unknown long_attention {self.long_attention!r}; choose one of {', '.join(LONG_ATTENTIONS)}")
         if self.sparse_keys < 1 or self.memory_gap < 1 or self.exact_up_to < 0 or self.scan_segment < 1 or self.scan_keep < 1 \
-                or self.scan_context < 0:
-            raise LongdocError("sparse_keys, memory_gap, scan_segment and scan_keep must be at least 1, exact_up_to and "
-                               "scan_context at least 0")
+                or self.scan_context < 0 or self.scan_lexical < 0:
+            raise LongdocError("sparse_keys, memory_gap, scan_segment and scan_keep must be at least 1, exact_up_to, "
+                               "scan_context and scan_lexical at least 0")
         if self.block_rep not in ("mean", "minmax"):
             raise LongdocError(f"unknown block_rep {self.block_rep!r}; choose mean or minmax")
         if self.memory_layout not in ("ordered", "fixed"):

@@ -12,7 +12,7 @@ from longdoc.config import ReaderSettings
 from longdoc.indexing.loaders import load_document
 from longdoc.reader import Reader, read
 from longdoc.reader.read import document_passages
-from longdoc.reader.scan import scan
+from longdoc.reader.scan import attention_sentences, pick, scan, with_lexical
 
 pytestmark = pytest.mark.slow
 QUESTION = "How long did the tower at Carrow Point take to build?"
@@ -62,7 +62,7 @@ def test_scan_keeps_the_sentence_that_answers_and_cites_exact_sentences(reader, 
     """Segments of one passage each: the question's attention beyond the generic question's keeps the
     sentence that answers it among ~130 tokens of the ~2,000; the answer cites the excerpts it read, exactly."""
     hits = document_passages(reader, long_doc)
-    kept = scan(reader, reader.prompt(QUESTION, hits, in_order=True), hits, segment_tokens=512, keep_tokens=128)
+    kept = scan(reader, reader.prompt(QUESTION, hits, in_order=True), hits, QUESTION, segment_tokens=512, keep_tokens=128)
     text = load_document(long_doc).text
     assert len(hits) >= 3 and 0 < sum(len(e.text) for e in kept) < len(text) / 5
     assert any("took\nfour summers" in e.text for e in kept)
@@ -74,11 +74,29 @@ def test_scan_keeps_the_sentence_that_answers_and_cites_exact_sentences(reader, 
         assert text[c.char_start:c.char_end] == c.text
 
 
+def test_scan_fuses_each_sentences_word_rank_with_its_attention_rank(reader, long_doc):
+    """answer.scan_lexical: weight 0 leaves the attention's scores; with words weighted, the sentences that
+    name the question's rare word come first, and among sentences without its words attention still orders."""
+    question = "What was the diaphone?"
+    hits = document_passages(reader, long_doc)
+    scored = attention_sentences(reader, reader.prompt(question, hits, in_order=True), hits, 512)
+    assert with_lexical(scored, hits, question, 0.0) == scored
+    fused = with_lexical(scored, hits, question, 4.0)
+    text = [hits[s.hit].text[s.start:s.end].lower() for s in fused]
+    order = sorted(range(len(fused)), key=lambda n: -fused[n].score)
+    naming = [n for n in order if "diaphone" in text[n]]
+    assert len(naming) == 2 and order[:2] == naming  # the fixture's sentence, in both copies of the document
+    rest = [n for n in order if "diaphone" not in text[n]]
+    assert [scored[n].score for n in rest] == sorted((scored[n].score for n in rest), reverse=True)
+    picked = pick(fused, 64, 0)
+    assert any("diaphone" in hits[s.hit].text[s.start:s.end].lower() for s in picked)
+
+
 def test_scan_computes_the_generic_questions_attention_once_per_segment(reader, long_doc):
     hits = document_passages(reader, long_doc)
-    scan(reader, reader.prompt(QUESTION, hits, in_order=True), hits, segment_tokens=512, keep_tokens=128)
+    scan(reader, reader.prompt(QUESTION, hits, in_order=True), hits, QUESTION, segment_tokens=512, keep_tokens=128)
     held = {k: reader.scan_baselines.get(k) for k in reader.scan_baselines.keys()}
-    scan(reader, reader.prompt("Who kept the light?", hits, in_order=True), hits, segment_tokens=512, keep_tokens=128)
+    scan(reader, reader.prompt("Who kept the light?", hits, in_order=True), hits, "Who kept the light?", segment_tokens=512, keep_tokens=128)
     assert reader.scan_baselines.keys() == list(held)
     assert all(reader.scan_baselines.get(k) is v for k, v in held.items())
 

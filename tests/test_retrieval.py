@@ -1,4 +1,6 @@
 """Search modes, fusion, filters, grouping, context and bad input over a real index."""
+import math
+
 import numpy as np
 import pytest
 
@@ -261,3 +263,19 @@ def test_query_terms_are_words_without_stopwords():
     assert query_terms('What is the "lens" made of? NEAR(a b) AND') == ["lens", "made", "near", "b"]
     assert query_terms("to be or not to be") == ["to", "be", "or", "not"]  # nothing but stopwords: keep them
     assert query_terms("?!") == []
+
+
+def test_bm25_over_texts_in_memory_hand_computed():
+    from longdoc.retrieval.bm25 import bm25_scores
+
+    texts = ["the fog bell rang", "fog fog horn", "a lamp", "fog over the bay"]
+    scores = bm25_scores("Which fog horn?", texts)
+    # horn is in 1 of 4 texts: idf ln(1 + 3.5/1.5); fog in 3: ln(1 + 1.5/3.5); lengths 4, 3, 2, 4 (mean 3.25)
+    idf_horn, idf_fog = math.log(1 + 3.5 / 1.5), math.log(1 + 1.5 / 3.5)
+
+    def term(tf, n):
+        return tf * 2.2 / (tf + 1.2 * (0.25 + 0.75 * n / 3.25))
+
+    assert scores == pytest.approx([idf_fog * term(1, 4), idf_fog * term(2, 3) + idf_horn * term(1, 3), 0.0,
+                                    idf_fog * term(1, 4)])
+    assert scores[2] == 0.0 and bm25_scores("fog", []) == []

@@ -82,8 +82,8 @@ class Reader:
         computed = self.encoder.computed
         scanned = {}
         if attention == "scan":  # the sentences the question attends to, segment by segment, read exactly
-            hits = scan(self, prompt, hits, self.settings.scan_segment, self.settings.scan_keep,
-                        self.settings.scan_context)
+            hits = scan(self, prompt, hits, question, self.settings.scan_segment, self.settings.scan_keep,
+                        self.settings.scan_context, self.settings.scan_lexical)
             prompt = self.prompt(question, hits, in_order)
             scanned = {"scan_s": time.perf_counter() - t0, "excerpts": len(hits)}
         memory = None

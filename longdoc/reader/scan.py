@@ -25,6 +25,8 @@ import torch
 from ..attention import AttentionMass, record_attention_mass
 from ..attention.block import stitch_cache, with_cache
 from ..indexing.chunking import sentence_spans
+from ..retrieval.bm25 import bm25_scores
+from ..retrieval.fusion import reciprocal_rank_fusion
 from ..retrieval.hit import Hit
 from .prompt import passage_token_chars
 
@@ -129,10 +131,9 @@ def pick(scored: list[Sentence], keep_tokens: int, context: int) -> list[Sentenc
     return list(picked.values())
 
 
-def scan(reader, prompt, hits: list[Hit], segment_tokens: int, keep_tokens: int, context: int = 1) -> list[Hit]:
-    """The sentences of `hits` that the question of `prompt` (built from the hits: reader.prompt) attends
-    to most, segment by segment in prompt order, with `context` sentences either side, up to keep_tokens
-    reader tokens, as excerpt hits in the hits' order."""
+def attention_sentences(reader, prompt, hits: list[Hit], segment_tokens: int) -> list[Sentence]:
+    """Every sentence of `hits`, in prompt order, scored by the attention the question of `prompt` (built
+    from the hits: reader.prompt) pays it beyond the generic question's, segment by segment."""
     generic = reader.prompt(BASELINE_QUESTION, [], in_order=True).suffix
     prefix = reader.encoder.prefix(prompt)
     scored: list[Sentence] = []
@@ -146,4 +147,28 @@ def scan(reader, prompt, hits: list[Hit], segment_tokens: int, keep_tokens: int,
             h = prompt.order[i]
             scored += sentence_scores(reader.model.tokenizer, hits[h], h, mass[position:position + block.length])
             position += block.length
+    return scored
+
+
+def with_lexical(scored: list[Sentence], hits: list[Hit], question: str, weight: float) -> list[Sentence]:
+    """The sentences rescored by reciprocal-rank fusion of their attention rank and, with `weight`, their
+    BM25 rank for the question among the document's sentences (those that share a term with it). The
+    reader's attention misses rare names (a method's signature line, "__len__"), which words match."""
+    if weight <= 0 or not scored:
+        return scored
+    lexical = bm25_scores(question, [hits[s.hit].text[s.start:s.end] for s in scored])
+    fused, _ = reciprocal_rank_fusion(
+        {"attention": sorted(((n, s.score) for n, s in enumerate(scored)), key=lambda x: -x[1]),
+         "words": sorted(((n, x) for n, x in enumerate(lexical) if x > 0), key=lambda x: -x[1])},
+        {"attention": 1.0, "words": weight})
+    score = dict(fused)
+    return [replace(s, score=score[n]) for n, s in enumerate(scored)]
+
+
+def scan(reader, prompt, hits: list[Hit], question: str, segment_tokens: int, keep_tokens: int, context: int = 1,
+         lexical: float = 0.0) -> list[Hit]:
+    """The sentences of `hits` that the question attends to most (attention_sentences; fused with their
+    BM25 rank at weight `lexical`), with `context` sentences either side, up to keep_tokens reader tokens,
+    as excerpt hits in the hits' order."""
+    scored = with_lexical(attention_sentences(reader, prompt, hits, segment_tokens), hits, question, lexical)
     return excerpts(hits, pick(scored, keep_tokens, context))

@@ -1,7 +1,9 @@
-"""BM25 over chunk text (storage/text_index.py: tantivy)."""
+"""BM25 over chunk text (storage/text_index.py: tantivy), and over a few thousand texts in memory."""
 from __future__ import annotations
 
+import math
 import re
+from collections import Counter
 
 import numpy as np
 
@@ -28,3 +30,16 @@ def query_terms(query: str) -> list[str]:
 def bm25_search(text: TextIndex, query: str, k: int, allowed: np.ndarray | None = None) -> list[tuple[int, float]]:
     """The top k chunks by BM25, (chunk id, score); `allowed`: only these chunk ids (filters)."""
     return text.search(query_terms(query), k, allowed)
+
+
+def bm25_scores(query: str, texts: list[str], k1: float = 1.2, b: float = 0.75) -> list[float]:
+    """Each text's BM25 score for the query's terms, with the texts themselves as the collection (a
+    document's sentences, for the scan): no index is worth building for one question over them."""
+    terms = query_terms(query)
+    bags = [Counter(t.lower() for t in _TOKEN.findall(text)) for text in texts]
+    lengths = [sum(bag.values()) for bag in bags]
+    mean = sum(lengths) / len(lengths) if lengths else 0.0
+    df = Counter(t for bag in bags for t in terms if t in bag)
+    idf = {t: math.log(1 + (len(texts) - n + 0.5) / (n + 0.5)) for t, n in df.items()}
+    return [float(sum(idf[t] * bag[t] * (k1 + 1) / (bag[t] + k1 * (1 - b + b * n / (mean or 1))) for t in idf if t in bag))
+            for bag, n in zip(bags, lengths)]
