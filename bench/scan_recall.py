@@ -115,7 +115,9 @@ def main():
         if case["path"] not in documents:
             t = time.perf_counter()
             hits = document_passages(reader, case["path"])
-            computed = reader.fill_kv(hits)
+            done = []
+            computed = reader.fill_kv(hits, lambda n: done.append(n) or print(
+                f"  KV {sum(done)}/{len(hits)} passages, {time.perf_counter() - t:.0f} s", end="\r", flush=True))
             documents[case["path"]] = (hits, load_document(case["path"]).text)
             tokens = sum(len(b) for b in reader.prompt("", hits, in_order=True).blocks)
             print(f"{case['path'].name}: {len(hits)} passages, {tokens} reader tokens, {computed} computed in "

@@ -41,10 +41,14 @@ def test_reader_precision_resolves_per_device():
         resolve_precision("int4", "cpu")
 
 
-def test_int8_linear_matches_its_dequantised_weights():
+@pytest.mark.parametrize("prefill", ["bfloat16", "float32"])  # with and without hardware bfloat16
+def test_int8_linear_matches_its_dequantised_weights(prefill, monkeypatch):
     import torch
 
+    from longdoc.models import int8
     from longdoc.models.int8 import Int8Linear
+
+    monkeypatch.setattr(int8, "PREFILL_DTYPE", getattr(torch, prefill))
 
     torch.manual_seed(0)
     linear = torch.nn.Linear(64, 300)  # more rows than are quantised in one step
