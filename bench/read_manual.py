@@ -37,22 +37,33 @@ QUESTIONS = [
 ]
 
 
+def joined(name: str, files: list[str]) -> tuple[Path, dict[str, int]]:
+    """The manual's files joined into one document in the bench cache, and each file's first char in it."""
+    root = corpus_path("python-docs")
+    texts = [(root / f).read_text(encoding="utf-8") for f in files]
+    starts, at = {}, 0
+    for f, t in zip(files, texts):
+        starts[f] = at
+        at += len(t) + 2
+    path = Path(cache_dir("bench")) / name
+    path.write_text("\n\n".join(texts), encoding="utf-8")
+    return path, starts
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--reader", default="qwen2.5-coder-0.5b-instruct")
     parser.add_argument("--attention", default="auto")
-    parser.add_argument("--out", type=Path, default=Path(cache_dir("bench")) / "python-manual.rst")
     args = parser.parse_args()
-    root = corpus_path("python-docs")
-    args.out.write_text("\n\n".join((root / f).read_text(encoding="utf-8") for f in FILES), encoding="utf-8")
+    path, _ = joined("python-manual.rst", FILES)
     settings = Settings()
     reader = Reader(args.reader, cache_dir("kv"), settings.answer)
-    tokens = len(reader.model.tokenizer(args.out.read_text(encoding="utf-8"))["input_ids"])
-    print(f"{args.out.name}: {FILES} joined, {tokens} reader tokens", flush=True)
+    tokens = len(reader.model.tokenizer(path.read_text(encoding="utf-8"))["input_ids"])
+    print(f"{path.name}: {FILES} joined, {tokens} reader tokens", flush=True)
     rows = []
     for question, accept, where in QUESTIONS:
         t = time.perf_counter()
-        answer = read(args.out, question, args.attention, settings, reader=reader, max_new_tokens=24)
+        answer = read(path, question, args.attention, settings, reader=reader, max_new_tokens=24)
         wall = time.perf_counter() - t
         right = any(a.lower() in answer.raw.lower() for a in accept)
         top = answer.citations[0] if answer.citations else None
