@@ -23,7 +23,7 @@ QUANTISE_ROWS = 256  # rows of a weight quantised together: a float32 block that
 def native_bfloat16() -> bool:
     """Whether this CPU multiplies bfloat16 in hardware (AVX512-BF16 or AMX). Without it torch emulates
     bfloat16 GEMMs: on an AVX-512 Xeon without BF16, a 512-row prefill GEMM over the 0.5B's MLP weights took
-    77 ms in bfloat16 against 16 ms in float32, dequantising included (bench/int8_matmul.py)."""
+    70.8 ms in bfloat16 against 15.3 ms in float32, dequantising included (bench/int8_matmul.py)."""
     checks = [getattr(torch.cpu, name, None) for name in ("_is_avx512_bf16_supported", "_is_amx_tile_supported")]
     return any(check() for check in checks if check is not None)
 
