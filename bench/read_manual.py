@@ -77,7 +77,8 @@ def main():
               f"ttft {answer.timings['ttft_s']:.1f} s, {answer.timings['blocks_computed']} passages encoded)", flush=True)
     right = sum(r["right"] for r in rows)
     print(f"{right}/{len(rows)} right")
-    name = "read_manual" + ("" if args.attention == "auto" else f"-{args.attention}")
+    name = ("read_manual" + ("" if args.reader == parser.get_default("reader") else f"-{args.reader}")
+            + ("" if args.attention == "auto" else f"-{args.attention}"))
     print(f"wrote {write_result(name, {'reader': args.reader, 'attention': args.attention, 'files': FILES, 'tokens': tokens, 'right': right, 'rows': rows})}")
 
 

@@ -53,7 +53,7 @@ def line_span(text: str, start: int, line: int) -> tuple[int, int]:
     return a, text.index("\n", a)
 
 
-def cases(args) -> list[dict]:
+def cases() -> list[dict]:
     """(set, id, question, the document, the answer's char span, accepted answers, split)."""
     rows = [json.loads(line) for line in QA.read_text(encoding="utf-8").splitlines() if line.strip()]
     files = sorted({r["source"] for r in rows})
@@ -100,7 +100,7 @@ def main():
     # a store large enough that both documents' KV (~3.6 GB for the 0.5B) stay beside the haystack's
     reader = Reader(args.reader, cache_dir("bench", "needle-kv"), replace(settings.answer, kv_max_mb=8192))
     rows, documents = [], {}
-    for case in cases(args):
+    for case in cases():
         if case["path"] not in documents:
             t = time.perf_counter()
             hits = document_passages(reader, case["path"])
@@ -142,7 +142,7 @@ def main():
     print(f"chosen on dev: scan_lexical = {best:g}")
     answers = []
     if args.answer:
-        for case in cases(args):
+        for case in cases():
             if case["split"] != "report":
                 continue
             for w in sorted({0.0, best}):
