@@ -37,6 +37,11 @@ QUESTIONS = [
 ]
 
 
+def answered(raw: str, accept: list[str]) -> bool:
+    """Any accepted string inside the answer, case-folded: "/" and "__len__" survive, unlike SQuAD normalising."""
+    return any(a.lower() in raw.lower() for a in accept)
+
+
 def joined(name: str, files: list[str]) -> tuple[Path, dict[str, int]]:
     """The manual's files joined into one document in the bench cache, and each file's first char in it."""
     root = corpus_path("python-docs")
@@ -65,7 +70,7 @@ def main():
         t = time.perf_counter()
         answer = read(path, question, args.attention, settings, reader=reader, max_new_tokens=24)
         wall = time.perf_counter() - t
-        right = any(a.lower() in answer.raw.lower() for a in accept)
+        right = answered(answer.raw, accept)
         top = answer.citations[0] if answer.citations else None
         rows.append({"question": question, "accept": accept, "where": where, "answer": answer.raw, "right": right,
                      "attention": answer.attention, "wall_s": wall, "ttft_s": answer.timings["ttft_s"],

@@ -25,7 +25,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 from common import write_result  # noqa: E402
-from read_manual import FILES as MANUAL_FILES, QUESTIONS as MANUAL_QUESTIONS, joined  # noqa: E402
+from read_manual import FILES as MANUAL_FILES, QUESTIONS as MANUAL_QUESTIONS, answered, joined  # noqa: E402
 
 from longdoc.config import Settings  # noqa: E402
 from longdoc.evaluation.metrics import contains_answer  # noqa: E402
@@ -54,12 +54,13 @@ def line_span(text: str, start: int, line: int) -> tuple[int, int]:
 
 
 def cases() -> list[dict]:
-    """(set, id, question, the document, the answer's char span, accepted answers, split)."""
+    """(set, id, question, the document and its text, the answer's char span, accepted answers, split)."""
     rows = [json.loads(line) for line in QA.read_text(encoding="utf-8").splitlines() if line.strip()]
     files = sorted({r["source"] for r in rows})
     path, _ = joined("python-docs-qa-sources.rst", files)
     text = load_document(path).text
-    out = [{"set": "pydocs", "id": r["id"], "question": r["question"], "path": path, "accept": r["answers"],
+    out = [{"set": "pydocs", "id": r["id"], "question": r["question"], "path": path, "text": text,
+            "accept": r["answers"],
             "span": evidence_span(text, r["evidence"]), "whole": True,
             "split": "dev" if int(r["id"].split("-")[1]) % 2 else "report"} for r in rows]
     path, starts = joined("python-manual.rst", MANUAL_FILES)
@@ -67,7 +68,8 @@ def cases() -> list[dict]:
     for n, (question, accept, where) in enumerate(MANUAL_QUESTIONS, 1):
         name, line = where.split(":")
         start = next(v for f, v in starts.items() if f.endswith(name))
-        out.append({"set": "manual", "id": f"manual-{n}", "question": question, "path": path, "accept": accept,
+        out.append({"set": "manual", "id": f"manual-{n}", "question": question, "path": path, "text": text,
+                    "accept": accept,
                     "span": line_span(text, start, int(line)), "whole": False, "split": "report"})
     return out
 
@@ -79,14 +81,15 @@ def holds(case: dict, hits, sentence) -> bool:
     return a < hi and a + sentence.end - sentence.start > lo
 
 
-def kept(case: dict, text: str, parts) -> bool:
+def kept(case: dict, parts) -> bool:
+    """Whether the excerpts hold the case's answer: all its non-space chars (whole) or any of its line."""
     lo, hi = case["span"]
     if not case["whole"]:
         return any(p.char_start < hi and p.char_end > lo for p in parts)
     covered = set()
     for p in parts:
         covered.update(range(max(lo, p.char_start), min(hi, p.char_end)))
-    return all(i in covered for i in range(lo, hi) if not text[i].isspace())
+    return all(i in covered for i in range(lo, hi) if not case["text"][i].isspace())
 
 
 def main():
@@ -99,19 +102,19 @@ def main():
     settings = Settings()
     # a store large enough that both documents' KV (~3.6 GB for the 0.5B) stay beside the haystack's
     reader = Reader(args.reader, cache_dir("bench", "needle-kv"), replace(settings.answer, kv_max_mb=8192))
-    rows, documents = [], {}
-    for case in cases():
+    rows, documents, asked = [], {}, cases()
+    for case in asked:
         if case["path"] not in documents:
             t = time.perf_counter()
             hits = document_passages(reader, case["path"])
             done = []
             computed = reader.fill_kv(hits, lambda n: done.append(n) or print(
                 f"  KV {sum(done)}/{len(hits)} passages, {time.perf_counter() - t:.0f} s", end="\r", flush=True))
-            documents[case["path"]] = (hits, load_document(case["path"]).text)
+            documents[case["path"]] = hits
             tokens = sum(len(b) for b in reader.prompt("", hits, in_order=True).blocks)
             print(f"{case['path'].name}: {len(hits)} passages, {tokens} reader tokens, {computed} computed in "
                   f"{time.perf_counter() - t:.0f} s", flush=True)
-        hits, text = documents[case["path"]]
+        hits = documents[case["path"]]
         t = time.perf_counter()
         scored = attention_sentences(reader, reader.prompt(case["question"], hits, in_order=True), hits,
                                      settings.answer.scan_segment)
@@ -122,7 +125,7 @@ def main():
             order = sorted(rescored, key=lambda s: -s.score)
             rank = next((n for n, s in enumerate(order) if holds(case, hits, s)), None)
             parts = excerpts(hits, pick(rescored, settings.answer.scan_keep, settings.answer.scan_context))
-            row[f"w{w:g}"] = {"rank": rank, "kept": kept(case, text, parts)}
+            row[f"w{w:g}"] = {"rank": rank, "kept": kept(case, parts)}
         rows.append(row)
         print(f"{row['id']:10s} {row['split']:6s} {row['scan_s']:5.1f} s  " + "  ".join(
             f"{w:g}:{'K' if row[f'w{w:g}']['kept'] else '-'}{row[f'w{w:g}']['rank']}" for w in weights), flush=True)
@@ -142,7 +145,7 @@ def main():
     print(f"chosen on dev: scan_lexical = {best:g}")
     answers = []
     if args.answer:
-        for case in cases():
+        for case in asked:
             if case["split"] != "report":
                 continue
             for w in sorted({0.0, best}):
@@ -150,7 +153,7 @@ def main():
                 answer = read(case["path"], case["question"], "scan", reader=reader, max_new_tokens=24)
                 # python-docs-qa: a gold answer on word boundaries; the manual's ("/", "__len__") as read_manual.py
                 right = bool(contains_answer(answer.raw, case["accept"])) if case["set"] == "pydocs" else \
-                    any(a.lower() in answer.raw.lower() for a in case["accept"])
+                    answered(answer.raw, case["accept"])
                 answers.append({"id": case["id"], "weight": w, "answer": answer.raw, "right": right,
                                 "ttft_s": answer.timings["ttft_s"]})
                 print(f"{case['id']:10s} w={w:g} {'OK ' if right else 'no '} {answer.raw!r:.60}", flush=True)
