@@ -12,7 +12,9 @@ mean of Quoref's MRR@10 (documents), the paraphrase set's MRR@10 (the chunk hold
 MRAG's weighted success ratio ((2 x exact + category) / 3 over the paper's picks, multi-aspect queries),
 from one retrieval pass per question through longdoc's Searcher. Then, on the reported questions: the
 best fusion with multi-head, the best without, the shipped default, the previous default (rank fusion
-alone) and the old one (chosen on Quoref and MRAG), with paired bootstrap intervals.
+alone) and the old one (chosen on Quoref and MRAG), with paired bootstrap intervals. The fusion here is
+hybrid's in an index without head vectors; in one with them, a query searched by its sentences also fuses
+multi-head votes at search.weight_multihead_aspects, chosen and measured by bench/aspect_weights.py.
 
     python bench/fusion_weights.py    # builds the two indexes where `longdoc eval run` keeps them
 """

@@ -43,31 +43,43 @@ from longdoc.retrieval.searcher import MAX_QUERY_CHARS  # noqa: E402
 WHOLE = Settings().replace(search_aspect_sentences=0)
 
 
+def python_docs_qa() -> list[dict]:
+    return [json.loads(line) for line in PYTHON_DOCS_QA.read_text().splitlines()]
+
+
+def with_context(r: dict) -> str:
+    return f"{r['context']} {r['question']}"
+
+
+def mrr_by_question(ix, rows: list[dict], query) -> dict[str, dict[str, float]]:
+    """Hybrid MRR@10, per question (query(row) is what is asked), of the answer's file and of the chunk
+    quoting its evidence."""
+    files, evidence = {}, {}
+    for r in rows:
+        hits = ix.search(query(r), k=10)
+        ids = [h.chunk_id for h in hits]
+        in_file = {h.chunk_id for h in hits if h.path.endswith(r["source"])}
+        quoted = {h.chunk_id for h in hits
+                  if any(end in " ".join(h.text.split()) for end in (r["evidence"][:40], r["evidence"][-40:]))}
+        files[r["id"]] = mrr_at_k(ids, in_file)
+        evidence[r["id"]] = mrr_at_k(ids, in_file & quoted)
+    return {"file": files, "evidence": evidence}
+
+
 def context_questions() -> dict:
     index = cache_dir("bench", "python-manual-index")
     index_paths(index, [corpus_path("python-docs")])  # a no-op once built
-    rows = [json.loads(line) for line in PYTHON_DOCS_QA.read_text().splitlines()]
+    rows = python_docs_qa()
+
     def question(r):
         return r["question"]
-
-    def with_context(r):
-        return f"{r['context']} {r['question']}"
 
     scores = {}
     with open_index(index, settings=WHOLE) as whole, open_index(index) as default:
         asked = {"question alone": (whole, question), "with context, whole": (whole, with_context),
                  "with context, longdoc": (default, with_context)}
         for label, (ix, query) in asked.items():
-            files, evidence = {}, {}
-            for r in rows:
-                hits = ix.search(query(r), k=10)
-                ids = [h.chunk_id for h in hits]
-                in_file = {h.chunk_id for h in hits if h.path.endswith(r["source"])}
-                quoted = {h.chunk_id for h in hits
-                          if any(end in " ".join(h.text.split()) for end in (r["evidence"][:40], r["evidence"][-40:]))}
-                files[r["id"]] = mrr_at_k(ids, in_file)
-                evidence[r["id"]] = mrr_at_k(ids, in_file & quoted)
-            scores[label] = {"file": files, "evidence": evidence}
+            scores[label] = mrr_by_question(ix, rows, query)
     out = {"questions": len(rows), "modes": {}}
     print(f"{len(rows)} python-docs-qa questions over the whole manual, hybrid MRR@10 (answer's file / evidence chunk):")
     for label, s in scores.items():

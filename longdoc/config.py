@@ -55,8 +55,9 @@ class SearchSettings:
     # dev split mixing Quoref (questions copy the passage's words), essay-paraphrase (they share none)
     # and MRAG Wikipedia (bench/fusion_weights.py). Without the floor, BM25's hits on a paraphrased
     # question (chunks sharing a common word with it) outranked dense's right one whenever BM25 led, and
-    # giving dense the lead cost the lexical questions 0.14 MRR@10. Multi-head votes earned no weight,
-    # so hybrid skips them unless weight_multihead is raised.
+    # giving dense the lead cost the lexical questions 0.14 MRR@10. Multi-head votes earned no weight on
+    # that mixed split, so hybrid skips them for a query searched whole unless weight_multihead is raised
+    # (for one searched by its sentences: weight_multihead_aspects, below).
     rrf_k: int = 10
     weight_dense: float = 0.25
     weight_multihead: float = 0.0
@@ -68,6 +69,11 @@ class SearchSettings:
     # that open with context rank as if searched whole (README, "Long queries"); one- and two-sentence
     # questions are searched as before.
     aspect_sentences: int = 3
+    # Multi-head votes' weight in hybrid for a query searched by its sentences, in an index that stores
+    # head vectors (head_vectors = true; elsewhere weight_multihead holds). Chosen on MRAG's dev split with
+    # the other weights at their defaults (bench/aspect_weights.py); on its reported multi-aspect queries,
+    # against 0: MiniLM +0.016 [+0.007, +0.025], mpnet +0.028 [+0.018, +0.038] weighted success ratio.
+    weight_multihead_aspects: float = 1.0
     # Candidates each mode contributes before fusion, as a multiple of k (at least 50).
     depth_factor: int = 5
     # From this many chunks on, dense search goes through an IVF index with 8-bit codes (storage/ivf.py;
@@ -77,6 +83,12 @@ class SearchSettings:
     ivf_threshold: int = 50_000
     # 0: the nprobe calibrated when the IVF cells were trained (a recall target, not a fixed number).
     ivf_nprobe: int = 0
+
+    def __post_init__(self):
+        weights = ("weight_dense", "weight_multihead", "weight_multihead_aspects", "weight_bm25", "bm25_min_terms")
+        bad = [f"{name} = {getattr(self, name)}" for name in weights if getattr(self, name) < 0]
+        if bad:
+            raise LongdocError(f"search weights must be at least 0: {', '.join(bad)}")
 
 
 def check_attention(attention: str) -> str:

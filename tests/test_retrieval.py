@@ -141,6 +141,48 @@ def test_a_query_of_several_sentences_is_searched_one_sentence_at_a_time(index_d
 
 
 @pytest.mark.slow
+def test_hybrid_gives_a_split_query_multihead_votes_where_the_index_stores_them(index_dir, embedder, tmp_path):
+    """A query searched by its sentences fuses multi-head votes at weight_multihead_aspects, exactly as
+    reciprocal-rank fusion of its three lists; a question of one sentence, a weight of 0, or an index
+    without head vectors fuses dense and BM25 alone (no error)."""
+    import shutil
+
+    from conftest import DOC_FIXTURES
+
+    story = ("The diaphone groaned across the bay. Spring tides come when the Sun and the Moon pull together. "
+             "Electric lamps arrived at Carrow Point.")
+    question = "When did electric lamps arrive at Carrow Point?"
+
+    def hybrid(index, **settings):
+        with open_index(index, settings=Settings().replace(**settings)) as ix:
+            ix._embedder = embedder
+            s = ix.searcher
+            weights = s.fusion_weights(story)
+            lists = s.ranked_lists(story, {m for m, w in weights.items() if w > 0}, s.depth(10, "chunk"), None)
+            fused, _ = reciprocal_rank_fusion(lists, weights, s.settings.rrf_k, {"bm25": s.bm25_floor(story)})
+            return weights, ix.search(story, k=10), [c for c, _ in fused[:10]], ix.search(question, k=10)
+
+    weights, hits, fused, one = hybrid(index_dir)
+    assert weights == {"dense": 0.25, "multihead": Settings().search.weight_multihead_aspects, "bm25": 1.0}
+    assert weights["multihead"] > 0 and any("multihead" in h.ranks for h in hits)
+    assert [h.chunk_id for h in hits] == fused
+    assert all("multihead" not in h.ranks for h in one)
+    weights, hits, fused, _ = hybrid(index_dir, search_weight_multihead_aspects=0.0)
+    assert weights["multihead"] == 0 and all("multihead" not in h.ranks for h in hits)
+    assert [h.chunk_id for h in hits] == fused
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    for p in DOC_FIXTURES:
+        shutil.copy(p, corpus / p.name)
+    index_paths(tmp_path / "index", [corpus], Settings().replace(chunk_tokens=32, chunk_overlap=4), progress=False,
+                embedder=embedder)
+    weights, hits, _, _ = hybrid(tmp_path / "index")
+    assert weights["multihead"] == 0 and hits and all("multihead" not in h.ranks for h in hits)
+    with pytest.raises(LongdocError, match="search weights must be at least 0: weight_multihead_aspects = -1"):
+        Settings().replace(search_weight_multihead_aspects=-1.0)
+
+
+@pytest.mark.slow
 def test_the_bm25_term_weight_bounds_what_one_term_earns(ix):
     """term_weight is (k1 + 1) x the mean idf of the query's terms: what a chunk earns, at most, for one
     term (BM25's term frequency saturates below it). The idf here comes from count queries, not from

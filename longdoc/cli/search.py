@@ -43,9 +43,9 @@ def search(
     rerank: Optional[str] = typer.Option(None, help="Rerank with this cross-encoder (local dir or hub id)."),
     json_out: bool = JsonOption,
 ):
-    """Search an index: hybrid fusion of dense and BM25 retrieval by default (multi-head votes join it when
-    an index built with head vectors is given a weight_multihead). A query of three or more sentences is
-    searched whole and sentence by sentence."""
+    """Search an index: hybrid fusion of dense and BM25 retrieval by default. A query of three or more
+    sentences is searched whole and sentence by sentence, and in an index built with head vectors its
+    multi-head votes join the fusion (weight_multihead_aspects; weight_multihead for other queries)."""
     from ..index import open_index
     from ..retrieval import Filters
 

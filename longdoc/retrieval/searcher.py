@@ -55,15 +55,21 @@ class Searcher:
         stored = self.catalog.get_meta("head_weights")
         return np.asarray(stored, np.float32) if stored and len(stored) == n_heads else np.ones(n_heads, np.float32)
 
-    def fusion_weights(self) -> dict[str, float]:
-        return {"dense": self.settings.weight_dense, "multihead": self.settings.weight_multihead,
-                "bm25": self.settings.weight_bm25}
+    def fusion_weights(self, query: str | None = None) -> dict[str, float]:
+        """Hybrid's weight per retriever. A query searched by its sentences (retrieval/aspects.py) gives
+        multi-head votes weight_multihead_aspects where the index stores head vectors: they earn weight on
+        multi-aspect queries, not on one-need questions (config.py)."""
+        multihead = self.settings.weight_multihead
+        if query is not None and self.settings.weight_multihead_aspects > 0 \
+                and len(query_parts(query, self.settings.aspect_sentences)) > 1 and self._vectors().n_heads:
+            multihead = self.settings.weight_multihead_aspects
+        return {"dense": self.settings.weight_dense, "multihead": multihead, "bm25": self.settings.weight_bm25}
 
-    def retrievers_for(self, modes) -> set[str]:
-        """The retrievers whose lists the given modes need (hybrid: those with a non-zero weight)."""
+    def retrievers_for(self, modes, query: str | None = None) -> set[str]:
+        """The retrievers whose lists the given modes need for `query` (hybrid: those with a non-zero weight)."""
         needed = set()
         for mode in modes:
-            needed |= {m for m, w in self.fusion_weights().items() if w > 0} if mode == "hybrid" else {mode}
+            needed |= {m for m, w in self.fusion_weights(query).items() if w > 0} if mode == "hybrid" else {mode}
         return needed
 
     def ranked_lists(self, query: str, retrievers: set[str], depth: int, filters: Filters | None) -> dict[str, list[tuple[int, float]]]:
@@ -108,9 +114,9 @@ class Searcher:
         mode = mode or self.settings.mode
         validate(query, k, mode, per, context)
         pool = max(3 * k, 20) if rerank else k
-        lists = self.ranked_lists(query, self.retrievers_for([mode]), self.depth(pool, per), filters)
+        lists = self.ranked_lists(query, self.retrievers_for([mode], query), self.depth(pool, per), filters)
         floor = self.bm25_floor(query) if mode == "hybrid" and "bm25" in lists else 0.0
-        hits = self.combine(lists, mode, pool, per, floor)
+        hits = self.combine(lists, mode, pool, per, floor, self.fusion_weights(query))
         if rerank:
             from .rerank import rerank as cross_encode
 
@@ -127,11 +133,11 @@ class Searcher:
         return self.settings.bm25_min_terms * self._text().term_weight(query_terms(query))
 
     def combine(self, lists: dict[str, list[tuple[int, float]]], mode: str, k: int, per: str = "chunk",
-                bm25_floor: float = 0.0) -> list[Hit]:
-        """The final ranking for `mode` from the retrievers' lists: fused for hybrid (BM25 hits under
-        bm25_floor left out), else that list."""
+                bm25_floor: float = 0.0, weights: dict[str, float] | None = None) -> list[Hit]:
+        """The final ranking for `mode` from the retrievers' lists: fused for hybrid with `weights` (None:
+        fusion_weights()), BM25 hits under bm25_floor left out; else that list."""
         if mode == "hybrid":
-            weights = self.fusion_weights()
+            weights = weights or self.fusion_weights()
             fused = {m: lists[m] for m, w in weights.items() if w > 0 and m in lists}
             scored, ranks = reciprocal_rank_fusion(fused, weights, self.settings.rrf_k, {"bm25": bm25_floor})
         else:
