@@ -71,6 +71,8 @@ def test_a_no_op_index_and_a_bm25_search_load_no_model(tmp_path, corpus):
     assert report["unchanged"] == 6 and report["chunks_embedded"] == 0 and modules <= {"faiss"}
     hits, modules = imported("search", "fog bells", "--mode", "bm25", "--index", idx)
     assert "fog" in hits[0]["text"].lower() and modules == set()
+    hits, modules = imported("search", "Fog bells rang. The keeper slept. The tide rose.", "--mode", "bm25", "--index", idx)
+    assert hits and modules == set()  # a query searched by its sentences too
     (corpus / "new.txt").write_text("The lamp room was painted white every spring by the keeper.")
     report, modules = imported("index", corpus, "--index", idx)
     assert report["added"] == 1 and report["unchanged"] == 6 and "torch" in modules  # work to do: the embedder

@@ -116,7 +116,7 @@ class Searcher:
         pool = max(3 * k, 20) if rerank else k
         lists = self.ranked_lists(query, self.retrievers_for([mode], query), self.depth(pool, per), filters)
         floor = self.bm25_floor(query) if mode == "hybrid" and "bm25" in lists else 0.0
-        hits = self.combine(lists, mode, pool, per, floor, self.fusion_weights(query))
+        hits = self.combine(lists, mode, pool, per, floor, self.fusion_weights(query) if mode == "hybrid" else None)
         if rerank:
             from .rerank import rerank as cross_encode
 
