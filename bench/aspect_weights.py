@@ -7,7 +7,7 @@ through longdoc's own Searcher, on indexes built with head vectors, per packaged
   paired, with a 95% bootstrap interval. The score is bench/fusion_weights.py's: MRAG's weighted success
   ratio (2 x exact + category) / 3 over the paper's picks, multi-aspect queries.
 - Quoref's reported questions (the first 2,000; bench/fusion_weights.py's split): the weight changes only
-  the questions longdoc splits (3 or more sentences), so those are searched both ways, and the paired
+  the questions longdoc splits (search.aspect_sentences: 3 or more sentences), so those are searched both ways, and the paired
   difference is over all 2,000 (the rest score the same by construction; tests/test_retrieval.py checks
   that an unsplit query's weights do not change).
 - python-docs-qa's 24 questions each after its two sentences of context (bench/long_queries.py), over the
@@ -86,6 +86,7 @@ def mean(scores: dict[str, float]) -> float:
 
 
 def run(embedder: str) -> dict:
+    from longdoc.config import SearchSettings
     from longdoc.evaluation.bootstrap import bootstrap_ci, paired_difference
     from longdoc.evaluation.datasets import load_quoref
     from longdoc.evaluation.mrag import load_mrag
@@ -101,7 +102,7 @@ def run(embedder: str) -> dict:
     reported = {w: {q: s for q, s in scores.items() if q in test} for w, scores in by_weight.items()}
 
     order = sorted(quoref.queries, key=lambda q: int(q[1:]))[:2000]
-    split = [q for q in order if len(query_parts(quoref.queries[q], 3)) > 1]
+    split = [q for q in order if len(query_parts(quoref.queries[q], SearchSettings().aspect_sentences)) > 1]
     q_ranked = rankings_by_weight(quoref, split, embedder, "Quoref, split questions") if split else {}
     q_without = quoref_scores(quoref, q_ranked[0.0]) if split else {}
     q_with = quoref_scores(quoref, q_ranked[chosen]) if split else {}

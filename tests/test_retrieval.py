@@ -69,19 +69,22 @@ def test_multihead_vote_hand_computed(tmp_path):
     assert set(only) == {11, 12}
 
 
-@pytest.fixture(scope="module")
-def index_dir(tmp_path_factory, embedder):
+def index_of_fixtures(corpus, idx, embedder, head_vectors: bool):
+    """The fixture documents copied into `corpus` and indexed into `idx` in small chunks."""
     import shutil
 
     from conftest import DOC_FIXTURES
 
-    corpus = tmp_path_factory.mktemp("corpus")
     for p in DOC_FIXTURES:
         shutil.copy(p, corpus / p.name)
-    idx = tmp_path_factory.mktemp("index")
-    settings = Settings().replace(chunk_tokens=32, chunk_overlap=4, head_vectors=True)
+    settings = Settings().replace(chunk_tokens=32, chunk_overlap=4, head_vectors=head_vectors)
     index_paths(idx, [corpus], settings, progress=False, embedder=embedder)
     return idx
+
+
+@pytest.fixture(scope="module")
+def index_dir(tmp_path_factory, embedder):
+    return index_of_fixtures(tmp_path_factory.mktemp("corpus"), tmp_path_factory.mktemp("index"), embedder, True)
 
 
 @pytest.fixture
@@ -145,10 +148,6 @@ def test_hybrid_gives_a_split_query_multihead_votes_where_the_index_stores_them(
     """A query searched by its sentences fuses multi-head votes at weight_multihead_aspects, exactly as
     reciprocal-rank fusion of its three lists; a question of one sentence, a weight of 0, or an index
     without head vectors fuses dense and BM25 alone (no error)."""
-    import shutil
-
-    from conftest import DOC_FIXTURES
-
     story = ("The diaphone groaned across the bay. Spring tides come when the Sun and the Moon pull together. "
              "Electric lamps arrived at Carrow Point.")
     question = "When did electric lamps arrive at Carrow Point?"
@@ -170,13 +169,8 @@ def test_hybrid_gives_a_split_query_multihead_votes_where_the_index_stores_them(
     weights, hits, fused, _ = hybrid(index_dir, search_weight_multihead_aspects=0.0)
     assert weights["multihead"] == 0 and all("multihead" not in h.ranks for h in hits)
     assert [h.chunk_id for h in hits] == fused
-    corpus = tmp_path / "corpus"
-    corpus.mkdir()
-    for p in DOC_FIXTURES:
-        shutil.copy(p, corpus / p.name)
-    index_paths(tmp_path / "index", [corpus], Settings().replace(chunk_tokens=32, chunk_overlap=4), progress=False,
-                embedder=embedder)
-    weights, hits, _, _ = hybrid(tmp_path / "index")
+    (tmp_path / "corpus").mkdir()
+    weights, hits, _, _ = hybrid(index_of_fixtures(tmp_path / "corpus", tmp_path / "index", embedder, False))
     assert weights["multihead"] == 0 and hits and all("multihead" not in h.ranks for h in hits)
     with pytest.raises(LongdocError, match="search weights must be at least 0: weight_multihead_aspects = -1"):
         Settings().replace(search_weight_multihead_aspects=-1.0)

@@ -65,13 +65,6 @@ class Searcher:
             multihead = self.settings.weight_multihead_aspects
         return {"dense": self.settings.weight_dense, "multihead": multihead, "bm25": self.settings.weight_bm25}
 
-    def retrievers_for(self, modes, query: str | None = None) -> set[str]:
-        """The retrievers whose lists the given modes need for `query` (hybrid: those with a non-zero weight)."""
-        needed = set()
-        for mode in modes:
-            needed |= {m for m, w in self.fusion_weights(query).items() if w > 0} if mode == "hybrid" else {mode}
-        return needed
-
     def ranked_lists(self, query: str, retrievers: set[str], depth: int, filters: Filters | None) -> dict[str, list[tuple[int, float]]]:
         """Each retriever's own ranking, best first, `depth` deep. A query of several sentences
         (settings.aspect_sentences) is searched whole and one sentence at a time by every retriever, each
@@ -114,9 +107,13 @@ class Searcher:
         mode = mode or self.settings.mode
         validate(query, k, mode, per, context)
         pool = max(3 * k, 20) if rerank else k
-        lists = self.ranked_lists(query, self.retrievers_for([mode], query), self.depth(pool, per), filters)
+        # hybrid needs the lists of the retrievers it weights; the weights are asked for in hybrid only, as
+        # they may load the vector store (a BM25 search never does)
+        weights = self.fusion_weights(query) if mode == "hybrid" else None
+        retrievers = {m for m, w in weights.items() if w > 0} if weights else {mode}
+        lists = self.ranked_lists(query, retrievers, self.depth(pool, per), filters)
         floor = self.bm25_floor(query) if mode == "hybrid" and "bm25" in lists else 0.0
-        hits = self.combine(lists, mode, pool, per, floor, self.fusion_weights(query) if mode == "hybrid" else None)
+        hits = self.combine(lists, mode, pool, per, floor, weights)
         if rerank:
             from .rerank import rerank as cross_encode
 
