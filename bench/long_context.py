@@ -42,11 +42,14 @@ _parser.add_argument("--backends", default="full,landmark,retrieval,scan")
 _parser.add_argument("--full-up-to", type=int, default=4 * 1024)
 _parser.add_argument("--no-recall", action="store_true")
 _parser.add_argument("--max-length", type=int, default=128, help="longest context, in K tokens")
+_parser.add_argument("--min-length", type=int, default=4, help="shortest context, in K tokens")
+_parser.add_argument("--sparse-pin", help="what sparse backends' rows keep: attention | scan (default: the setting's)")
 _parser.add_argument("--depths", type=int, default=11, help="needle depths from 0 to 100%%")
 _parser.add_argument("--tag", default="", help="appended to the result files' names (a run of some backends only)")
 ARGS = _parser.parse_args(None if __name__ == "__main__" else [])  # imported: the defaults
 QUICK = ARGS.quick
-LENGTHS = [4 * K, 8 * K, 16 * K] if QUICK else [n * K for n in (4, 8, 16, 32, 64, 128) if n <= ARGS.max_length]
+LENGTHS = [4 * K, 8 * K, 16 * K] if QUICK else [n * K for n in (4, 8, 16, 32, 64, 128)
+                                                       if ARGS.min_length <= n <= ARGS.max_length]
 DEPTHS = [0.0, 0.5, 1.0] if QUICK else [i / (ARGS.depths - 1) for i in range(ARGS.depths)]
 RECALL_LENGTHS = [8 * K] if QUICK else [n * K for n in (8, 32, 128) if n <= ARGS.max_length]
 NAME = f"long_context-{ARGS.reader}" + ("-quick" if QUICK else "") + (f"-{ARGS.tag}" if ARGS.tag else "")
@@ -135,17 +138,20 @@ def key_recall_table(reader: Reader, passages: list[str]) -> list[dict]:
     return rows
 
 
-def heatmap(trials: list[dict], path: Path) -> None:
+def heatmap(trials: list[dict], path: Path, pin: str) -> None:
     from longdoc.evaluation.plots import needle_heatmap
 
     panels: dict[str, dict] = {}
     for t in trials:
-        panels.setdefault(t["backend"], {})[(t["depth"], t["target"])] = float(t["found"])
+        label = f"{t['backend']} (pinned by {pin})" if t["backend"] in ("landmark", "retrieval") else t["backend"]
+        panels.setdefault(label, {})[(t["depth"], t["target"])] = float(t["found"])
     needle_heatmap(panels, path, f"Passkey in the Paul Graham essays, {ARGS.reader}, 2-core CPU")
 
 
 def main():
     settings = Settings()
+    if ARGS.sparse_pin:
+        settings = settings.replace(answer_sparse_pin=ARGS.sparse_pin)
     reader = Reader(ARGS.reader, cache_dir("bench", "needle-kv"), settings.answer)
     reader.parts.max_bytes = 8 * 2**30  # both kinds' prepared 128K memories stay cached
     tok = reader.model.tokenizer
@@ -194,8 +200,8 @@ def main():
         s["accuracy"] = s["found"] / s["n"]
         s["ms_per_token"] = sorted(s["ms_per_token"])[len(s["ms_per_token"]) // 2]
         s["ttft_s"] = sorted(s["ttft_s"])[len(s["ttft_s"]) // 2]
-    write_result(NAME, {"key_recall": recall, "summary": summary, "trials": trials})
-    heatmap(trials, RESULTS / f"{NAME.replace('long_context', 'needle_heatmap')}.png")
+    write_result(NAME, {"key_recall": recall, "sparse_pin": settings.answer.sparse_pin, "summary": summary, "trials": trials})
+    heatmap(trials, RESULTS / f"{NAME.replace('long_context', 'needle_heatmap')}.png", settings.answer.sparse_pin)
     for name, s in summary.items():
         print(f"{name:16s} accuracy {s['accuracy']:.2f}  ttft {s['ttft_s']:.1f} s  {s['ms_per_token']:.0f} ms/token")
 

@@ -159,6 +159,11 @@ class ReaderSettings:
     # (reciprocal-rank fusion; 0 = attention alone). Chosen on a dev split (bench/scan_recall.py: the
     # excerpts held the answer for 11 of 12 dev questions at 1 against 8 at 0; reported: 17/18 against 10/18).
     scan_lexical: float = 1.0
+    # What a sparse backend's rows always keep: scan (the blocks holding the sentences scan picks, placed
+    # nearest the question, the best last) | attention (half the budget on the blocks the question's rows
+    # score highest: no scan passes, so a faster first token). bench/long_context.py, the 0.5B, retrieval,
+    # passkey 4K-128K x 11 depths: 66 of 66 with scan against 40 of 66 with attention (2 of 11 at 128K).
+    sparse_pin: str = "scan"
     # Where kept memory keys are placed: ordered (contiguous, in reading order) | fixed (all at one position).
     memory_layout: str = "ordered"
     kernels: str = "auto"  # auto (Triton on a GPU) | triton | torch
@@ -187,6 +192,8 @@ class ReaderSettings:
             raise LongdocError(f"unknown block_rep {self.block_rep!r}; choose mean or minmax")
         if self.memory_layout not in ("ordered", "fixed"):
             raise LongdocError(f"unknown memory_layout {self.memory_layout!r}; choose ordered or fixed")
+        if self.sparse_pin not in ("attention", "scan"):
+            raise LongdocError(f"unknown sparse_pin {self.sparse_pin!r}; choose attention or scan")
         if self.kernels not in ("auto", "triton", "torch"):
             raise LongdocError(f"unknown kernels {self.kernels!r}; choose auto, triton or torch")
 

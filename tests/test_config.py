@@ -48,6 +48,7 @@ def test_defaults_and_no_request(monkeypatch):
     ("[answer]\nlong_attention = \"block\"\n", "unknown long_attention"),
     ("[answer]\nmemory_layout = \"scattered\"\n", "unknown memory_layout"),
     ("[answer]\nkernels = 'cuda'\n", "unknown kernels"),
+    ("[answer]\nsparse_pin = \"question\"\n", "unknown sparse_pin"),
     ("head_vectors = 'sometimes'\n", "setting 'head_vectors': cannot read 'sometimes' as bool"),
 ])
 def test_bad_settings_are_named(tmp_path, text, match):

@@ -160,6 +160,45 @@ def test_the_answers_rows_keep_the_blocks_the_question_read_most():
     assert memory.pinned == {}
 
 
+@pytest.mark.parametrize("kind", ["landmark", "retrieval"])
+def test_pinned_sentences_are_kept_by_every_row_and_placed_next_to_the_question_best_last(kind):
+    """pin_tokens (scan's sentences): every layer and KV head pins the blocks holding those tokens, best
+    sentence first (up to the whole budget); every row keeps them, and the ordered layout places their keys
+    after every other kept key, the best sentence's blocks last, each group in reading order."""
+    model = tiny("qwen2")
+    prefix, blocks, suffix = context(model, seed=4)
+    memory = build_memory(model, blocks, 5, SparseSpec(kind, 16, keys=128))  # 8 of 9 blocks kept
+    # context tokens of two sentences, the best first: one in the third passage, one in the first
+    memory.pin_tokens(torch.tensor([90, 91, 20, 21, 22]), torch.tensor([0, 0, 1, 1, 1]))
+    hq, d = model.config.num_attention_heads, model.config.hidden_size // model.config.num_attention_heads
+    layers, hkv = memory.keys.shape[:2]
+    assert sorted(memory.pinned) == list(range(layers))
+    for layer in range(layers):
+        pinned = memory.pinned[layer][0]  # (Hkv, 8): the distinct pins, then the last repeated
+        rows = memory.select(layer, torch.randn(3, hq, d, generator=torch.Generator().manual_seed(layer)))
+        slots, _, _ = memory.turn(layer, rows)
+        for h in range(hkv):
+            holds = [memory.order[layer, h, b * 16:(b + 1) * 16][memory.valid[b * 16:(b + 1) * 16]].tolist()
+                     for b in dict.fromkeys(pinned[h].tolist())]
+            assert 2 <= len(holds) <= 5 and sum(t in held for held in holds for t in (90, 91, 20, 21, 22)) == 5
+            assert 90 in holds[0] and (20 in holds[1] or 91 in holds[1])  # the best token's block first
+            best = [b for b, held in zip(pinned[h].tolist(), holds) if 90 in held or 91 in held]
+            for r in range(rows.shape[0]):
+                assert set(pinned[h].tolist()) <= set(rows[r, h].tolist())
+                ids = (rows[r, h, :, None] * 16 + torch.arange(16)).flatten()
+                ok = memory.valid[ids]
+                token, slot = memory.order[layer, h, ids][ok], slots[r, h][ok]
+                late = torch.isin(ids // 16, pinned[h])[ok]
+                last = torch.isin(ids // 16, torch.tensor(best))[ok]
+                assert slot[late].min() > slot[~late].max()  # pinned keys sit after the others
+                if not last.all():
+                    assert slot[last].min() > slot[~last].max()  # the best sentence's blocks last of all
+                for group in (~late, late & ~last, last):  # each group in reading order
+                    assert torch.equal(token[group][slot[group].argsort()], token[group].sort().values)
+    memory.reset()
+    assert memory.pinned == {} and memory.pin_after == {}
+
+
 def test_the_lru_cache_drops_the_least_recently_used_past_its_bytes():
     from longdoc.attention.memory import LruCache, tensor_bytes
 

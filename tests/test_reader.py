@@ -131,13 +131,15 @@ def test_ask_answers_with_citations_of_real_spans_and_streams(reader_index):
         assert ix.kv_store().stats()["entries"] >= len(read) + 1  # the passages read and the prompt prefix
 
 
-@pytest.mark.parametrize("attention", ["retrieval", "landmark"])
-def test_ask_over_many_passages_with_sparse_attention(reader_index, attention):
-    """k far past the 128-key budget: the answer still comes from the best passages, with real spans."""
-    settings = Settings().replace(answer_sparse_keys=128)
+@pytest.mark.parametrize("attention,pin", [("retrieval", "attention"), ("landmark", "attention"), ("retrieval", "scan")])
+def test_ask_over_many_passages_with_sparse_attention(reader_index, attention, pin):
+    """k far past the 128-key budget: the answer still comes from the best passages, with real spans,
+    whether the answer's rows keep what the question's rows scored highest or the sentences scan picks."""
+    settings = Settings().replace(answer_sparse_keys=128, answer_sparse_pin=pin, answer_scan_segment=512)
     with open_index(reader_index, settings=settings) as ix:
         answer = ix.ask(QUESTION, k=30, attention=attention)
         assert answer.attention == attention and answer.raw
+        assert ("scan_s" in answer.timings) == (pin == "scan")
         read = ix.reading_passages(ix.search(QUESTION, k=30))
         assert len(answer.citations) == len(read) > 5  # every passage read is cited
         assert answer.timings["keys_read_share"] < 0.2

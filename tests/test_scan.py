@@ -1,5 +1,8 @@
 """Scanning a long document (reader/scan.py), the parts that need no reader: segments, where a passage's
-tokens lie in its text, sentence scores from per-token attention, and excerpts with exact char spans."""
+tokens lie in its text, sentence scores from per-token attention, excerpts with exact char spans, and the context tokens
+that pin the picked sentences in a sparse memory."""
+from dataclasses import replace
+
 import torch
 
 from longdoc.reader.prompt import passage_token_chars
@@ -61,3 +64,25 @@ def test_excerpts_join_neighbouring_sentences_and_keep_exact_spans():
                                      "Keepers left in 1987."]
     for e in out:
         assert DOC[e.char_start:e.char_end] == e.text and e.chunk_id == 7 and e.section == h.section
+
+
+def test_context_tokens_are_the_picked_sentences_in_the_memorys_token_order(tokenizer):
+    """The memory lays the prompt's passages end to end in prompt order (here the best hit last): each
+    picked sentence's tokens, best sentence first, point at its words there."""
+    from longdoc.reader.prompt import build_prompt
+    from longdoc.reader.scan import context_tokens
+
+    hits = [hit(10, len(DOC)), hit(0, 8)]
+    prompt = build_prompt(tokenizer, "Answer.", "When was the lamp lit?", hits)
+    assert prompt.order == [1, 0]
+    scored = [s for i, h in enumerate(hits)
+              for s in sentence_scores(tokenizer, h, i, torch.zeros(len(passage_token_chars(tokenizer, h))))]
+    lamp = next(s for s in scored if hits[0].text[s.start:s.end].startswith("The lamp"))
+    tower = next(s for s in scored if hits[0].text[s.start:s.end].startswith("The tower"))
+    ids, ranks = context_tokens(prompt, [replace(tower, score=0.2), replace(lamp, score=0.9)])
+    ids = ids.tolist()
+    assert ranks.tolist() == [0] * lamp.tokens + [1] * tower.tokens
+    memory = [t for block in prompt.blocks for t in block]
+    assert len(ids) == lamp.tokens + tower.tokens and min(ids) >= len(prompt.blocks[0])  # hit 0 is the second block
+    words = tokenizer.decode([memory[i] for i in ids])
+    assert words == "the lamp was lit in 1931. the tower took four summers to finish."

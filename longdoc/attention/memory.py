@@ -127,13 +127,17 @@ class ContextMemory:
     def turn(self, layer: int, blocks: torch.Tensor) -> sparse.Turn | None:
         """Ordered layout: (slots (..., Hkv, K*B), cos, sin) placing each kept key (blocks (..., Hkv, K)) at
         its slot: kept keys in reading order, the last one next to the question (padding sorts first, and
-        its slot is unused: it is masked)."""
+        its slot is unused: it is masked); blocks pinned by pin_tokens come after the rest, by pin_after."""
         if self.spec.layout != "ordered":
             return None
         idx = sparse.block_key_ids(blocks, self.spec.block)
         heads = torch.arange(idx.shape[-2], device=idx.device)[:, None]
-        tokens = self.order[layer][heads, idx].masked_fill(~self.valid[idx], -1)
-        rank = tokens.argsort(-1).argsort(-1)
+        tokens = self.order[layer][heads, idx]
+        after = self.pin_after.get(layer)
+        if after is not None:  # pinned sentences go last, the best last of all, where a small reader looks most
+            late = ((blocks[..., None] == self.pinned[layer][..., None, :]) * after[..., None, :]).amax(-1)
+            tokens = tokens + late.repeat_interleave(self.spec.block, dim=-1) * self.length
+        rank = tokens.masked_fill(~self.valid[idx], -1).argsort(-1).argsort(-1)
         slot = (rank + (self.slots - idx.shape[-1])).clamp(min=0)
         return slot, *self.turns
 
@@ -146,6 +150,31 @@ class ContextMemory:
         self.read = 0  # keys read, summed over rows, layers and KV heads
         self.rows = 0  # (row, layer, KV head) triples served
         self.pinned: dict[int, torch.Tensor] = {}  # layer -> (1, Hkv, P) blocks the question read most
+        # layer -> (1, Hkv, P) where pin_tokens' blocks are placed: after every block with a lower value
+        self.pin_after: dict[int, torch.Tensor] = {}
+
+    def pin_tokens(self, tokens: torch.Tensor, ranks: torch.Tensor) -> None:
+        """Pin, in every layer and KV head, the blocks holding these context tokens (of sentences ranked
+        `ranks`, 0 best; best first), up to the whole budget (the caller bounds the tokens): every row keeps
+        them, then its own best blocks, instead of the blocks the question's rows score highest, and the
+        ordered layout places them after the other kept keys, the best sentence's last, nearest the
+        question. Set after reset(), which clears pins; no tokens pin nothing."""
+        if len(tokens) == 0:
+            return
+        budget = self.spec.top_k
+        tokens, ranks = tokens.to(self.keys.device), ranks.tolist()
+        slots = torch.arange(self.order.shape[-1], device=self.keys.device)
+        for layer in range(self.order.shape[0]):
+            where = torch.zeros(self.order.shape[1], self.length, dtype=torch.long, device=self.keys.device)
+            for head in range(self.order.shape[1]):  # stored slot of each context token
+                where[head, self.order[layer, head][self.valid]] = slots[self.valid]
+            rows = []
+            for blocks in (where[:, tokens] // self.spec.block).tolist():
+                first = dict(zip(reversed(blocks), reversed(ranks)))  # each block's best sentence rank
+                picked = list(dict.fromkeys(blocks))[:budget]  # distinct, in the tokens' order
+                rows.append([(b, first[b]) for b in picked + picked[-1:] * (budget - len(picked))])
+            pins = torch.tensor(rows, device=self.keys.device).unsqueeze(0)  # (1, Hkv, P, 2)
+            self.pinned[layer], self.pin_after[layer] = pins[..., 0], max(ranks) + 1 - pins[..., 1]
 
     def select(self, layer: int, q: torch.Tensor) -> torch.Tensor:
         """(S, Hkv, K) block ids kept for the rows of q (S, Hq, D)."""

@@ -21,7 +21,7 @@ from .citations import cite, passage_shares, with_markers
 from .generate import generate
 from .model import ReaderModel
 from .prompt import build_prompt
-from .scan import scan
+from .scan import context_tokens, scan, scanned
 
 ABSTAIN_TEXT = "I could not find this in the indexed documents."
 
@@ -80,18 +80,23 @@ class Reader:
         if attention == "auto":
             attention = self.auto_attention(prompt.length)
         computed = self.encoder.computed
-        scanned = {}
+        scan_times = {}
         if attention == "scan":  # the sentences the question attends to, segment by segment, read exactly
             hits = scan(self, prompt, hits, question, self.settings.scan_segment, self.settings.scan_keep,
                         self.settings.scan_context, self.settings.scan_lexical)
             prompt = self.prompt(question, hits, in_order)
-            scanned = {"scan_s": time.perf_counter() - t0, "excerpts": len(hits)}
+            scan_times = {"scan_s": time.perf_counter() - t0, "excerpts": len(hits)}
         memory = None
         if attention in ("full", "scan"):
             cache, feed, start, stale = None, prompt.ids(), 0, ([], [])
         elif attention in SPARSE_ATTENTIONS:
             memory, cache = self._memory(prompt, attention)
             feed, start, stale = prompt.suffix, memory.question_start(self.settings.memory_gap), ([], [])
+            if self.settings.sparse_pin == "scan":  # the answer's rows keep the sentences scan picks
+                memory.pin_tokens(*context_tokens(prompt, scanned(
+                    self, prompt, hits, question, self.settings.scan_segment, self.settings.scan_keep,
+                    self.settings.scan_context, self.settings.scan_lexical)))
+                scan_times = {"scan_s": time.perf_counter() - t0}
         else:
             cache, feed, start, stale = self._stitched(prompt, recompute_top, reencode_first, reencode_focus)
         scoped = use_memory(memory) if memory is not None else contextlib.nullcontext()
@@ -110,7 +115,7 @@ class Reader:
             mass = torch.cat([mass[:p], memory.mass, mass[p:]])
         citations = cite(hits, passage_shares(mass, prompt.spans()), self.settings.cite_ratio)
         n = len(gen.tokens)
-        times = {**(timings or {}), **scanned, "ttft_s": gen.ttft_s, "decode_s": gen.decode_s, "new_tokens": n,
+        times = {**(timings or {}), **scan_times, "ttft_s": gen.ttft_s, "decode_s": gen.decode_s, "new_tokens": n,
                  "ms_per_token": 1000 * gen.decode_s / gen.decode_steps if gen.decode_steps else None,
                  "prompt_tokens": prompt.length, "blocks_computed": self.encoder.computed - computed,
                  "total_s": time.perf_counter() - t0 + (timings or {}).get("retrieve_s", 0.0)}

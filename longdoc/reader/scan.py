@@ -43,6 +43,7 @@ class Sentence:
     start: int  # chars in the hit's text
     end: int
     tokens: int
+    first: int = 0  # its first token in the hit's prompt block
 
 
 def segments(lengths: list[int], budget: int) -> list[list[int]]:
@@ -91,7 +92,7 @@ def sentence_scores(tokenizer, hit: Hit, index: int, mass: torch.Tensor) -> list
         if last > token:  # the phrase windows that start inside it (the last sentence's: the block's last one)
             first = min(token, len(phrase) - 1)
             score = float(phrase[first:max(first + 1, min(last, len(phrase)))].max())
-            out.append(Sentence(score, index, start, end, last - token))
+            out.append(Sentence(score, index, start, end, last - token, token))
     return out
 
 
@@ -168,10 +169,26 @@ def with_lexical(scored: list[Sentence], hits: list[Hit], question: str, weight:
     return [replace(s, score=score[n]) for n, s in enumerate(scored)]
 
 
+def scanned(reader, prompt, hits: list[Hit], question: str, segment_tokens: int, keep_tokens: int, context: int = 1,
+            lexical: float = 0.0) -> list[Sentence]:
+    """The sentences of `hits` that the question attends to most (attention_sentences; fused with their
+    BM25 rank at weight `lexical`), with `context` sentences either side, up to keep_tokens reader tokens."""
+    scored = with_lexical(attention_sentences(reader, prompt, hits, segment_tokens), hits, question, lexical)
+    return pick(scored, keep_tokens, context)
+
+
 def scan(reader, prompt, hits: list[Hit], question: str, segment_tokens: int, keep_tokens: int, context: int = 1,
          lexical: float = 0.0) -> list[Hit]:
-    """The sentences of `hits` that the question attends to most (attention_sentences; fused with their
-    BM25 rank at weight `lexical`), with `context` sentences either side, up to keep_tokens reader tokens,
-    as excerpt hits in the hits' order."""
-    scored = with_lexical(attention_sentences(reader, prompt, hits, segment_tokens), hits, question, lexical)
-    return excerpts(hits, pick(scored, keep_tokens, context))
+    """The scanned sentences as excerpt hits in the hits' order."""
+    return excerpts(hits, scanned(reader, prompt, hits, question, segment_tokens, keep_tokens, context, lexical))
+
+
+def context_tokens(prompt, picked: list[Sentence]) -> tuple[torch.Tensor, torch.Tensor]:
+    """(tokens, ranks): the picked sentences' tokens as positions in the prompt's passages laid end to end
+    (the context memory's token order), best sentence first, and each token's sentence rank (0: best)."""
+    block_of = {h: i for i, h in enumerate(prompt.order)}
+    starts = list(itertools.accumulate((len(b) for b in prompt.blocks), initial=0))
+    best = sorted(picked, key=lambda s: -s.score)
+    ids = [starts[block_of[s.hit]] + s.first + j for s in best for j in range(s.tokens)]
+    ranks = [r for r, s in enumerate(best) for _ in range(s.tokens)]
+    return torch.tensor(ids, dtype=torch.long), torch.tensor(ranks, dtype=torch.long)
