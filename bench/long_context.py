@@ -44,6 +44,7 @@ _parser.add_argument("--no-recall", action="store_true")
 _parser.add_argument("--max-length", type=int, default=128, help="longest context, in K tokens")
 _parser.add_argument("--min-length", type=int, default=4, help="shortest context, in K tokens")
 _parser.add_argument("--sparse-pin", help="what sparse backends' rows keep: attention | scan (default: the setting's)")
+_parser.add_argument("--seed", type=int, default=0, help="seeds the pass keys (another seed: held-out trials)")
 _parser.add_argument("--depths", type=int, default=11, help="needle depths from 0 to 100%%")
 _parser.add_argument("--tag", default="", help="appended to the result files' names (a run of some backends only)")
 ARGS = _parser.parse_args(None if __name__ == "__main__" else [])  # imported: the defaults
@@ -166,7 +167,7 @@ def main():
     recall = [] if ARGS.no_recall else key_recall_table(reader, passages)
     write_result(NAME, {"key_recall": recall, "trials": []})
 
-    rng = random.Random(0)
+    rng = random.Random(ARGS.seed)
     trials = []
     for length in LENGTHS:
         base = needle.Haystack(passages[length], sum(counts[:len(passages[length])]))

@@ -146,8 +146,9 @@ class ReaderSettings:
     memory_gap: int = 512
     # auto: contexts of up to this many prompt tokens (and within the reader's window) are read exactly
     # with block; longer ones with long_attention (landmark | retrieval | scan). bench/long_context.py, the
-    # 0.5B, passkey over 11 depths: scan found 66 of 66 from 4K to 128K, landmark 1 of 11 at 128K;
-    # bench/read_manual.py (128K tokens of the Python manual): 3 of 6 right with either.
+    # 0.5B, passkey over 11 depths: scan found 66 of 66 from 4K to 128K, and so did retrieval pinned by
+    # scan (sparse_pin), with the same first-token time but twice scan's time per answer token;
+    # bench/read_manual.py (128K tokens of the Python manual): 3 of 6 right with scan or landmark.
     exact_up_to: int = 16384
     long_attention: str = "scan"
     # scan: the question attends over segments of up to scan_segment tokens; the sentences it attends to

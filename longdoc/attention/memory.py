@@ -16,6 +16,8 @@ the result is merged with the exact attention over sink and local by log-sum-exp
 - landmark: blocks of consecutive keys, represented by their mean key or Quest's min/max bounds;
 - retrieval: balanced spherical k-means clusters of keys (clusters.py), a query-aware index that reads
   the few keys a query points at, wherever they are.
+Some blocks are pinned, kept by every row whatever it scores them: those holding given context tokens
+(pin_tokens: the sentences the reader's scan picks), or else the blocks the question's rows score highest.
 
 Keys are stored rotated at position P. Block scores use them as stored (under `fixed` they are exactly
 the attention logits; under `ordered`, a kept key is then turned by its offset from P before it is

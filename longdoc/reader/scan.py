@@ -16,7 +16,10 @@ against 10 with attention alone).
 Why segments: one softmax over 128K keys drowns a needle among distractors (session-10 probe: the needle's
 16-key block ranked 400-8,000 of 8,200 by the question's summed attention), while over a few thousand
 keys the reader singles it out, as full and block attention do at 4K. Each segment costs one pass of the
-question's ~30 tokens over keys already in the KV store, so a 128K document is 32 short passes."""
+question's ~30 tokens over keys already in the KV store, so a 128K document is 32 short passes.
+
+The sparse backends use the same picks (answer.sparse_pin = scan): context_tokens gives the picked
+sentences' tokens in the context memory's order, and the memory pins the blocks that hold them."""
 from __future__ import annotations
 
 import itertools
