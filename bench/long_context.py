@@ -10,7 +10,8 @@
 
 The haystack's passage KV is computed once into the KV store; each trial recomputes only the passage
 holding the needle. python bench/long_context.py [--quick] [--reader NAME] [--backends full,landmark,retrieval]
-[--no-recall] [--tag T]; `full` runs up to --full-up-to tokens (a CPU prefill of 16K tokens takes minutes)."""
+[--no-recall] [--sparse-pin attention|scan] [--seed N] [--min-length K] [--tag T]; `full` runs up to
+--full-up-to tokens (a CPU prefill of 16K tokens takes minutes)."""
 from __future__ import annotations
 
 import argparse
