@@ -137,7 +137,7 @@ class ContextMemory:
         tokens = self.order[layer][heads, idx]
         after = self.pin_after.get(layer)
         if after is not None:  # pinned sentences go last, the best last of all, where a small reader looks most
-            late = ((blocks[..., None] == self.pinned[layer][..., None, :]) * after[..., None, :]).amax(-1)
+            late = after.expand(*blocks.shape[:-1], -1).gather(-1, blocks)
             tokens = tokens + late.repeat_interleave(self.spec.block, dim=-1) * self.length
         rank = tokens.masked_fill(~self.valid[idx], -1).argsort(-1).argsort(-1)
         slot = (rank + (self.slots - idx.shape[-1])).clamp(min=0)
@@ -152,7 +152,8 @@ class ContextMemory:
         self.read = 0  # keys read, summed over rows, layers and KV heads
         self.rows = 0  # (row, layer, KV head) triples served
         self.pinned: dict[int, torch.Tensor] = {}  # layer -> (1, Hkv, P) blocks the question read most
-        # layer -> (1, Hkv, P) where pin_tokens' blocks are placed: after every block with a lower value
+        # layer -> (Hkv, blocks): where each block goes under the ordered layout, after every block with a
+        # lower value (pin_tokens' blocks: above 0, the best sentence's highest; the rest 0, in reading order)
         self.pin_after: dict[int, torch.Tensor] = {}
 
     def pin_tokens(self, tokens: torch.Tensor, ranks: torch.Tensor) -> None:
@@ -163,20 +164,23 @@ class ContextMemory:
         question. Set after reset(), which clears pins; no tokens pin nothing."""
         if len(tokens) == 0:
             return
-        budget = self.spec.top_k
-        tokens, ranks = tokens.to(self.keys.device), ranks.tolist()
-        slots = torch.arange(self.order.shape[-1], device=self.keys.device)
+        budget, device = self.spec.top_k, self.keys.device
+        tokens, ranks = tokens.to(device), ranks.tolist()
+        top = max(ranks) + 1  # the best sentence's blocks go last of all
+        slots = torch.arange(self.order.shape[-1], device=device)
+        hkv, n_blocks = self.order.shape[1], self.order.shape[-1] // self.spec.block
         for layer in range(self.order.shape[0]):
-            where = torch.zeros(self.order.shape[1], self.length, dtype=torch.long, device=self.keys.device)
-            for head in range(self.order.shape[1]):  # stored slot of each context token
+            where = torch.zeros(hkv, self.length, dtype=torch.long, device=device)
+            for head in range(hkv):  # stored slot of each context token
                 where[head, self.order[layer, head][self.valid]] = slots[self.valid]
-            rows = []
-            for blocks in (where[:, tokens] // self.spec.block).tolist():
+            rows, after = [], torch.zeros(hkv, n_blocks, dtype=torch.long)
+            for head, blocks in enumerate((where[:, tokens] // self.spec.block).tolist()):
                 first = dict(zip(reversed(blocks), reversed(ranks)))  # each block's best sentence rank
                 picked = list(dict.fromkeys(blocks))[:budget]  # distinct, in the tokens' order
-                rows.append([(b, first[b]) for b in picked + picked[-1:] * (budget - len(picked))])
-            pins = torch.tensor(rows, device=self.keys.device).unsqueeze(0)  # (1, Hkv, P, 2)
-            self.pinned[layer], self.pin_after[layer] = pins[..., 0], max(ranks) + 1 - pins[..., 1]
+                rows.append(picked + picked[-1:] * (budget - len(picked)))
+                after[head, picked] = torch.tensor([top - first[b] for b in picked])
+            self.pinned[layer] = torch.tensor(rows, device=device).unsqueeze(0)
+            self.pin_after[layer] = after.to(device)
 
     def select(self, layer: int, q: torch.Tensor) -> torch.Tensor:
         """(S, Hkv, K) block ids kept for the rows of q (S, Hq, D)."""

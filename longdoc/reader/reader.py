@@ -21,7 +21,7 @@ from .citations import cite, passage_shares, with_markers
 from .generate import generate
 from .model import ReaderModel
 from .prompt import build_prompt
-from .scan import context_tokens, scan, scanned
+from .scan import context_tokens, excerpts, scanned
 
 ABSTAIN_TEXT = "I could not find this in the indexed documents."
 
@@ -82,8 +82,7 @@ class Reader:
         computed = self.encoder.computed
         scan_times = {}
         if attention == "scan":  # the sentences the question attends to, segment by segment, read exactly
-            hits = scan(self, prompt, hits, question, self.settings.scan_segment, self.settings.scan_keep,
-                        self.settings.scan_context, self.settings.scan_lexical)
+            hits = excerpts(hits, self._scanned(prompt, hits, question))
             prompt = self.prompt(question, hits, in_order)
             scan_times = {"scan_s": time.perf_counter() - t0, "excerpts": len(hits)}
         memory = None
@@ -93,9 +92,7 @@ class Reader:
             memory, cache = self._memory(prompt, attention)
             feed, start, stale = prompt.suffix, memory.question_start(self.settings.memory_gap), ([], [])
             if self.settings.sparse_pin == "scan":  # the answer's rows keep the sentences scan picks
-                memory.pin_tokens(*context_tokens(prompt, scanned(
-                    self, prompt, hits, question, self.settings.scan_segment, self.settings.scan_keep,
-                    self.settings.scan_context, self.settings.scan_lexical)))
+                memory.pin_tokens(*context_tokens(prompt, self._scanned(prompt, hits, question)))
                 scan_times = {"scan_s": time.perf_counter() - t0}
         else:
             cache, feed, start, stale = self._stitched(prompt, recompute_top, reencode_first, reencode_focus)
@@ -122,6 +119,11 @@ class Reader:
         if memory is not None:
             times["keys_read_share"] = memory.share_read()
         return Answer(question, with_markers(gen.text, citations), gen.text, citations, attention, False, times)
+
+    def _scanned(self, prompt, hits, question: str):
+        """The sentences of `hits` that scan picks for the question, with the settings' scan parameters."""
+        s = self.settings
+        return scanned(self, prompt, hits, question, s.scan_segment, s.scan_keep, s.scan_context, s.scan_lexical)
 
     def auto_attention(self, prompt_tokens: int) -> str:
         """block while the prompt fits both the exact budget and the reader's window, else long_attention."""
