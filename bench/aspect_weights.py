@@ -15,7 +15,7 @@ through longdoc's own Searcher, on indexes built with head vectors, per packaged
   weight reaches them. Hybrid MRR@10 of the answer's file and of its evidence chunk, chosen weight against 0,
   paired. (The manual would take hours to embed with mpnet here.)
 
-    python bench/aspect_weights.py [--embedders all-MiniLM-L6-v2,all-mpnet-base-v2]
+    python bench/aspect_weights.py [--embedders all-MiniLM-L6-v2,all-mpnet-base-v2] [--no-context]
 Needs $LONGDOC_MRAG_DIR. Builds each index once (MRAG: minutes; Quoref with mpnet and the manual with
 MiniLM's heads: 25-45 minutes each on 2 cores)."""
 from __future__ import annotations
@@ -152,12 +152,14 @@ def context_questions(chosen: float) -> dict:
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--embedders", default="all-MiniLM-L6-v2,all-mpnet-base-v2")
+    parser.add_argument("--no-context", action="store_true",
+                        help="skip python-docs-qa over the manual (its index takes 25-45 minutes to build)")
     args = parser.parse_args()
     from longdoc.config import DEFAULT_EMBEDDER
 
     results = [run(name) for name in args.embedders.split(",")]
     default = next((r for r in results if r["embedder"] == DEFAULT_EMBEDDER), None)
-    context = context_questions(default["chosen_on_dev"]) if default else None
+    context = context_questions(default["chosen_on_dev"]) if default and not args.no_context else None
     print(f"wrote {write_result('aspect_weights', {'results': results, 'context_questions': context})}")
 
 

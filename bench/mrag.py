@@ -8,10 +8,14 @@ queries of every aspect count), the layer, the head weights (the paper's, unifor
 split), the per-head vote depth and the vote (MRAG's 2^-rank, or the weighted sum of per-head cosines);
 the tables report the odd-numbered (held-out) queries.
 
+Then longdoc's own head vectors (indexing/embedder.py, storage/vectors.py): each head pooled three ways (mean,
+max, the first token), all three voting, each head vector less the documents' mean for that head; the
+table beside it is the dev split's choice among the poolings, with and without centring.
+
 Beside it, both searched the way longdoc searches a query of several sentences (retrieval/aspects.py): each
 sentence embedded on its own, the sentences' rankings merged by best rank.
 
-python bench/mrag.py [--embedders all-minilm-l6-v2,all-mpnet-base-v2] [--sets mrag-wikipedia]
+python bench/mrag.py [--embedders all-minilm-l6-v2,all-mpnet-base-v2] [--sets mrag-wikipedia] [--poolings-only]
 Needs $LONGDOC_MRAG_DIR (../shared/data/mrag)."""
 from __future__ import annotations
 
@@ -29,8 +33,9 @@ from common import write_result  # noqa: E402
 
 from longdoc.config import SearchSettings  # noqa: E402
 from longdoc.evaluation import mrag  # noqa: E402
-from longdoc.indexing.embedder import attention_output  # noqa: E402
-from longdoc.indexing.head_weights import head_weights  # noqa: E402
+from longdoc.config import DEFAULT_HEAD_POOLING, parse_head_pooling  # noqa: E402
+from longdoc.indexing.embedder import MultiHeadEmbedder, attention_output  # noqa: E402
+from longdoc.indexing.head_weights import head_means, head_weights  # noqa: E402
 from longdoc.models.cache import cache_dir  # noqa: E402
 from longdoc.models.embedders import load_embedder_model  # noqa: E402
 from longdoc.retrieval.aspects import merge_by_best_rank, query_parts  # noqa: E402
@@ -82,6 +87,78 @@ def vectors(name: str, data, set_name: str):
     q_dense, q_heads = embed(name, list(data.queries.values()))
     np.savez(path, doc_dense=doc_dense, doc_heads=doc_heads, q_dense=q_dense, q_heads=q_heads)
     return doc_dense, doc_heads, q_dense, q_heads
+
+
+def pooled_vectors(name: str, data, set_name: str):
+    """Cached vectors as longdoc's embedder makes them, head vectors with every pooling (the default):
+    (document dense (N, D), document heads (N, P*H, d), query dense, query heads), heads pooling-major."""
+    path = cache_dir("bench", "mrag") / f"{set_name}-{name}-pooled.npz"
+    if path.exists():
+        z = np.load(path)
+        return z["doc_dense"], z["docs"], z["q_dense"], z["queries"]
+    embedder = MultiHeadEmbedder(name, "cpu", batch_size=16, pooling=DEFAULT_HEAD_POOLING)
+    docs = [f"{d['title']}\n\n{d['text']}" for d in data.corpus.values()]
+    done = [0]
+
+    def shown(n):
+        done[0] += n
+        print(f"\r{name}, pooled head vectors: {done[0]}/{len(docs) + len(data.queries)} texts", end="", flush=True)
+    doc_dense, doc_heads = embedder.encode(docs, on_batch=shown)
+    q_dense, q_heads = embedder.encode(list(data.queries.values()), on_batch=shown)
+    print()
+    np.savez(path, doc_dense=doc_dense, docs=doc_heads, q_dense=q_dense, queries=q_heads)
+    return doc_dense, doc_heads, q_dense, q_heads
+
+
+def poolings(data, name: str, set_name: str, dev_q, test_q) -> dict:
+    """MRAG (paper's weights from the raw vectors, 2^-rank votes over each head's top 32) with each subset of
+    longdoc's poolings, each head raw or less the documents' mean for it (head_means, as an index centres
+    them). The dev split picks the row; longdoc's default is every pooling, centred."""
+    _, docs, _, queries = pooled_vectors(name, data, set_name)
+    names = parse_head_pooling(DEFAULT_HEAD_POOLING)
+    heads = docs.shape[1] // len(names)
+    qids = list(data.queries)
+    rows = []
+    for subset in [("mean",), ("mean", "max"), ("mean", "first"), names]:
+        take = np.concatenate([np.arange(heads) + names.index(p) * heads for p in subset])
+        d_raw, q_raw = docs[:, take], queries[:, take]
+        for centred in (False, True):
+            mu = head_means(d_raw) if centred else 0
+            sims = head_sims(d_raw - mu, q_raw - mu)
+            scores = mrag.score_rankings(data, rankings(data, multihead(sims, head_weights(d_raw), PICKS, "rank")))
+            rows.append({"pooling": ",".join(subset), "centred": centred, "dev": objective(scores, dev_q),
+                         "test": objective(scores, test_q), "by_aspects_test": table(scores, test_q),
+                         "by_aspects_all": table(scores, qids)})
+    return {"rows": rows, "chosen_on_dev": max(rows, key=lambda r: r["dev"]),
+            "default": next(r for r in rows if r["pooling"] == DEFAULT_HEAD_POOLING and r["centred"])}
+
+
+def print_poolings(result: dict) -> None:
+    p = result["poolings"]
+    print(f"\n{result['set']}, {result['embedder']}: longdoc's head vectors, by pooling (paper's weights, depth "
+          f"{PICKS}); dev / test objective, then 10 aspects success / category, test and all 25 (standard RAG: "
+          f"dev / test {result['standard']['dev']:.3f} / {result['standard']['test']:.3f})")
+    print("| pooling | centred | dev / test | 10 aspects, test | 10 aspects, all |")
+    for r in p["rows"]:
+        t, a = r["by_aspects_test"][10], r["by_aspects_all"][10]
+        print(f"| {r['pooling']} | {'yes' if r['centred'] else 'no'} | {r['dev']:.3f} / {r['test']:.3f} | "
+              f"{t['success_ratio']:.3f} / {t['category_success_ratio']:.3f} | "
+              f"{a['success_ratio']:.3f} / {a['category_success_ratio']:.3f} |")
+    c = p["chosen_on_dev"]
+    print(f"chosen on dev: {c['pooling']}, {'centred' if c['centred'] else 'raw'}")
+
+
+def run_poolings(set_name: str, name: str) -> dict:
+    """--poolings-only: standard RAG against longdoc's head vectors by pooling, from one embedding pass."""
+    data = mrag.load_mrag(set_name)
+    doc_dense, _, q_dense, _ = pooled_vectors(name, data, set_name)
+    qids = list(data.queries)
+    dev_q, test_q = [q for q in qids if int(q[-2:]) % 2 == 0], [q for q in qids if int(q[-2:]) % 2 == 1]
+    base = mrag.score_rankings(data, rankings(data, standard(doc_dense, q_dense)))
+    return {"set": set_name, "embedder": name, "documents": len(data.corpus), "queries": len(qids),
+            "standard": {"dev": objective(base, dev_q), "test": objective(base, test_q),
+                         "by_aspects_test": table(base, test_q), "by_aspects_all": table(base, qids)},
+            "poolings": poolings(data, name, set_name, dev_q, test_q)}
 
 
 def sentence_vectors(name: str, data, set_name: str):
@@ -240,6 +317,7 @@ def run(set_name: str, name: str) -> dict:
                         "by_aspects_test": table(base, test_q), "by_aspects_all": table(base, qids)},
            "paper_config": _summary(paper_cfg, test_q, qids), "chosen_on_dev": _summary(best, test_q, qids),
            "fused_chosen_on_dev": _summary(best_fused, test_q, qids),
+           "poolings": poolings(data, name, set_name, [qids[i] for i in dev], test_q),
            "by_sentences": split_by_sentences(data, name, set_name, doc_dense, doc_heads, q_dense, q_heads,
                                              [qids[i] for i in dev], test_q),
            "sweep": [{k: v for k, v in s.items() if k != "scores"} for s in sweep]}
@@ -334,18 +412,28 @@ def main():
     parser.add_argument("--embedders", default="all-minilm-l6-v2,all-mpnet-base-v2")
     parser.add_argument("--sets", default="mrag-wikipedia")
     parser.add_argument("--threads", type=int, default=0)
+    parser.add_argument("--poolings-only", action="store_true",
+                        help="only standard RAG against longdoc's head vectors by pooling (one embedding pass)")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
     results = []
     # mrag.json holds the default set's run; other sets get their own file (mrag-legal-chem.json).
     out = "mrag" if args.sets == "mrag-wikipedia" else "mrag-" + args.sets.replace("mrag-", "").replace(",", "-")
+    if args.poolings_only:
+        out += "-poolings"
     for set_name in args.sets.split(","):
         paper = mrag.paper_scores(set_name)
         for name in args.embedders.split(","):
+            if args.poolings_only:
+                results.append(run_poolings(set_name, name))
+                print_poolings(results[-1])
+                write_result(out, {"results": results})
+                continue
             results.append(run(set_name, name))
             print_tables(results[-1], paper)
             print_sweep(results[-1])
+            print_poolings(results[-1])
             print_by_sentences(results[-1])
             write_result(out, {"results": results})
 

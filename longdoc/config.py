@@ -210,6 +210,20 @@ class ReaderSettings:
         return SparseSpec(attention, block, self.sparse_keys, self.block_rep, self.kernels, self.memory_layout)
 
 
+HEAD_POOLINGS = ("mean", "max", "first")
+DEFAULT_HEAD_POOLING = "mean,max,first"
+LEGACY_HEAD_POOLING = "mean"  # what an index built before head_pooling existed stores
+
+
+def parse_head_pooling(pooling: str) -> tuple[str, ...]:
+    """'mean,max,first' -> ('mean', 'max', 'first'); an unknown or repeated name is refused."""
+    names = tuple(p.strip() for p in str(pooling).split(",") if p.strip())
+    if not names or len(set(names)) != len(names) or not set(names) <= set(HEAD_POOLINGS):
+        raise LongdocError(f"head_pooling must name one or more of {', '.join(HEAD_POOLINGS)}, each once, "
+                           f"comma-separated (got {pooling!r})")
+    return names
+
+
 @dataclass(frozen=True)
 class Settings:
     embedder: str = DEFAULT_EMBEDDER
@@ -233,6 +247,14 @@ class Settings:
     # earned no fusion weight, and they cost as much space as the dense vectors. Set when an index is
     # created; an existing index keeps what it was built with.
     head_vectors: bool = False
+    # How each head's attention outputs are pooled over a text's tokens into head vectors, comma-separated
+    # (indexing/embedder.py): mean (MRAG's), max, first (the [CLS] token's). All three vote together in
+    # multi-head search: on MRAG Wikipedia's dev queries (mpnet) they beat the mean alone, 0.602 against
+    # 0.548 (bench/mrag.py). Set when an index is created, like head_vectors.
+    head_pooling: str = DEFAULT_HEAD_POOLING
+
+    def __post_init__(self):
+        parse_head_pooling(self.head_pooling)
 
     @property
     def max_file_bytes(self) -> int:

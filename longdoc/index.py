@@ -134,9 +134,10 @@ class Index:
         with self.lock:
             if self._embedder is None:
                 from .indexing.embedder import MultiHeadEmbedder
+                from .indexing.manifest import stored_head_pooling
 
                 manifest = self.manifest
-                embedder = MultiHeadEmbedder(manifest["embedder"])
+                embedder = MultiHeadEmbedder(manifest["embedder"], pooling=stored_head_pooling(manifest))
                 if embedder.fingerprint != manifest["fingerprint"]:
                     raise IndexMismatchError(f"index {self.path} was built with embedder weights "
                                              f"{manifest['fingerprint']}, but {manifest['embedder']!r} here "
@@ -149,7 +150,8 @@ class Index:
         """The FAISS indexes, brought up to the catalog's committed state in memory (no writes)."""
         with self.lock:
             m = self.manifest
-            if self._vectors is None:
+            # A new index's head means are fixed by its first commit: a store made before it is made again.
+            if self._vectors is None or (m.get("head_means") is not None and not self._vectors.means.any()):
                 search = self.settings.search
                 self._vectors = storage.VectorStore.for_manifest(self.path, m, ivf_threshold=search.ivf_threshold,
                                                          ivf_nprobe=search.ivf_nprobe).load()

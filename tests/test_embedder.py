@@ -13,25 +13,43 @@ TEXTS = [
 
 
 @pytest.mark.slow
-def test_head_vectors_equal_attention_probabilities_times_values(embedder):
-    """Recompute the last layer's per-head attention output from an eager forward pass."""
+def test_head_vectors_are_attention_probabilities_times_values_pooled_by_mean_max_and_first_token(embedder):
+    """Recompute the last layer's per-head attention output from an eager forward pass, and pool it over
+    each text's own tokens (padding left out) three ways, pooling-major: mean, max, the [CLS] token's."""
     from transformers import AutoModel
 
     eager = AutoModel.from_pretrained(embedder.source, attn_implementation="eager").eval()
     features = embedder.model.tokenize(TEXTS)
+    H, d = embedder.model_heads, embedder.head_dim
     with torch.no_grad():
         out = eager(**features, output_attentions=True, output_hidden_states=True)
         probs = out.attentions[-1]  # (B, H, T, T)
         layer_input = out.hidden_states[-2]  # input of the last layer
         value = eager.encoder.layer[-1].attention.self.value(layer_input)  # (B, T, H*d)
         B, T, _ = value.shape
-        value = value.view(B, T, embedder.heads, embedder.head_dim).transpose(1, 2)  # (B, H, T, d)
+        value = value.view(B, T, H, d).transpose(1, 2)  # (B, H, T, d)
         per_token = probs @ value  # (B, H, T, d)
-        mask = features["attention_mask"][:, None, :, None].float()
-        expected = (per_token * mask).sum(2) / mask.sum(2)  # (B, H, d)
+    lengths = features["attention_mask"].sum(1)
+    expected = np.zeros((len(TEXTS), 3 * H, d), np.float32)
+    for i, n in enumerate(lengths.tolist()):
+        own = per_token[i, :, :n].numpy()  # (H, n, d): this text's tokens only
+        expected[i] = np.concatenate([own.mean(1), own.max(1), own[:, 0]])
+    assert embedder.pooling == ("mean", "max", "first") and embedder.heads == 3 * H
     _, heads = embedder.encode(TEXTS)
-    assert heads.shape == (len(TEXTS), 12, 32)
-    np.testing.assert_allclose(heads, expected.numpy(), atol=1e-5, rtol=1e-4)
+    assert heads.shape == (len(TEXTS), 36, 32)
+    np.testing.assert_allclose(heads, expected, atol=1e-5, rtol=1e-4)
+    assert not np.allclose(heads[:, :H], heads[:, H:2 * H], atol=1e-3)  # the poolings differ
+
+
+def test_head_pooling_is_checked_when_settings_are_made():
+    from longdoc.config import Settings
+    from longdoc.errors import LongdocError
+
+    assert Settings().head_pooling == "mean,max,first"
+    assert Settings(head_pooling="max, mean").head_pooling == "max, mean"
+    for bad in ("", "mean,mean", "median", "mean;max"):
+        with pytest.raises(LongdocError, match="head_pooling"):
+            Settings(head_pooling=bad)
 
 
 @pytest.mark.slow

@@ -8,12 +8,14 @@ import subprocess
 import sys
 import threading
 
+import numpy as np
 import pytest
 from conftest import FIXTURES
 
 from longdoc import index_paths, open_index
 from longdoc.config import Settings
 from longdoc.errors import IndexMismatchError, SkippedFile
+from longdoc.indexing.head_weights import head_means
 from longdoc.indexing.chunking import Chunker
 from longdoc.indexing.parse_worker import ParseWorker
 
@@ -213,12 +215,45 @@ def test_head_vectors_are_kept_by_an_index_built_with_them(tmp_path, corpus, emb
     (the setting's default is off), so its per-head files never fall behind its dense one."""
     idx = tmp_path / "index"
     index_paths(idx, [corpus / "tides.rst"], SETTINGS.replace(head_vectors=True), progress=False, embedder=embedder)
+    with open_index(idx) as ix:  # the first commit fixed the heads' means, from its own chunks
+        first = ix.catalog.vector_ids()
+        manifest = ix.manifest
+        assert manifest["head_pooling"] == "mean,max,first" and manifest["heads"] == 36
+        stored = ix.catalog.vectors(first, 0, 36, 32)[1]
+        np.testing.assert_allclose(manifest["head_means"], head_means(stored), atol=2e-3)
     index_paths(idx, [corpus], SETTINGS, progress=False, embedder=embedder)
     with open_index(idx) as ix:
         ix._embedder = embedder
         chunks = ix.catalog.counts()["chunks"]
-        assert ix.vectors.n_heads == 12 and all(h.ntotal == chunks for h in ix.vectors.heads)
-        assert ix.search("how loud was the diaphone?", k=3, mode="multihead")
+        assert ix.manifest["head_means"] == manifest["head_means"]  # fixed: later commits leave them
+        store = ix.vectors
+        assert store.n_heads == 36 and all(h.ntotal == chunks for h in store.heads)
+        # each head file holds the stored head vector less that head's mean, unit length
+        some = ix.catalog.vector_ids()[-3:]
+        raw = ix.catalog.vectors(some, 0, 36, 32)[1]
+        for h in (0, 20, 35):
+            centred = raw[:, h] - np.asarray(manifest["head_means"], np.float32)[h]
+            expected = centred / np.linalg.norm(centred, axis=1, keepdims=True)
+            np.testing.assert_allclose([store.heads[h].reconstruct(int(i)) for i in some], expected, atol=1e-5)
+        assert ix.search("how loud was the diaphone?", k=3, mode="multihead")[0].path.endswith("fog_signals.txt")
+
+
+def test_head_pooling_is_kept_by_an_index_and_another_is_refused(tmp_path, corpus, embedder):
+    from longdoc.indexing.embedder import MultiHeadEmbedder
+
+    idx = tmp_path / "index"
+    by_mean = MultiHeadEmbedder("all-MiniLM-L6-v2", device="cpu", pooling="mean")
+    index_paths(idx, [corpus / "tides.rst"], SETTINGS.replace(head_vectors=True, head_pooling="mean"),
+                progress=False, embedder=by_mean)
+    with pytest.raises(IndexMismatchError, match="pools its head vectors by 'mean', not 'max'"):
+        index_paths(idx, [corpus], SETTINGS.replace(head_pooling="max"), progress=False, embedder=by_mean)
+    with pytest.raises(IndexMismatchError, match="pools its head vectors by 'mean', but the embedder given"):
+        index_paths(idx, [corpus], SETTINGS, progress=False, embedder=embedder)
+    index_paths(idx, [corpus], SETTINGS, progress=False)  # the default pooling asked: the index keeps its own
+    with open_index(idx) as ix:
+        assert ix.manifest["head_pooling"] == "mean" and ix.vectors.n_heads == 12
+        assert ix.embedder.pooling == ("mean",)
+        assert ix.search("how loud was the diaphone?", k=3, mode="multihead")[0].path.endswith("fog_signals.txt")
 
 
 def test_search_modes_and_bad_queries(tmp_path, corpus, embedder):

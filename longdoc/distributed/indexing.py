@@ -38,13 +38,13 @@ class _Parser:
 class _Embedder:
     """A Ray actor holding one embedder (a GPU each when the cluster has them), kept for the whole run."""
 
-    def __init__(self, name: str, batch_size: int):
+    def __init__(self, name: str, batch_size: int, pooling: str):
         import torch
 
         from ..indexing.embedder import MultiHeadEmbedder
 
         torch.set_num_threads(1)  # one core per actor: the pool is the parallelism
-        self.embedder = MultiHeadEmbedder(name, "cuda" if torch.cuda.is_available() else "cpu", batch_size)
+        self.embedder = MultiHeadEmbedder(name, "cuda" if torch.cuda.is_available() else "cpu", batch_size, pooling)
 
     def encode(self, texts: list[str]):
         return self.embedder.encode(texts)
@@ -84,7 +84,7 @@ class RayEngine:
                 gpus = ray.cluster_resources().get("GPU", 0)
                 count = int(gpus) if gpus >= 1 else int(ray.cluster_resources().get("CPU", 1))
                 actor = ray.remote(num_cpus=1, num_gpus=1 if gpus >= 1 else 0)(_Embedder)
-                self._actors = [actor.remote(settings.embedder, settings.batch_size) for _ in range(max(1, count))]
+                self._actors = [actor.remote(settings.embedder, settings.batch_size, settings.head_pooling) for _ in range(max(1, count))]
                 pools.append(ActorPool(self._actors))
             return pools[0]
 

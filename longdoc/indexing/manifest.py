@@ -3,16 +3,17 @@ from __future__ import annotations
 
 import dataclasses
 
-from ..config import ChunkSettings, Settings, load_settings
+from ..config import DEFAULT_HEAD_POOLING, LEGACY_HEAD_POOLING, ChunkSettings, Settings, load_settings
 from ..errors import IndexMismatchError
 from ..storage.catalog import Catalog, now_iso
 from ..storage.migrations import SCHEMA_VERSION
+from .head_weights import head_means
 
 
 def index_settings(catalog: Catalog, requested: Settings | None) -> Settings:
     """The settings to index with. With none requested: the environment's, except that an existing
-    index keeps the embedder, chunking and head vectors it was built with. A conflicting request is
-    refused; head vectors left at their default (off) on an index that has them are kept."""
+    index keeps the embedder, chunking and head vectors (and their pooling) it was built with. A conflicting
+    request is refused; head vectors and pooling left at their defaults on an index built otherwise are kept."""
     manifest = catalog.get_meta("manifest")
     base = requested or load_settings()
     if manifest is None:
@@ -22,7 +23,11 @@ def index_settings(catalog: Catalog, requested: Settings | None) -> Settings:
     if base.head_vectors and not stored_heads:
         raise IndexMismatchError(f"index {catalog.index_dir} was built without head vectors; use a new --index "
                                  f"directory with head_vectors = true to build them")
-    base = dataclasses.replace(base, head_vectors=stored_heads)
+    stored_pooling = stored_head_pooling(manifest)
+    if stored_heads and base.head_pooling not in (stored_pooling, DEFAULT_HEAD_POOLING):
+        raise IndexMismatchError(f"index {catalog.index_dir} pools its head vectors by {stored_pooling!r}, not "
+                                 f"{base.head_pooling!r}; use a new --index directory to change head_pooling")
+    base = dataclasses.replace(base, head_vectors=stored_heads, head_pooling=stored_pooling)
     if requested is None:
         return dataclasses.replace(base, embedder=manifest["embedder"], chunk=stored_chunk)
     if requested.embedder.lower() != manifest["embedder"].lower():
@@ -34,6 +39,11 @@ def index_settings(catalog: Catalog, requested: Settings | None) -> Settings:
     return base
 
 
+def stored_head_pooling(manifest: dict) -> str:
+    """How the index's head vectors were pooled (indexes made before the setting: the mean)."""
+    return manifest.get("head_pooling", LEGACY_HEAD_POOLING)
+
+
 def write_manifest(catalog: Catalog, settings: Settings, embedder) -> None:
     """Record (or confirm) the embedder identity. Call inside a transaction."""
     manifest = catalog.get_meta("manifest")
@@ -42,13 +52,32 @@ def write_manifest(catalog: Catalog, settings: Settings, embedder) -> None:
             raise IndexMismatchError(
                 f"index {catalog.index_dir} was built with embedder weights {manifest['fingerprint']} "
                 f"({manifest['embedder']}), but {embedder.name!r} now computes {embedder.fingerprint}")
+        pooling = ",".join(embedder.pooling)
+        if manifest["heads"] and stored_head_pooling(manifest) != pooling:
+            raise IndexMismatchError(f"index {catalog.index_dir} pools its head vectors by "
+                                     f"{stored_head_pooling(manifest)!r}, but the embedder given pools by {pooling!r}")
         return
     catalog.set_meta("manifest", {
         "embedder": settings.embedder, "embedder_source": embedder.source, "fingerprint": embedder.fingerprint,
         "dim": embedder.dim, "heads": embedder.heads if settings.head_vectors else 0, "head_dim": embedder.head_dim,
+        "head_pooling": ",".join(embedder.pooling),
+        # Set by the first commit, from its chunks' head vectors, before any is stored (record_head_means);
+        # absent in indexes made before centring, whose head vectors stay uncentred.
+        "head_means": None,
         "chunk_tokens": settings.chunk.tokens, "chunk_overlap": settings.chunk.overlap,
         # The catalog's copy of the vectors (FAISS keeps float32): half the bytes; on the essays every
         # query's top 10 was unchanged, cosines within 5e-5.
         "vector_dtype": "float16",
         "schema_version": SCHEMA_VERSION, "created_at": now_iso(),
     })
+
+
+def record_head_means(catalog: Catalog, manifest: dict, heads) -> dict:
+    """A new index's first commit fixes each head's mean (storage/vectors.py: head_means) from its chunks'
+    head vectors (N, H, d), before any vector is stored, so every stored and query head vector is centred
+    by the same means. Returns the manifest as it now stands. Call inside the commit's transaction."""
+    if not manifest["heads"] or "head_means" not in manifest or manifest["head_means"] is not None:
+        return manifest
+    manifest = {**manifest, "head_means": head_means(heads).tolist()}
+    catalog.set_meta("manifest", manifest)
+    return manifest

@@ -28,7 +28,7 @@ from .chunking import Chunker
 from .discovery import absolute, discover, under_roots
 from .head_weights import head_weights
 from .loaders import read_bytes
-from .manifest import index_settings, write_manifest
+from .manifest import index_settings, record_head_means, write_manifest
 from .parse_worker import load_and_chunk, shared_worker
 
 if TYPE_CHECKING:
@@ -171,6 +171,8 @@ class _Indexer:
                 dense, head_vectors = self.encode([c.text for _, c in part],
                                                   on_batch=lambda n: self.progress.advance(embed_task, n))
                 embed_s += time.perf_counter() - t
+                if heads:
+                    manifest = record_head_means(self.catalog, manifest, head_vectors)
                 offset = 0
                 for doc, group in itertools.groupby(part, key=lambda row: row[0]):
                     chunks = [c for _, c in group]
@@ -229,7 +231,8 @@ def index_paths(index_dir: str | Path, roots: list[str | Path], settings: Settin
             def load_embedder():
                 from .embedder import MultiHeadEmbedder
 
-                return embedder or MultiHeadEmbedder(settings.embedder, settings.device, settings.batch_size)
+                return embedder or MultiHeadEmbedder(settings.embedder, settings.device, settings.batch_size,
+                                                        settings.head_pooling)
 
             engine = engine or LocalEngine()
             try:

@@ -6,7 +6,9 @@ derived from it.
   in memory from the catalog (50K vectors: a tenth of a second); no file.
 - dense, past it: an IVF index with 8-bit codes (storage/ivf.py), saved as ivf.faiss, patched after
   changes and trained again only when the count has halved or doubled.
-- heads: flat files head-NN.faiss.
+- heads: flat files head-NN.faiss, of each head vector less the index's mean for that head (`means`,
+  fixed in the catalog's manifest at the first commit: indexing/head_weights.py), so a head's cosines measure
+  how texts differ, not the direction every text shares.
 Each file is written atomically, then a manifest records every file's sha256 and the catalog generation
 they match. On open, a file whose bytes do not match the manifest (a crash between writing the files and
 the manifest, a torn or garbled file, a file of the wrong dimension) is dropped and rebuilt from the
@@ -59,12 +61,16 @@ def index_ids(index: faiss.Index) -> np.ndarray:
 
 
 class VectorStore:
-    """`dense` (flat, or IVF past ivf_threshold) plus `heads[h]` (flat)."""
+    """`dense` (flat, or IVF past ivf_threshold) plus `heads[h]` (flat), each head centred by its
+    `means` (the catalog manifest's head_means)."""
 
     def __init__(self, index_dir: Path, dim: int, heads: int, head_dim: int,
-                 ivf_threshold: int | None = None, ivf_nprobe: int = 0):
+                 ivf_threshold: int | None = None, ivf_nprobe: int = 0, means: np.ndarray | list | None = None):
         self.dir = Path(index_dir) / VECTORS_DIR
         self.dim, self.n_heads, self.head_dim = dim, heads, head_dim
+        # (H, d) subtracted from every stored and query head vector; zero for indexes made before centring
+        self.means = np.zeros((heads, head_dim), np.float32) if means is None else \
+            np.asarray(means, np.float32).reshape(heads, head_dim)
         self.generation = -1  # the catalog generation the indexes in memory match
         self.saved_generation = -1  # the generation the saved files match, all of them sound (load)
         self.checks: list[str] = []  # what load or refresh found wrong, one line per file
@@ -79,7 +85,8 @@ class VectorStore:
         """An empty store shaped as the catalog's manifest says, or None before the first vectors."""
         if "dim" not in manifest:
             return None
-        return cls(index_dir, manifest["dim"], manifest["heads"], manifest["head_dim"], **search)
+        return cls(index_dir, manifest["dim"], manifest["heads"], manifest["head_dim"],
+                   means=manifest.get("head_means"), **search)
 
     def _head_files(self) -> list[tuple[str, int]]:
         return [(f"head-{h:02d}.faiss", h) for h in range(self.n_heads)]
@@ -319,7 +326,7 @@ class VectorStore:
             for (h, index), lacking in zip(indexes, missing):
                 take = np.isin(ids, lacking, assume_unique=True)
                 if take.any():
-                    index.add_with_ids(normalize(dense[take] if h < 0 else heads[take, h]), ids[take])
+                    index.add_with_ids(normalize(dense[take] if h < 0 else heads[take, h] - self.means[h]), ids[take])
         return set(needed.tolist()), removed, changed
 
     def _write(self, name: str, index: faiss.Index) -> dict:
@@ -351,7 +358,7 @@ class VectorStore:
         return self._search(self.dense, query, k, allowed)
 
     def search_head(self, h: int, query: np.ndarray, k: int, allowed: np.ndarray | None = None):
-        return self._search(self.heads[h], query, k, allowed)
+        return self._search(self.heads[h], query - self.means[h], k, allowed)
 
 
 def _presize(index: faiss.Index, n: int) -> None:
