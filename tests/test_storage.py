@@ -391,3 +391,35 @@ def test_a_reader_uses_a_saved_bm25_index_that_is_behind_until_the_writer_refres
     TextIndex(tmp_path).refresh(cat)  # the same catalog generation: the reader sees the new state
     assert reader.sync(cat).checks == [] and {cid for cid, _ in reader.search(["document"], 10)} == \
         set(cat.chunk_ids().tolist())
+
+
+def test_head_files_and_queries_are_centred_by_the_manifests_head_means(tmp_path):
+    """An index's head vectors are searched less each head's mean (head_means in the catalog's manifest),
+    in the saved files and in memory alike; a manifest without them (an older index) centres nothing."""
+    from longdoc.indexing.head_weights import head_means
+
+    cat = Catalog.open(tmp_path, create=True)
+    _, heads = _put(cat, "/a.txt", 6, 0)
+    heads += 3.0  # a direction every stored vector shares, as real head vectors have
+    with cat.transaction():
+        cat.remove_document("/a.txt")
+        doc_id = cat.put_document(_doc("/a.txt", "shared " * 40), "sha-2", os.stat(__file__), 6)
+        cat.put_chunks(doc_id, _chunks("shared " * 40, 6), np.ones((6, DIM), np.float32), heads)
+    ids = cat.vector_ids()
+    heads = cat.vectors(ids, 0, HEADS, HD)[1]  # as the catalog keeps them (float16)
+    means = head_means(heads)
+    np.testing.assert_allclose(means, heads.mean(0) * 6 / 56, rtol=1e-5)  # shrunk by N / (N + 50)
+    manifest = {"dim": DIM, "heads": HEADS, "head_dim": HD, "head_means": means.tolist()}
+    VectorStore.for_manifest(tmp_path, manifest).refresh(cat)
+    for store in (VectorStore.for_manifest(tmp_path, manifest).load(),  # the saved files
+                  VectorStore(tmp_path / "mem", DIM, HEADS, HD, means=means)):  # built in memory by sync
+        store.sync(cat)
+        for h in range(HEADS):
+            centred = heads[:, h] - means[h]
+            expected = centred / np.linalg.norm(centred, axis=1, keepdims=True)
+            got = np.stack([store.heads[h].reconstruct(int(i)) for i in ids])
+            np.testing.assert_allclose(got, expected, atol=1e-6)
+            scores, found = store.search_head(h, heads[2:3, h], 1)
+            assert found[0, 0] == ids[2] and scores[0, 0] == pytest.approx(1.0, abs=1e-5)
+    old = VectorStore.for_manifest(tmp_path, {"dim": DIM, "heads": HEADS, "head_dim": HD})
+    assert not old.means.any()
