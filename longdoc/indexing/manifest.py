@@ -73,7 +73,7 @@ def write_manifest(catalog: Catalog, settings: Settings, embedder) -> None:
 
 
 def record_head_means(catalog: Catalog, manifest: dict, heads) -> dict:
-    """A new index's first commit fixes each head's mean (storage/vectors.py: head_means) from its chunks'
+    """A new index's first commit fixes each head's mean (head_weights.py: head_means) from its chunks'
     head vectors (N, H, d), before any vector is stored, so every stored and query head vector is centred
     by the same means. Returns the manifest as it now stands. Call inside the commit's transaction."""
     if not manifest["heads"] or "head_means" not in manifest or manifest["head_means"] is not None:
