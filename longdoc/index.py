@@ -8,6 +8,7 @@ from typing import Callable
 
 from .config import Settings, check_attention, load_settings
 from .errors import IndexMismatchError, IndexNotFoundError, LongdocError
+from .indexing.manifest import stored_head_pooling
 from .paths import as_path
 from .retrieval import Filters, Hit, Searcher
 from .retrieval.windows import reading_windows
@@ -77,6 +78,8 @@ class Index:
             "embedder_fingerprint": manifest.get("fingerprint"),
             "dims": manifest.get("dim"),
             "heads": manifest.get("heads"),
+            "head_pooling": stored_head_pooling(manifest) if manifest.get("heads") else None,
+            "head_centred": manifest.get("head_means") is not None,
             "chunk_tokens": manifest.get("chunk_tokens"),
             "chunk_overlap": manifest.get("chunk_overlap"),
             "schema_version": self.catalog.schema_version,
@@ -134,7 +137,6 @@ class Index:
         with self.lock:
             if self._embedder is None:
                 from .indexing.embedder import MultiHeadEmbedder
-                from .indexing.manifest import stored_head_pooling
 
                 manifest = self.manifest
                 embedder = MultiHeadEmbedder(manifest["embedder"], pooling=stored_head_pooling(manifest))

@@ -226,6 +226,8 @@ def test_head_vectors_are_kept_by_an_index_built_with_them(tmp_path, corpus, emb
         ix._embedder = embedder
         chunks = ix.catalog.counts()["chunks"]
         assert ix.manifest["head_means"] == manifest["head_means"]  # fixed: later commits leave them
+        status = ix.status()
+        assert (status["heads"], status["head_pooling"], status["head_centred"]) == (36, "mean,max,first", True)
         store = ix.vectors
         assert store.n_heads == 36 and all(h.ntotal == chunks for h in store.heads)
         # each head file holds the stored head vector less that head's mean, unit length
