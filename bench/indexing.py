@@ -2,7 +2,10 @@
 
 Baseline: the same files, the same chunks, the same embedder through sentence-transformers
 `encode`, into one flat FAISS inner-product index written to disk. longdoc: `index_paths` on a fresh
-index (hashing, multi-head capture, SQLite catalog with FTS5, 1 + 12 FAISS indexes, manifest).
+index with the default settings (hashing, SQLite catalog, BM25 index, manifest; no head vectors, so its
+embedder captures none, as `index_paths` makes it). "MRAG capture" is encoding alone with the head
+vectors captured and pooled three ways (what an index with head_vectors = true pays) against
+sentence-transformers' encode.
 Each measurement runs in its own subprocess so peak RSS is its own. Model loading is excluded.
 
     python bench/indexing.py [--quick] [--embedder all-mpnet-base-v2]
@@ -48,9 +51,12 @@ def child(method: str, files: list[str], embedder_name: str) -> dict:
     import faiss
     import numpy as np
 
+    from longdoc.config import DEFAULT_HEAD_POOLING
     from longdoc.indexing.embedder import MultiHeadEmbedder
 
-    embedder = MultiHeadEmbedder(embedder_name, device="cpu")
+    # the default index's embedder captures no head vectors; encode-only times the capture
+    pooling = None if method == "longdoc" else DEFAULT_HEAD_POOLING
+    embedder = MultiHeadEmbedder(embedder_name, device="cpu", pooling=pooling)
     if method != "longdoc":  # the baseline is the sentence-transformers package itself
         from sentence_transformers import SentenceTransformer
 

@@ -139,7 +139,8 @@ class Index:
                 from .indexing.embedder import MultiHeadEmbedder
 
                 manifest = self.manifest
-                embedder = MultiHeadEmbedder(manifest["embedder"], pooling=stored_head_pooling(manifest))
+                embedder = MultiHeadEmbedder(manifest["embedder"],
+                                             pooling=stored_head_pooling(manifest) if manifest["heads"] else None)
                 if embedder.fingerprint != manifest["fingerprint"]:
                     raise IndexMismatchError(f"index {self.path} was built with embedder weights "
                                              f"{manifest['fingerprint']}, but {manifest['embedder']!r} here "

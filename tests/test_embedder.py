@@ -41,6 +41,20 @@ def test_head_vectors_are_attention_probabilities_times_values_pooled_by_mean_ma
     assert not np.allclose(heads[:, :H], heads[:, H:2 * H], atol=1e-3)  # the poolings differ
 
 
+@pytest.mark.slow
+def test_an_embedder_without_pooling_captures_no_head_vectors_and_gives_the_same_embeddings(embedder):
+    """An index without head vectors (the default) embeds with pooling=None: no hook on the attention
+    layer, an empty head axis, the same dense vectors."""
+    from longdoc.indexing.embedder import MultiHeadEmbedder
+
+    plain = MultiHeadEmbedder("all-MiniLM-L6-v2", device="cpu", batch_size=16, pooling=None)
+    dense, heads = plain.encode(TEXTS)
+    assert plain.heads == 0 and heads.shape == (len(TEXTS), 0, 32) and plain.pooling == ()
+    assert plain.fingerprint == embedder.fingerprint
+    np.testing.assert_allclose(dense, embedder.encode(TEXTS)[0], atol=1e-6)
+    assert not plain.model.model.encoder.layer[-1].attention.output.dense._forward_pre_hooks
+
+
 def test_head_pooling_is_checked_when_settings_are_made():
     from longdoc.config import Settings
     from longdoc.errors import LongdocError

@@ -38,7 +38,7 @@ class _Parser:
 class _Embedder:
     """A Ray actor holding one embedder (a GPU each when the cluster has them), kept for the whole run."""
 
-    def __init__(self, name: str, batch_size: int, pooling: str):
+    def __init__(self, name: str, batch_size: int, pooling: str | None):
         import torch
 
         from ..indexing.embedder import MultiHeadEmbedder
@@ -84,7 +84,9 @@ class RayEngine:
                 gpus = ray.cluster_resources().get("GPU", 0)
                 count = int(gpus) if gpus >= 1 else int(ray.cluster_resources().get("CPU", 1))
                 actor = ray.remote(num_cpus=1, num_gpus=1 if gpus >= 1 else 0)(_Embedder)
-                self._actors = [actor.remote(settings.embedder, settings.batch_size, settings.head_pooling) for _ in range(max(1, count))]
+                pooling = settings.head_pooling if settings.head_vectors else None
+                self._actors = [actor.remote(settings.embedder, settings.batch_size, pooling)
+                                for _ in range(max(1, count))]
                 pools.append(ActorPool(self._actors))
             return pools[0]
 

@@ -49,9 +49,11 @@ def attention_output(model: torch.nn.Module, layer: int = -1) -> torch.nn.Module
 
 
 class MultiHeadEmbedder:
-    def __init__(self, name: str, device: str = "auto", batch_size: int = 32, pooling: str = DEFAULT_HEAD_POOLING):
+    def __init__(self, name: str, device: str = "auto", batch_size: int = 32,
+                 pooling: str | None = DEFAULT_HEAD_POOLING):
+        """pooling None: no head vectors (an index without them), so no capture at all."""
         self.name = name
-        self.pooling = parse_head_pooling(pooling)
+        self.pooling = parse_head_pooling(pooling) if pooling is not None else ()
         self.source = embedder_source(name)
         self.model = load_embedder_model(name, device)
         self.batch_size = batch_size
@@ -64,7 +66,8 @@ class MultiHeadEmbedder:
         self.max_tokens = self.model.max_seq_length
         self._captured: list[torch.Tensor] = []
         self._lock = threading.Lock()
-        attention_output(backbone).register_forward_pre_hook(lambda _m, args: self._captured.append(args[0]))
+        if self.pooling:
+            attention_output(backbone).register_forward_pre_hook(lambda _m, args: self._captured.append(args[0]))
         self.fingerprint = self._fingerprint()
 
     def _fingerprint(self) -> str:
@@ -83,6 +86,8 @@ class MultiHeadEmbedder:
         features = self.model.tokenize(texts)
         self._captured.clear()
         dense = self.model(features)
+        if not self.pooling:
+            return dense.float().cpu().numpy(), np.zeros((len(texts), 0, self.head_dim), np.float32)
         if len(self._captured) != 1:
             raise ModelError(f"expected one pass through the last attention layer, saw {len(self._captured)}")
         ctx = self._captured.pop()  # (B, T, H*d)

@@ -4,7 +4,7 @@ from __future__ import annotations
 import dataclasses
 
 from ..config import DEFAULT_HEAD_POOLING, LEGACY_HEAD_POOLING, ChunkSettings, Settings, load_settings
-from ..errors import IndexMismatchError
+from ..errors import IndexMismatchError, LongdocError
 from ..storage.catalog import Catalog, now_iso
 from ..storage.migrations import SCHEMA_VERSION
 from .head_weights import head_means
@@ -57,6 +57,9 @@ def write_manifest(catalog: Catalog, settings: Settings, embedder) -> None:
             raise IndexMismatchError(f"index {catalog.index_dir} pools its head vectors by "
                                      f"{stored_head_pooling(manifest)!r}, but the embedder given pools by {pooling!r}")
         return
+    if settings.head_vectors and not embedder.heads:
+        raise LongdocError(f"index {catalog.index_dir} is to store head vectors, but the embedder given computes "
+                           f"none (made with pooling=None)")
     catalog.set_meta("manifest", {
         "embedder": settings.embedder, "embedder_source": embedder.source, "fingerprint": embedder.fingerprint,
         "dim": embedder.dim, "heads": embedder.heads if settings.head_vectors else 0, "head_dim": embedder.head_dim,

@@ -231,8 +231,9 @@ def index_paths(index_dir: str | Path, roots: list[str | Path], settings: Settin
             def load_embedder():
                 from .embedder import MultiHeadEmbedder
 
+                # An index without head vectors embeds without capturing them.
                 return embedder or MultiHeadEmbedder(settings.embedder, settings.device, settings.batch_size,
-                                                        settings.head_pooling)
+                                                     settings.head_pooling if settings.head_vectors else None)
 
             engine = engine or LocalEngine()
             try:
