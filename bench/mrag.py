@@ -31,16 +31,18 @@ import torch
 sys.path.insert(0, str(Path(__file__).parent))
 from common import write_result  # noqa: E402
 
-from longdoc.config import SearchSettings  # noqa: E402
+from mrag_heads import pooled_vectors, poolings, print_poolings, run_poolings  # noqa: E402
+from mrag_scoring import (PICKS, head_sims, head_votes, learned_weights, multihead,  # noqa: E402
+                          objective, rankings, standard, table, unit)
+
+from longdoc.config import DEFAULT_HEAD_POOLING, SearchSettings  # noqa: E402
 from longdoc.evaluation import mrag  # noqa: E402
-from longdoc.config import DEFAULT_HEAD_POOLING, parse_head_pooling  # noqa: E402
 from longdoc.indexing.embedder import MultiHeadEmbedder, attention_output  # noqa: E402
 from longdoc.indexing.head_weights import head_means, head_weights  # noqa: E402
 from longdoc.models.cache import cache_dir  # noqa: E402
 from longdoc.models.embedders import load_embedder_model  # noqa: E402
 from longdoc.retrieval.aspects import merge_by_best_rank, query_parts  # noqa: E402
 
-PICKS = mrag.MAX_PICKS
 DEPTHS = (8, 32, 128)
 WEIGHTS = ("paper", "uniform", "learned")
 FUSION = (0.25, 0.5, 1.0, 2.0, 4.0)  # multihead's weight in its fusion with dense
@@ -89,78 +91,6 @@ def vectors(name: str, data, set_name: str):
     return doc_dense, doc_heads, q_dense, q_heads
 
 
-def pooled_vectors(name: str, data, set_name: str):
-    """Cached vectors as longdoc's embedder makes them, head vectors with every pooling (the default):
-    (document dense (N, D), document heads (N, P*H, d), query dense, query heads), heads pooling-major."""
-    path = cache_dir("bench", "mrag") / f"{set_name}-{name}-pooled.npz"
-    if path.exists():
-        z = np.load(path)
-        return z["doc_dense"], z["docs"], z["q_dense"], z["queries"]
-    embedder = MultiHeadEmbedder(name, "cpu", batch_size=16, pooling=DEFAULT_HEAD_POOLING)
-    docs = [f"{d['title']}\n\n{d['text']}" for d in data.corpus.values()]
-    done = [0]
-
-    def shown(n):
-        done[0] += n
-        print(f"\r{name}, pooled head vectors: {done[0]}/{len(docs) + len(data.queries)} texts", end="", flush=True)
-    doc_dense, doc_heads = embedder.encode(docs, on_batch=shown)
-    q_dense, q_heads = embedder.encode(list(data.queries.values()), on_batch=shown)
-    print()
-    np.savez(path, doc_dense=doc_dense, docs=doc_heads, q_dense=q_dense, queries=q_heads)
-    return doc_dense, doc_heads, q_dense, q_heads
-
-
-def poolings(data, name: str, set_name: str, dev_q, test_q) -> dict:
-    """MRAG (paper's weights from the raw vectors, 2^-rank votes over each head's top 32) with each subset of
-    longdoc's poolings, each head raw or less the documents' mean for it (head_means, as an index centres
-    them). The dev split picks the row; longdoc's default is every pooling, centred."""
-    _, docs, _, queries = pooled_vectors(name, data, set_name)
-    names = parse_head_pooling(DEFAULT_HEAD_POOLING)
-    heads = docs.shape[1] // len(names)
-    qids = list(data.queries)
-    rows = []
-    for subset in [("mean",), ("mean", "max"), ("mean", "first"), names]:
-        take = np.concatenate([np.arange(heads) + names.index(p) * heads for p in subset])
-        d_raw, q_raw = docs[:, take], queries[:, take]
-        for centred in (False, True):
-            mu = head_means(d_raw) if centred else 0
-            sims = head_sims(d_raw - mu, q_raw - mu)
-            scores = mrag.score_rankings(data, rankings(data, multihead(sims, head_weights(d_raw), PICKS, "rank")))
-            rows.append({"pooling": ",".join(subset), "centred": centred, "dev": objective(scores, dev_q),
-                         "test": objective(scores, test_q), "by_aspects_test": table(scores, test_q),
-                         "by_aspects_all": table(scores, qids)})
-    return {"rows": rows, "chosen_on_dev": max(rows, key=lambda r: r["dev"]),
-            "default": next(r for r in rows if r["pooling"] == DEFAULT_HEAD_POOLING and r["centred"])}
-
-
-def print_poolings(result: dict) -> None:
-    p = result["poolings"]
-    print(f"\n{result['set']}, {result['embedder']}: longdoc's head vectors, by pooling (paper's weights, depth "
-          f"{PICKS}); dev / test objective, then 10 aspects success / category, test and all 25 (standard RAG: "
-          f"dev / test {result['standard']['dev']:.3f} / {result['standard']['test']:.3f})")
-    print("| pooling | centred | dev / test | 10 aspects, test | 10 aspects, all |")
-    for r in p["rows"]:
-        t, a = r["by_aspects_test"][10], r["by_aspects_all"][10]
-        print(f"| {r['pooling']} | {'yes' if r['centred'] else 'no'} | {r['dev']:.3f} / {r['test']:.3f} | "
-              f"{t['success_ratio']:.3f} / {t['category_success_ratio']:.3f} | "
-              f"{a['success_ratio']:.3f} / {a['category_success_ratio']:.3f} |")
-    c = p["chosen_on_dev"]
-    print(f"chosen on dev: {c['pooling']}, {'centred' if c['centred'] else 'raw'}")
-
-
-def run_poolings(set_name: str, name: str) -> dict:
-    """--poolings-only: standard RAG against longdoc's head vectors by pooling, from one embedding pass."""
-    data = mrag.load_mrag(set_name)
-    doc_dense, _, q_dense, _ = pooled_vectors(name, data, set_name)
-    qids = list(data.queries)
-    dev_q, test_q = [q for q in qids if int(q[-2:]) % 2 == 0], [q for q in qids if int(q[-2:]) % 2 == 1]
-    base = mrag.score_rankings(data, rankings(data, standard(doc_dense, q_dense)))
-    return {"set": set_name, "embedder": name, "documents": len(data.corpus), "queries": len(qids),
-            "standard": {"dev": objective(base, dev_q), "test": objective(base, test_q),
-                         "by_aspects_test": table(base, test_q), "by_aspects_all": table(base, qids)},
-            "poolings": poolings(data, name, set_name, dev_q, test_q)}
-
-
 def sentence_parts(data) -> tuple[np.ndarray, list[str]]:
     """Every query's sentences as longdoc splits them (query_parts after the whole query; a query searched
     whole: itself): (owner query index (P,), texts)."""
@@ -200,47 +130,6 @@ def by_sentences(part_scores: np.ndarray, owner: np.ndarray, whole_scores: np.nd
     return np.array(out)
 
 
-def unit(x: np.ndarray) -> np.ndarray:
-    return x / np.maximum(np.linalg.norm(x, axis=-1, keepdims=True), 1e-12)
-
-
-def standard(doc_dense, q_dense, keep: int = PICKS) -> np.ndarray:
-    """(Q, keep) document indices by cosine of the sentence embeddings."""
-    return np.argsort(-(unit(q_dense) @ unit(doc_dense).T), axis=1)[:, :keep]
-
-
-def head_sims(doc_heads, q_heads) -> np.ndarray:
-    """(H, Q, N) per-head cosine similarities at one layer."""
-    return np.einsum("qhd,nhd->hqn", unit(q_heads), unit(doc_heads))
-
-
-def learned_weights(sims: np.ndarray, relevant: list[set[int]], dev: list[int], depth: int) -> np.ndarray:
-    """Each head's share of relevant documents in its top-`depth`, over the dev queries."""
-    top = np.argsort(-sims[:, dev], axis=2)[:, :, :depth]  # (H, dev, depth)
-    return np.array([np.mean([len(relevant[q] & set(top[h, i])) / min(depth, len(relevant[q]))
-                              for i, q in enumerate(dev)]) for h in range(sims.shape[0])]) + 1e-6
-
-
-def multihead(sims: np.ndarray, weights: np.ndarray, depth: int, vote: str, keep: int = PICKS) -> np.ndarray:
-    """(Q, keep) document indices by MRAG's votes (w_h 2^-rank over each head's top-depth) or by the
-    weighted sum of per-head cosines."""
-    return np.argsort(-head_votes(sims, weights, depth, vote), axis=1)[:, :keep]
-
-
-def head_votes(sims: np.ndarray, weights: np.ndarray, depth: int, vote: str) -> np.ndarray:
-    """(Q, N) each document's multi-head score for `multihead`."""
-    if vote == "cosine":
-        return np.einsum("h,hqn->qn", weights, sims)
-    h, q, n = sims.shape
-    top = np.argsort(-sims, axis=2)[:, :, :depth]  # (H, Q, depth)
-    scores = np.zeros((q, n))
-    rows = np.arange(q)[:, None]
-    for head in range(h):
-        np.add.at(scores, (rows, top[head]), weights[head] * 2.0 ** -np.arange(depth))
-    # ties (documents no head voted for) break by the summed cosine, so every ranking is complete
-    return scores + 1e-9 * sims.mean(0)
-
-
 def fused(first: np.ndarray, second: np.ndarray, weight: float, n: int, k: int = 60) -> np.ndarray:
     """(Q, PICKS) reciprocal-rank fusion of two rankings (Q, keep) over n documents, the second weighted."""
     scores = np.zeros((first.shape[0], n))
@@ -264,22 +153,6 @@ def is_paper_config(s: dict, layers: int) -> bool:
     """MRAG as the paper runs it: the last layer, the paper's weights, 2^-rank votes over each head's top 32."""
     return (s["layer"] == layers - 1 and s["weights"] == "paper" and s["depth"] == PICKS and s["vote"] == "rank"
             and "fusion" not in s)
-
-
-def rankings(data, picks: np.ndarray) -> dict[str, list[str]]:
-    ids = list(data.corpus)
-    return {qid: [ids[i] for i in row] for qid, row in zip(data.queries, picks)}
-
-
-def table(scores, qids) -> dict[int, dict[str, float]]:
-    return mrag.by_aspects(scores, qids)
-
-
-def objective(scores, qids) -> float:
-    """What the dev split maximises: the mean over multi-aspect queries of the paper's weighted success ratio
-    (2 x exact + category) / 3, so one aspect count does not set the choice."""
-    rows = [scores[q] for q in qids if mrag.aspect_count(q) > 1]
-    return float(np.mean([(2 * r["success_ratio"] + r["category_success_ratio"]) / 3 for r in rows]))
 
 
 def run(set_name: str, name: str) -> dict:
