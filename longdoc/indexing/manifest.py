@@ -23,11 +23,13 @@ def index_settings(catalog: Catalog, requested: Settings | None) -> Settings:
     if base.head_vectors and not stored_heads:
         raise IndexMismatchError(f"index {catalog.index_dir} was built without head vectors; use a new --index "
                                  f"directory with head_vectors = true to build them")
-    stored_pooling = stored_head_pooling(manifest)
-    if stored_heads and base.head_pooling not in (stored_pooling, DEFAULT_HEAD_POOLING):
-        raise IndexMismatchError(f"index {catalog.index_dir} pools its head vectors by {stored_pooling!r}, not "
-                                 f"{base.head_pooling!r}; use a new --index directory to change head_pooling")
-    base = dataclasses.replace(base, head_vectors=stored_heads, head_pooling=stored_pooling)
+    base = dataclasses.replace(base, head_vectors=stored_heads)
+    if stored_heads:
+        stored_pooling = stored_head_pooling(manifest)
+        if base.head_pooling not in (stored_pooling, DEFAULT_HEAD_POOLING):
+            raise IndexMismatchError(f"index {catalog.index_dir} pools its head vectors by {stored_pooling!r}, not "
+                                     f"{base.head_pooling!r}; use a new --index directory to change head_pooling")
+        base = dataclasses.replace(base, head_pooling=stored_pooling)
     if requested is None:
         return dataclasses.replace(base, embedder=manifest["embedder"], chunk=stored_chunk)
     if requested.embedder.lower() != manifest["embedder"].lower():
@@ -60,13 +62,14 @@ def write_manifest(catalog: Catalog, settings: Settings, embedder) -> None:
     if settings.head_vectors and not embedder.heads:
         raise LongdocError(f"index {catalog.index_dir} is to store head vectors, but the embedder given computes "
                            f"none (made with pooling=None)")
+    heads = {"head_pooling": ",".join(embedder.pooling),
+             # Set by the first commit, from its chunks' head vectors, before any is stored (record_head_means);
+             # absent in indexes made before centring, whose head vectors stay uncentred.
+             "head_means": None} if settings.head_vectors else {}
     catalog.set_meta("manifest", {
         "embedder": settings.embedder, "embedder_source": embedder.source, "fingerprint": embedder.fingerprint,
         "dim": embedder.dim, "heads": embedder.heads if settings.head_vectors else 0, "head_dim": embedder.head_dim,
-        "head_pooling": ",".join(embedder.pooling),
-        # Set by the first commit, from its chunks' head vectors, before any is stored (record_head_means);
-        # absent in indexes made before centring, whose head vectors stay uncentred.
-        "head_means": None,
+        **heads,
         "chunk_tokens": settings.chunk.tokens, "chunk_overlap": settings.chunk.overlap,
         # The catalog's copy of the vectors (FAISS keeps float32): half the bytes; on the essays every
         # query's top 10 was unchanged, cosines within 5e-5.
