@@ -31,13 +31,13 @@ import torch
 sys.path.insert(0, str(Path(__file__).parent))
 from common import write_result  # noqa: E402
 
-from mrag_heads import pooled_vectors, poolings, print_poolings, run_poolings  # noqa: E402
+from mrag_heads import longdoc_embedder, pooled_vectors, poolings, print_poolings, run_poolings  # noqa: E402
 from mrag_scoring import (PICKS, head_sims, head_votes, learned_weights, multihead,  # noqa: E402
                           objective, rankings, standard, table, unit)
 
-from longdoc.config import DEFAULT_HEAD_POOLING, SearchSettings  # noqa: E402
+from longdoc.config import SearchSettings  # noqa: E402
 from longdoc.evaluation import mrag  # noqa: E402
-from longdoc.indexing.embedder import MultiHeadEmbedder, attention_output  # noqa: E402
+from longdoc.indexing.embedder import attention_output  # noqa: E402
 from longdoc.indexing.head_weights import head_means, head_weights  # noqa: E402
 from longdoc.models.cache import cache_dir  # noqa: E402
 from longdoc.models.embedders import load_embedder_model  # noqa: E402
@@ -114,7 +114,7 @@ def sentence_vectors(name: str, data, set_name: str):
         z["dense"], heads = embed(name, texts)
         z["heads"] = heads[-1]
     if "pooled" not in z:
-        z["pooled"] = MultiHeadEmbedder(name, "cpu", batch_size=16, pooling=DEFAULT_HEAD_POOLING).encode(texts)[1]
+        z["pooled"] = longdoc_embedder(name).encode(texts)[1]
     np.savez(path, owner=owner, **{k: v for k, v in z.items() if k != "owner"})
     return owner, z["dense"], z["heads"], z["pooled"]
 

@@ -15,6 +15,11 @@ from longdoc.indexing.head_weights import head_means, head_weights
 from longdoc.models.cache import cache_dir
 
 
+def longdoc_embedder(name: str) -> MultiHeadEmbedder:
+    """The embedder as an index with head vectors makes it: every pooling."""
+    return MultiHeadEmbedder(name, "cpu", batch_size=16, pooling=DEFAULT_HEAD_POOLING)
+
+
 def pooled_vectors(name: str, data, set_name: str):
     """Cached vectors as longdoc's embedder makes them, head vectors with every pooling (the default):
     (document dense (N, D), document heads (N, P*H, d), query dense, query heads), heads pooling-major."""
@@ -22,7 +27,7 @@ def pooled_vectors(name: str, data, set_name: str):
     if path.exists():
         z = np.load(path)
         return z["doc_dense"], z["docs"], z["q_dense"], z["queries"]
-    embedder = MultiHeadEmbedder(name, "cpu", batch_size=16, pooling=DEFAULT_HEAD_POOLING)
+    embedder = longdoc_embedder(name)
     docs = [f"{d['title']}\n\n{d['text']}" for d in data.corpus.values()]
     done = [0]
 

@@ -257,6 +257,12 @@ class Settings:
         parse_head_pooling(self.head_pooling)
 
     @property
+    def embed_pooling(self) -> str | None:
+        """The head pooling an index built with these settings embeds with: None (no capture) without head
+        vectors."""
+        return self.head_pooling if self.head_vectors else None
+
+    @property
     def max_file_bytes(self) -> int:
         return int(self.max_file_mb * 2**20)
 

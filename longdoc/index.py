@@ -78,7 +78,7 @@ class Index:
             "embedder_fingerprint": manifest.get("fingerprint"),
             "dims": manifest.get("dim"),
             "heads": manifest.get("heads"),
-            "head_pooling": stored_head_pooling(manifest) if manifest.get("heads") else None,
+            "head_pooling": stored_head_pooling(manifest),
             "head_centred": manifest.get("head_means") is not None,
             "chunk_tokens": manifest.get("chunk_tokens"),
             "chunk_overlap": manifest.get("chunk_overlap"),
@@ -139,8 +139,7 @@ class Index:
                 from .indexing.embedder import MultiHeadEmbedder
 
                 manifest = self.manifest
-                embedder = MultiHeadEmbedder(manifest["embedder"],
-                                             pooling=stored_head_pooling(manifest) if manifest["heads"] else None)
+                embedder = MultiHeadEmbedder(manifest["embedder"], pooling=stored_head_pooling(manifest))
                 if embedder.fingerprint != manifest["fingerprint"]:
                     raise IndexMismatchError(f"index {self.path} was built with embedder weights "
                                              f"{manifest['fingerprint']}, but {manifest['embedder']!r} here "

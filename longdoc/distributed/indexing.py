@@ -84,8 +84,7 @@ class RayEngine:
                 gpus = ray.cluster_resources().get("GPU", 0)
                 count = int(gpus) if gpus >= 1 else int(ray.cluster_resources().get("CPU", 1))
                 actor = ray.remote(num_cpus=1, num_gpus=1 if gpus >= 1 else 0)(_Embedder)
-                pooling = settings.head_pooling if settings.head_vectors else None
-                self._actors = [actor.remote(settings.embedder, settings.batch_size, pooling)
+                self._actors = [actor.remote(settings.embedder, settings.batch_size, settings.embed_pooling)
                                 for _ in range(max(1, count))]
                 pools.append(ActorPool(self._actors))
             return pools[0]

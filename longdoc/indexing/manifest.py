@@ -41,9 +41,10 @@ def index_settings(catalog: Catalog, requested: Settings | None) -> Settings:
     return base
 
 
-def stored_head_pooling(manifest: dict) -> str:
-    """How the index's head vectors were pooled (indexes made before the setting: the mean)."""
-    return manifest.get("head_pooling", LEGACY_HEAD_POOLING)
+def stored_head_pooling(manifest: dict) -> str | None:
+    """How the index's head vectors were pooled (indexes made before the setting: the mean); None for an
+    index that stores none, whose embedder then captures none."""
+    return manifest.get("head_pooling", LEGACY_HEAD_POOLING) if manifest["heads"] else None
 
 
 def write_manifest(catalog: Catalog, settings: Settings, embedder) -> None:
@@ -54,10 +55,10 @@ def write_manifest(catalog: Catalog, settings: Settings, embedder) -> None:
             raise IndexMismatchError(
                 f"index {catalog.index_dir} was built with embedder weights {manifest['fingerprint']} "
                 f"({manifest['embedder']}), but {embedder.name!r} now computes {embedder.fingerprint}")
-        pooling = ",".join(embedder.pooling)
-        if manifest["heads"] and stored_head_pooling(manifest) != pooling:
-            raise IndexMismatchError(f"index {catalog.index_dir} pools its head vectors by "
-                                     f"{stored_head_pooling(manifest)!r}, but the embedder given pools by {pooling!r}")
+        stored, pooling = stored_head_pooling(manifest), ",".join(embedder.pooling)
+        if stored is not None and stored != pooling:
+            raise IndexMismatchError(f"index {catalog.index_dir} pools its head vectors by {stored!r}, but the "
+                                     f"embedder given pools by {pooling!r}")
         return
     if settings.head_vectors and not embedder.heads:
         raise LongdocError(f"index {catalog.index_dir} is to store head vectors, but the embedder given computes "

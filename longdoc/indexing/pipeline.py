@@ -233,7 +233,7 @@ def index_paths(index_dir: str | Path, roots: list[str | Path], settings: Settin
 
                 # An index without head vectors embeds without capturing them.
                 return embedder or MultiHeadEmbedder(settings.embedder, settings.device, settings.batch_size,
-                                                     settings.head_pooling if settings.head_vectors else None)
+                                                     settings.embed_pooling)
 
             engine = engine or LocalEngine()
             try:
