@@ -111,3 +111,55 @@ def test_blocks_stitched_at_new_offsets_are_re_rotated():
     moved = rerotate_keys(bk[:, :, 6:], rotary_cos_sin(model, torch.arange(6, 17)), rotary_cos_sin(model, torch.arange(15, 26)))
     torch.testing.assert_close(keys[:, :, 15:], moved)
     torch.testing.assert_close(keys[:, :, 6:15], ak[:, :, 6:])
+
+
+@pytest.mark.parametrize("family", ["llama", "qwen2"])
+def test_decode_steps_over_a_growing_cache_equal_eager_and_record_each_steps_attention(family):
+    """Decode rows take decode_attention (one pass over the keys) over a cache that grows in place: the
+    logits and each step's recorded attention are eager's over the whole sequence."""
+    from longdoc.attention.kv_cache import growing_cache
+
+    model = tiny(family)
+    ids = torch.randint(0, 128, (1, 26), generator=torch.Generator().manual_seed(4))
+    with torch.no_grad():
+        model.set_attn_implementation("eager")
+        eager = model(input_ids=ids, output_attentions=True)
+        model.set_attn_implementation(register())
+        cache = growing_cache(model.config)
+        model(input_ids=ids[:, :23], past_key_values=cache, use_cache=True)
+        for step in range(23, 26):
+            recorder = AttentionMass()
+            with record_attention_mass(recorder):
+                out = model(input_ids=ids[:, step:step + 1], past_key_values=cache, use_cache=True,
+                            position_ids=torch.tensor([[step]]))
+            torch.testing.assert_close(out.logits[0, -1], eager.logits[0, step], atol=1e-5, rtol=1e-5)
+            expected = sum(a[0, :, step, :step + 1].sum(0) for a in eager.attentions).double()
+            torch.testing.assert_close(recorder.mass, expected, atol=1e-5, rtol=1e-5)
+    assert cache.get_seq_length() == 26
+
+
+def test_a_growing_cache_appends_in_place_and_adopts_tensors_put_in_its_place():
+    from transformers import DynamicCache
+
+    from longdoc.attention.kv_cache import growing_cache
+
+    model = tiny("qwen2")
+    ours, plain = growing_cache(model.config), DynamicCache(config=model.config)
+    g = torch.Generator().manual_seed(5)
+    steps = [torch.randn(1, 2, n, 16, generator=g) for n in (10, 1, 1, 3)]
+    pointers = []
+    for i, k in enumerate(steps):
+        if i == 3:  # a re-encoding pass puts new tensors in (recompute.py): the next update adopts them
+            for cache in (ours, plain):
+                cache.layers[0].keys = cache.layers[0].keys[..., :8, :].clone()
+                cache.layers[0].values = cache.layers[0].values[..., :8, :].clone()
+        for cache in (ours, plain):
+            got = cache.update(k, -k, 0)
+        pointers.append(ours.layers[0].keys.data_ptr())
+        torch.testing.assert_close(got[0], plain.layers[0].keys, rtol=0, atol=0)
+        torch.testing.assert_close(got[1], plain.layers[0].values, rtol=0, atol=0)
+        assert ours.get_seq_length() == plain.get_seq_length()
+    assert pointers[0] == pointers[1] == pointers[2] != pointers[3]  # single steps wrote into spare room
+    assert type(ours.layers[0]).__name__ == "GrowingLayer"
+    ours.layers[0].reset()
+    assert torch.equal(ours.update(steps[1], steps[1], 0)[0], steps[1])

@@ -121,6 +121,29 @@ def test_recorded_attention_covers_cache_and_memory_exactly_once():
 
 
 @pytest.mark.parametrize("kind", ["landmark", "retrieval"])
+def test_record_from_the_logits_attention_kept_equals_record_computed_afresh(kind):
+    """The torch path hands record() the last row's logits; the kernel path leaves it to compute them. Both
+    give the same attention per context token, turned keys and padding included."""
+    from longdoc.attention.memory import Read
+
+    model = tiny("qwen2")
+    prefix, blocks, _ = context(model, seed=3)
+    memory = build_memory(model, blocks, 5, SparseSpec(kind, 16, keys=48, kernels="torch"))
+    q = torch.randn(3, 4, 16, generator=torch.Generator().manual_seed(1))
+    masses = []
+    for keep in (True, False):
+        memory.reset()
+        out, lse, read = memory.attend(1, q, 0.25)
+        assert read.turn is not None and read.last_logits is not None
+        total = lse + 0.5  # as if the cache held some mass too
+        memory.record(1, q, read if keep else Read(read.blocks, read.turn, None), total, 0.25)
+        masses.append(memory.mass)
+    torch.testing.assert_close(masses[0], masses[1])
+    share = masses[0].sum() / (q.shape[1] * torch.exp(lse[-1] - total[-1]).mean())
+    assert share.item() == pytest.approx(1.0, rel=1e-5)  # the last row's memory attention, all of it
+
+
+@pytest.mark.parametrize("kind", ["landmark", "retrieval"])
 def test_a_memory_keeps_every_tensor_on_its_keys_device(kind):
     """On a GPU, landmark's key order was made on the CPU and record() crashed mixing devices. Tensors on
     the meta device (shapes only, no data) find any tensor the memory makes elsewhere."""

@@ -148,3 +148,25 @@ def test_clusters_are_balanced_permutations_that_group_similar_keys():
     labels = which.gather(1, order)[:, :128].reshape(2, 8, 16)
     purity = (labels == labels.mode(-1).values[..., None]).float().mean()
     assert purity > 0.95  # the clusters found are the directions planted
+
+
+def test_kept_keys_gathered_by_block_and_turned_equal_their_definitions():
+    """gather_blocks copies whole blocks, turned rotates by halves: the same numbers as indexing key by key
+    and k cos + rotate_half(k) sin at each key's slot."""
+    from longdoc.attention.rope import rotate_half
+    from longdoc.attention.sparse import block_key_ids, gather_blocks, turned
+
+    q, k, _ = inputs(seed=6)
+    kp, block = padded(k, 16), 16
+    blocks = select_blocks(block_scores(q, block_reps(k, block)), 4)  # (2, 3, 4)
+    idx = block_key_ids(blocks, block)
+    heads = torch.arange(k.shape[0])[None, :, None]
+    kept = gather_blocks(kp, blocks, block)
+    assert torch.equal(kept, kp[heads, idx])
+    order = torch.randperm(kp.shape[0] * kp.shape[1]).view(kp.shape[0], -1)
+    assert torch.equal(gather_blocks(order, blocks, block), order[heads, idx])
+    n, d = idx.shape[-1], k.shape[-1]
+    slots = torch.stack([torch.randperm(n) for _ in range(6)]).view(2, 3, n)
+    angles = torch.arange(n)[:, None] * 0.5 ** torch.arange(d // 2).repeat(2)[None, :]
+    cos, sin = angles.cos(), angles.sin()
+    torch.testing.assert_close(turned(kept, (slots, cos, sin)), kept * cos[slots] + rotate_half(kept) * sin[slots])

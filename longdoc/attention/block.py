@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 import torch
 
+from .kv_cache import growing_cache
 from .rope import rerotate_keys, rotary_cos_sin
 
 
@@ -24,10 +25,8 @@ class KVBlock:
 
 
 def stitch_cache(model, blocks: list[KVBlock], dtype: torch.dtype = torch.float32, batch: int = 1):
-    """A DynamicCache holding the blocks back to back from position 0, keys re-rotated to their places,
-    repeated over `batch` rows."""
-    from transformers import DynamicCache
-
+    """A DynamicCache (growing in place: kv_cache.py) holding the blocks back to back from position 0, keys
+    re-rotated to their places, repeated over `batch` rows."""
     device = next(model.parameters()).device
     keys, values = [], []
     offset = 0
@@ -41,7 +40,7 @@ def stitch_cache(model, blocks: list[KVBlock], dtype: torch.dtype = torch.float3
         keys.append(k)
         values.append(block.values.to(device, dtype))
         offset += block.length
-    cache = DynamicCache(config=model.config)
+    cache = growing_cache(model.config)
     layer_keys, layer_values = torch.cat(keys, dim=-2), torch.cat(values, dim=-2)
     for layer in range(layer_keys.shape[0]):
         cache.update(layer_keys[layer].unsqueeze(0).expand(batch, -1, -1, -1),

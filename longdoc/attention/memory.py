@@ -63,6 +63,15 @@ class SparseSpec:
 
 
 @dataclass
+class Read:
+    """What one layer's query rows read from the memory: the kept blocks (S, Hkv, K), their turn (ordered
+    layout) and, where the torch reference attended, the last row's logits (Hkv, G, K*B)."""
+    blocks: torch.Tensor
+    turn: sparse.Turn | None
+    last_logits: torch.Tensor | None
+
+
+@dataclass
 class Part:
     """One passage made ready for the memory: keys rotated to the memory's position, reordered into
     clusters for retrieval, and padded to whole blocks. It depends only on the passage, so it is cached."""
@@ -132,15 +141,14 @@ class ContextMemory:
         its slot is unused: it is masked); blocks pinned by pin_tokens come after the rest, by pin_after."""
         if self.spec.layout != "ordered":
             return None
-        idx = sparse.block_key_ids(blocks, self.spec.block)
-        heads = torch.arange(idx.shape[-2], device=idx.device)[:, None]
-        tokens = self.order[layer][heads, idx]
+        tokens = sparse.gather_blocks(self.order[layer], blocks, self.spec.block)  # (..., Hkv, K*B)
         after = self.pin_after.get(layer)
         if after is not None:  # pinned sentences go last, the best last of all, where a small reader looks most
             late = after.expand(*blocks.shape[:-1], -1).gather(-1, blocks)
             tokens = tokens + late.repeat_interleave(self.spec.block, dim=-1) * self.length
-        rank = tokens.masked_fill(~self.valid[idx], -1).argsort(-1).argsort(-1)
-        slot = (rank + (self.slots - idx.shape[-1])).clamp(min=0)
+        ok = self.valid.view(-1, self.spec.block)[blocks].flatten(-2)
+        rank = tokens.masked_fill(~ok, -1).argsort(-1).argsort(-1)
+        slot = (rank + (self.slots - tokens.shape[-1])).clamp(min=0)
         return slot, *self.turns
 
     def reset(self) -> None:
@@ -199,34 +207,37 @@ class ContextMemory:
             self.pinned[layer] = sparse.select_blocks(share, max(1, int(self.spec.top_k * self.spec.pin)))
         return blocks
 
-    def attend(self, layer: int, q: torch.Tensor, scaling: float):
-        """(out (S, Hq, D), lse (S, Hq), blocks kept (S, Hkv, K), their turn or None) of q's attention over
-        this layer's memory."""
+    def attend(self, layer: int, q: torch.Tensor, scaling: float) -> tuple[torch.Tensor, torch.Tensor, Read]:
+        """(out (S, Hq, D), lse (S, Hq), what was read) of q's attention over this layer's memory."""
         from . import kernels
 
         blocks = self.select(layer, q)
         turn = self.turn(layer, blocks)
-        out, lse = kernels.sparse_attention(q, self.keys[layer], self.values[layer], blocks, self.spec.block,
-                                            self.valid, scaling, self.spec.kernels, turn=turn)
-        self.read += blocks.shape[0] * blocks.shape[1] * min(blocks.shape[2] * self.spec.block, self.length)
+        keys, values, block = self.keys[layer], self.values[layer], self.spec.block
+        last = None
+        if kernels.use_triton(self.spec.kernels, q):
+            out, lse = kernels.sparse_attention(q, keys, values, blocks, block, self.valid, scaling,
+                                                self.spec.kernels, turn=turn)
+        else:  # the reference keeps its logits, so record() need not gather and turn the keys again
+            logits = sparse.kept_logits(q, keys, blocks, block, self.valid, scaling, turn)
+            out, lse = sparse.attend_kept(logits, values, blocks, block)
+            last = logits[-1]
+        self.read += blocks.shape[0] * blocks.shape[1] * min(blocks.shape[2] * block, self.length)
         self.rows += blocks.shape[0] * blocks.shape[1]
-        return out, lse, blocks, turn
+        return out, lse, Read(blocks, turn, last)
 
-    def record(self, layer: int, q: torch.Tensor, blocks: torch.Tensor, turn: sparse.Turn | None, lse: torch.Tensor,
-               scaling: float) -> None:
-        """Add the last row's attention to `mass`: q (S, Hq, D), the blocks and turn attend() returned for
-        it, and the total lse (S, Hq) over cache and memory."""
-        q, blocks, lse = q[-1], blocks[-1], lse[-1]
-        hkv, k = blocks.shape
-        idx = sparse.block_key_ids(blocks, self.spec.block)
-        keys = self.keys[layer][torch.arange(hkv, device=q.device)[:, None], idx].float()  # (Hkv, K*B, D)
-        if turn is not None:
-            keys = sparse.turned(keys, (turn[0][-1], *turn[1:]))
-        s = torch.einsum("hgd,htd->hgt", q.float().view(hkv, -1, q.shape[-1]), keys) * scaling
-        p = torch.exp(s - lse.view(hkv, -1, 1).float()).sum(1)  # (Hkv, K*B), summed over the group
-        ok = self.valid[idx]
-        tokens = self.order[layer].gather(1, idx)
-        self._mass.index_add_(0, tokens[ok], p[ok].to(self._mass.dtype))
+    def record(self, layer: int, q: torch.Tensor, read: Read, lse: torch.Tensor, scaling: float) -> None:
+        """Add the last row's attention to `mass`: q (S, Hq, D), what attend() read for it, and the total
+        lse (S, Hq) over cache and memory. No host sync (nothing sized by the data)."""
+        blocks, lse, block = read.blocks[-1:], lse[-1], self.spec.block
+        logits = read.last_logits
+        if logits is None:
+            turn = None if read.turn is None else (read.turn[0][-1:], *read.turn[1:])
+            logits = sparse.kept_logits(q[-1:], self.keys[layer], blocks, block, self.valid, scaling, turn)[0]
+        hkv = logits.shape[0]
+        p = torch.exp(logits - lse.view(hkv, -1, 1).float()).sum(1)  # (Hkv, K*B), summed over the group; 0 on padding
+        tokens = sparse.gather_blocks(self.order[layer], blocks, block)[0].clamp(max=self.length - 1)
+        self._mass.index_add_(0, tokens.flatten(), p.flatten().to(self._mass.dtype))
 
     @property
     def mass(self) -> torch.Tensor:

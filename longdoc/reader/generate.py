@@ -9,6 +9,7 @@ import torch
 
 from ..attention import AttentionMass, record_attention_mass
 from ..attention.block import with_cache
+from ..attention.kv_cache import growing_cache
 from ..attention.recompute import reencode
 from .cleanup import clean_answer, is_markup, stable_prefix
 from .model import ReaderModel
@@ -40,11 +41,9 @@ def generate(reader: ReaderModel, cache, input_ids: list[int], start: int, max_n
     """Prefill `input_ids` at positions start.. over `cache` (None: nothing before), then decode greedily.
     `t0` is when the request started, so TTFT can include the KV preparation done before the call.
     `stale` = (the cached tokens, positions of theirs to re-encode in the prefill's pass; recompute.py)."""
-    from transformers import DynamicCache
-
     model, device = reader.model, reader.device
     t0 = time.perf_counter() if t0 is None else t0
-    cache = cache if cache is not None else DynamicCache(config=model.config)
+    cache = cache if cache is not None else growing_cache(model.config)
     recorder = AttentionMass()
     cache_arg = with_cache(model, cache)
     tokens: list[int] = []
