@@ -163,3 +163,21 @@ def test_a_growing_cache_appends_in_place_and_adopts_tensors_put_in_its_place():
     assert type(ours.layers[0]).__name__ == "GrowingLayer"
     ours.layers[0].reset()
     assert torch.equal(ours.update(steps[1], steps[1], 0)[0], steps[1])
+
+
+def test_stitched_blocks_are_written_once_into_the_growing_caches_buffers():
+    """No copy between stitching and decoding: each layer's keys are a view of its buffer, with room for
+    the answer, and a decode step writes into that room."""
+    from longdoc.attention.kv_cache import room_for
+
+    model = tiny("qwen2")
+    ids = torch.randint(0, 128, (1, 40), generator=torch.Generator().manual_seed(7))
+    k, v, _ = kv(model, ids)
+    cache = stitch_cache(model, [KVBlock(k[:, :, :25], v[:, :, :25], 0), KVBlock(k[:, :, 25:], v[:, :, 25:], 25)])
+    layer = cache.layers[1]
+    buffer = layer._buffers[0]
+    assert buffer.shape[-2] == room_for(40) and layer.keys.data_ptr() == buffer.data_ptr()
+    torch.testing.assert_close(layer.keys[0], k[1], rtol=0, atol=0)
+    torch.testing.assert_close(layer.values[0], v[1], rtol=0, atol=0)
+    keys, _ = layer.update(k[1:2, :, :1], v[1:2, :, :1])
+    assert keys.shape[-2] == 41 and keys.data_ptr() == buffer.data_ptr()

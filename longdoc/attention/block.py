@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 import torch
 
-from .kv_cache import growing_cache
+from .kv_cache import filled_cache, growing_cache, room_for
 from .rope import rerotate_keys, rotary_cos_sin
 
 
@@ -26,9 +26,15 @@ class KVBlock:
 
 def stitch_cache(model, blocks: list[KVBlock], dtype: torch.dtype = torch.float32, batch: int = 1):
     """A DynamicCache (growing in place: kv_cache.py) holding the blocks back to back from position 0, keys
-    re-rotated to their places, repeated over `batch` rows."""
+    re-rotated to their places, repeated over `batch` rows. Each block is written straight into the
+    cache's buffers, so the context is held once (with its spare room), not once per copy on the way."""
     device = next(model.parameters()).device
-    keys, values = [], []
+    if not blocks:
+        return growing_cache(model.config)
+    total = sum(block.length for block in blocks)
+    layers, hkv, _, d = blocks[0].keys.shape
+    keys = torch.empty(layers, batch, hkv, room_for(total), d, device=device, dtype=dtype)
+    values = torch.empty_like(keys)
     offset = 0
     for block in blocks:
         k = block.keys.to(device, dtype)
@@ -37,15 +43,10 @@ def stitch_cache(model, blocks: list[KVBlock], dtype: torch.dtype = torch.float3
             src = rotary_cos_sin(model, torch.arange(block.start, block.start + length, device=device))
             dst = rotary_cos_sin(model, torch.arange(offset, offset + length, device=device))
             k = rerotate_keys(k, src, dst)
-        keys.append(k)
-        values.append(block.values.to(device, dtype))
+        keys[..., offset:offset + block.length, :] = k.unsqueeze(1)
+        values[..., offset:offset + block.length, :] = block.values.to(device, dtype).unsqueeze(1)
         offset += block.length
-    cache = growing_cache(model.config)
-    layer_keys, layer_values = torch.cat(keys, dim=-2), torch.cat(values, dim=-2)
-    for layer in range(layer_keys.shape[0]):
-        cache.update(layer_keys[layer].unsqueeze(0).expand(batch, -1, -1, -1),
-                     layer_values[layer].unsqueeze(0).expand(batch, -1, -1, -1), layer)
-    return cache
+    return filled_cache(model.config, keys, values, total)
 
 
 def with_cache(model, cache) -> dict:

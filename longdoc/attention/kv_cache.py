@@ -17,6 +17,25 @@ import torch
 MIN_ROOM = 256  # tokens of spare room at least, so short answers never regrow
 
 
+def room_for(n: int) -> int:
+    """The tokens a buffer holding n has room for: a quarter more, at least MIN_ROOM more."""
+    return n + max(MIN_ROOM, n // 4)
+
+
+def filled_cache(config, keys: torch.Tensor, values: torch.Tensor, n: int):
+    """A growing cache over buffers already filled: keys and values (layers, B, Hkv, room, D) hold n
+    tokens. Plain layers take views of them (no copy: stitching a 64K context no longer holds it three
+    times over); other layers are updated with the n tokens."""
+    cache = growing_cache(config)
+    layer_class = growing_layer()
+    for layer in range(keys.shape[0]):
+        if layer < len(cache.layers) and isinstance(cache.layers[layer], layer_class):
+            cache.layers[layer].hold(keys[layer], values[layer], n)
+        else:
+            cache.update(keys[layer, ..., :n, :], values[layer, ..., :n, :], layer)
+    return cache
+
+
 def growing_cache(config):
     """A DynamicCache for `config` whose plain (full-attention) layers are GrowingLayers; sliding-window
     layers keep their own class."""
@@ -41,12 +60,22 @@ def growing_layer() -> type:
 
         _buffers: tuple[torch.Tensor, torch.Tensor] | None = None
 
-        def update(self, key_states: torch.Tensor, value_states: torch.Tensor, *args, **kwargs):
+        def _initialize(self, key_states: torch.Tensor, value_states: torch.Tensor) -> None:
             if not self.is_initialized:
                 try:
                     self.lazy_initialization(key_states, value_states)
                 except TypeError:  # transformers releases whose lazy_initialization takes the keys alone
                     self.lazy_initialization(key_states)
+
+        def hold(self, keys: torch.Tensor, values: torch.Tensor, n: int) -> None:
+            """Take buffers (B, Hkv, room, D) whose first n tokens are this layer's cache, as they are."""
+            self._initialize(keys[..., :0, :], values[..., :0, :])
+            self._buffers = (keys, values)
+            self.keys, self.values = keys[..., :n, :], values[..., :n, :]
+            self._views = (self.keys, self.values)
+
+        def update(self, key_states: torch.Tensor, value_states: torch.Tensor, *args, **kwargs):
+            self._initialize(key_states, value_states)
             n, add = self.get_seq_length(), key_states.shape[-2]
             held = self._buffers
             if held is None or self.keys is not self._views[0] or self.values is not self._views[1] \
@@ -60,7 +89,7 @@ def growing_layer() -> type:
 
         def _adopt(self, n: int, add: int, key_states: torch.Tensor, value_states: torch.Tensor):
             """Fresh buffers with room for n + add tokens and a quarter more, holding the current n."""
-            room = n + add + max(MIN_ROOM, (n + add) // 4)
+            room = room_for(n + add)
             out = []
             for current, new in ((self.keys, key_states), (self.values, value_states)):
                 buf = new.new_empty(*new.shape[:-2], room, new.shape[-1])
