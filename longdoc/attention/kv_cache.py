@@ -99,4 +99,3 @@ def growing_layer() -> type:
             return tuple(out)
 
     return GrowingLayer
-
