@@ -79,34 +79,37 @@ def _bottom_right_causal(q_len: int, k_len: int, device) -> torch.Tensor:
     return (torch.arange(k_len, device=device)[None, :] <= rows)[None, None]
 
 
-def last_rows_probs(query: torch.Tensor, key: torch.Tensor, mask: torch.Tensor | None, scaling: float,
-                    rows: int = 1) -> torch.Tensor:
-    """Softmax attention of the last `rows` query rows, summed over them and the query heads: (K,). Batch 1."""
+def last_rows_softmax(query: torch.Tensor, key: torch.Tensor, mask: torch.Tensor | None, scaling: float,
+                      rows: int = 1) -> torch.Tensor:
+    """Softmax attention of the last `rows` query rows in float32, (Hkv, G, rows, K): query heads grouped
+    by their KV head (GQA). Batch 1."""
     _, hq, q_len, d = query.shape
     hkv, k_len = key.shape[1], key.shape[2]
     rows = min(rows, q_len)
-    q = query[0, :, -rows:].float().view(hkv, hq // hkv, rows, d)  # GQA: query heads grouped by their KV head
-    scores = torch.einsum("hgrd,hkd->hgrk", q, key[0].float()) * scaling
+    q = query[0, :, -rows:].float().reshape(hkv, -1, d)  # (Hkv, G * rows, D): one matrix product per KV head
+    scores = torch.matmul(q, key[0].float().transpose(-1, -2)).view(hkv, hq // hkv, rows, k_len) * scaling
     if mask is None and q_len > 1:
         mask = _bottom_right_causal(q_len, k_len, query.device)
     if mask is not None:
         scores = scores.masked_fill(~mask[0, :, -rows:].reshape(1, 1, rows, -1), float("-inf"))
-    return torch.softmax(scores, dim=-1).sum(dim=(0, 1, 2))
+    return torch.softmax(scores, dim=-1)
+
+
+def last_rows_probs(query: torch.Tensor, key: torch.Tensor, mask: torch.Tensor | None, scaling: float,
+                    rows: int = 1) -> torch.Tensor:
+    """Softmax attention of the last `rows` query rows, summed over them and the query heads: (K,). Batch 1."""
+    return last_rows_softmax(query, key, mask, scaling, rows).sum(dim=(0, 1, 2))
 
 
 def decode_attention(query, key, value, mask, scaling: float) -> tuple[torch.Tensor, torch.Tensor]:
-    """One query row (a decode step), batch 1: exact attention (1, 1, Hq, D) and its probabilities (K,)
-    summed over the heads, from one pass over the keys in float32. On a CPU this is ~3x faster than SDPA,
-    whose flash kernel is built for many rows (2.2 against 0.9 ms over 17K keys of the 0.5B's layer shape),
-    and the recorder gets the probabilities without reading the keys again."""
-    _, hq, _, d = query.shape
-    hkv = key.shape[1]
-    s = torch.matmul(query[0, :, 0].float().view(hkv, hq // hkv, d), key[0].float().transpose(-1, -2)) * scaling
-    if mask is not None:  # (1, 1, 1, K)
-        s = s.masked_fill(~mask[0, 0, -1], float("-inf"))
-    p = torch.softmax(s, dim=-1)  # (Hkv, G, K)
-    out = torch.matmul(p, value[0].float())
-    return out.reshape(1, 1, hq, d).to(query.dtype), p.sum(dim=(0, 1))
+    """One query row (a decode step), batch 1, mask None or (1, 1, 1, K): exact attention (1, 1, Hq, D) and
+    its probabilities (K,) summed over the heads, from one pass over the keys in float32. On a CPU this is
+    ~3x faster than SDPA, whose flash kernel is built for many rows (2.2 against 0.9 ms over 17K keys of
+    the 0.5B's layer shape), and the recorder gets the probabilities without reading the keys again."""
+    hq, d = query.shape[1], query.shape[-1]
+    p = last_rows_softmax(query, key, mask, scaling)  # (Hkv, G, 1, K)
+    out = torch.matmul(p.flatten(1, 2), value[0].float())  # (Hkv, G, D)
+    return out.reshape(1, 1, hq, d).to(query.dtype), p.sum(dim=(0, 1, 2))
 
 
 def memory_attention(memory, layer: int, query, key, value, mask, scaling: float, recorder):
