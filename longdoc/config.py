@@ -160,6 +160,9 @@ class ReaderSettings:
     # (reciprocal-rank fusion; 0 = attention alone). Chosen on a dev split (bench/scan_recall.py: the
     # excerpts held the answer for 11 of 12 dev questions at 1 against 8 at 0; reported: 17/18 against 10/18).
     scan_lexical: float = 1.0
+    # How scan reads its excerpts: kv (their rows of the passages' stored KV, re-rotated into place; only the
+    # question is prefilled) | exact (the excerpts encoded again with the question, in one pass).
+    scan_read: str = "kv"
     # What a sparse backend's rows always keep: scan (the blocks holding the sentences scan picks, placed
     # nearest the question, the best last) | attention (half the budget on the blocks the question's rows
     # score highest: no scan passes, so a faster first token). bench/long_context.py, the 0.5B, retrieval,
@@ -193,6 +196,8 @@ class ReaderSettings:
             raise LongdocError(f"unknown block_rep {self.block_rep!r}; choose mean or minmax")
         if self.memory_layout not in ("ordered", "fixed"):
             raise LongdocError(f"unknown memory_layout {self.memory_layout!r}; choose ordered or fixed")
+        if self.scan_read not in ("kv", "exact"):
+            raise LongdocError(f"unknown scan_read {self.scan_read!r}; choose kv or exact")
         if self.sparse_pin not in ("attention", "scan"):
             raise LongdocError(f"unknown sparse_pin {self.sparse_pin!r}; choose attention or scan")
         if self.kernels not in ("auto", "triton", "torch"):

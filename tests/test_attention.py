@@ -81,6 +81,25 @@ def test_rerotated_keys_equal_keys_computed_at_the_global_positions(family, scal
 
 
 @pytest.mark.parametrize("family", ["llama", "qwen2"])
+def test_rows_taken_from_a_block_lie_contiguously_as_if_encoded_there(family):
+    """reader/slices.py: a block's rows r kept as rows j = 0, 1, ... A block alone sees only itself, so its
+    row r encoded with the whole block shifted by j - r is that token's key at position start + j."""
+    from longdoc.reader.slices import take_rows
+
+    model = tiny(family)
+    ids = torch.randint(0, 128, (1, 21))
+    keys, values, _ = kv(model, ids, start=40)
+    rows = [0, 1, 5, 6, 7, 13, 20]
+    taken = take_rows(model, KVBlock(keys, values, 40), rows)
+    assert taken.start == 40 and taken.length == len(rows)
+    for j, r in enumerate(rows):
+        shifted, _, _ = kv(model, ids, start=40 + j - r)
+        torch.testing.assert_close(taken.keys[:, :, j], shifted[:, :, r], atol=2e-5, rtol=1e-4)
+        torch.testing.assert_close(taken.values[:, :, j], values[:, :, r])
+    assert (taken.keys[:, :, 3] - keys[:, :, 6]).abs().max() > 1e-2  # a moved row really was re-rotated
+
+
+@pytest.mark.parametrize("family", ["llama", "qwen2"])
 def test_stitched_blocks_give_the_same_logits_as_full_prefill_when_blocks_are_independent(family):
     """With one block after the prefix, Block-Attention is exact: prefix KV + block KV encoded after it,
     then the question over the stitched cache, equals one pass over everything."""

@@ -2,6 +2,7 @@
 citation spans, a share of keys read below one on a document longer than the budget, the CLI, and the
 Triton kernels on real SmolLM2 queries and keys."""
 import json
+from dataclasses import replace
 
 import pytest
 from typer.testing import CliRunner
@@ -70,6 +71,41 @@ def test_scan_keeps_the_sentence_that_answers_and_cites_exact_sentences(reader, 
         assert text[e.char_start:e.char_end] == e.text
     answer = read(long_doc, QUESTION, "scan", reader=reader, max_new_tokens=16)
     assert answer.attention == "scan" and answer.timings["excerpts"] >= 1 and answer.citations
+    for c in answer.citations:
+        assert text[c.char_start:c.char_end] == c.text
+
+
+def test_reading_every_sentence_from_the_passages_kv_equals_block_attention_over_them(reader, long_doc):
+    """answer.scan_read = kv with a budget that keeps every sentence: each passage is one excerpt whose rows
+    are all of its passage's KV, so the answer is block attention's over the passages, token for token."""
+    hits = document_passages(reader, long_doc)
+    saved = reader.settings
+    try:
+        reader.settings = replace(saved, scan_keep=10**6, scan_read="kv", recompute_top=0, reencode_first=0,
+                                  reencode_focus=0)
+        scanned = reader.answer(QUESTION, hits, "scan", max_new_tokens=12, in_order=True)
+        block = reader.answer(QUESTION, hits, "block", max_new_tokens=12, in_order=True)
+    finally:
+        reader.settings = saved
+    assert scanned.timings["excerpts"] == len(hits) and scanned.timings["prompt_tokens"] == block.timings["prompt_tokens"]
+    assert scanned.raw == block.raw and scanned.raw
+    assert [c.attention for c in scanned.citations] == pytest.approx([c.attention for c in block.citations], abs=1e-4)
+
+
+@pytest.mark.parametrize("mode", ["kv", "exact"])
+def test_scan_reads_its_excerpts_either_way_and_cites_them(reader, long_doc, mode):
+    """kv: the excerpts' rows of the passages' KV, only the question prefilled; exact: the excerpts encoded
+    again. Either way the prompt holds the excerpts (the header naming the source, then the sentences) and
+    the answer cites exact spans of them."""
+    saved = reader.settings
+    try:
+        reader.settings = replace(saved, scan_read=mode, scan_segment=512, scan_keep=128)
+        answer = read(long_doc, QUESTION, "scan", reader=reader, max_new_tokens=16)
+    finally:
+        reader.settings = saved
+    text = load_document(long_doc).text
+    assert answer.text and 1 <= answer.timings["excerpts"] and answer.timings["prompt_tokens"] < 400
+    assert answer.citations
     for c in answer.citations:
         assert text[c.char_start:c.char_end] == c.text
 

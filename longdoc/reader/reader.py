@@ -22,6 +22,7 @@ from .generate import generate
 from .model import ReaderModel
 from .prompt import build_prompt
 from .scan import context_tokens, excerpts, scanned
+from .slices import excerpt_read
 
 ABSTAIN_TEXT = "I could not find this in the indexed documents."
 
@@ -81,12 +82,22 @@ class Reader:
             attention = self.auto_attention(prompt.length)
         computed = self.encoder.computed
         scan_times = {}
+        excerpt = None
         if attention == "scan":  # the sentences the question attends to, segment by segment, read exactly
-            hits = excerpts(hits, self._scanned(prompt, hits, question))
-            prompt = self.prompt(question, hits, in_order)
-            scan_times = {"scan_s": time.perf_counter() - t0, "excerpts": len(hits)}
+            picked = self._scanned(prompt, hits, question)
+            scan_times = {"scan_s": time.perf_counter() - t0}
+            if self.settings.scan_read == "kv":  # their rows of the passages' KV (slices.py)
+                excerpt = excerpt_read(self, prompt, hits, picked)
+                hits, prompt = excerpt.hits, excerpt.prompt
+            else:  # encoded again
+                hits = excerpts(hits, picked)
+                prompt = self.prompt(question, hits, in_order)
+            scan_times["excerpts"] = len(hits)
         memory = None
-        if attention in ("full", "scan"):
+        if excerpt is not None:
+            cache = stitch_cache(self.model.model, [self.encoder.prefix(prompt)] + excerpt.blocks, self.model.dtype)
+            feed, start, stale = prompt.suffix, prompt.length - len(prompt.suffix), ([], [])
+        elif attention in ("full", "scan"):
             cache, feed, start, stale = None, prompt.ids(), 0, ([], [])
         elif attention in SPARSE_ATTENTIONS:
             memory, cache = self._memory(prompt, attention)

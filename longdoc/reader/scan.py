@@ -99,23 +99,40 @@ def sentence_scores(tokenizer, hit: Hit, index: int, mass: torch.Tensor) -> list
     return out
 
 
+@dataclass(frozen=True)
+class Span:
+    """Neighbouring picked sentences of one hit joined: chars [start, end) of its text and tokens
+    [first, last) of its prompt block."""
+    hit: int
+    start: int
+    end: int
+    first: int
+    last: int
+
+
+def joined_spans(hits: list[Hit], picked: list[Sentence]) -> list[Span]:
+    """The picked sentences in reading order, neighbouring sentences of a passage (only space between
+    them) joined into one span."""
+    out: list[Span] = []
+    for s in sorted(picked, key=lambda s: (s.hit, s.start)):
+        last = out[-1] if out and out[-1].hit == s.hit else None
+        if last is not None and not hits[s.hit].text[last.end:s.start].strip():
+            out[-1] = Span(s.hit, last.start, s.end, min(last.first, s.first), max(last.last, s.first + s.tokens))
+        else:
+            out.append(Span(s.hit, s.start, s.end, s.first, s.first + s.tokens))
+    return out
+
+
+def excerpt_hit(hit: Hit, span: Span) -> Hit:
+    """The span as a hit with its exact char span in the document."""
+    return replace(hit, char_start=hit.char_start + span.start, char_end=hit.char_start + span.end,
+                   text=hit.text[span.start:span.end], focus=None)
+
+
 def excerpts(hits: list[Hit], picked: list[Sentence]) -> list[Hit]:
     """The picked sentences as hits in reading order, neighbouring sentences of a passage joined into one
     excerpt, each with its exact char span in the document."""
-    out: list[Hit] = []
-    ordered = sorted(picked, key=lambda s: (s.hit, s.start))
-    for index, group in itertools.groupby(ordered, key=lambda s: s.hit):
-        hit = hits[index]
-        spans: list[list[int]] = []
-        for s in group:
-            gap = hit.text[spans[-1][1]:s.start] if spans else None
-            if gap is not None and not gap.strip():
-                spans[-1][1] = s.end
-            else:
-                spans.append([s.start, s.end])
-        out += [replace(hit, char_start=hit.char_start + a, char_end=hit.char_start + b, text=hit.text[a:b], focus=None)
-                for a, b in spans]
-    return out
+    return [excerpt_hit(hits[span.hit], span) for span in joined_spans(hits, picked)]
 
 
 def pick(scored: list[Sentence], keep_tokens: int, context: int) -> list[Sentence]:
