@@ -6,6 +6,7 @@ from transformers import LlamaConfig, LlamaForCausalLM, Qwen2Config, Qwen2ForCau
 
 from longdoc.attention import AttentionMass, record_attention_mass, register, rerotate_keys, rotary_cos_sin, stitch_cache
 from longdoc.attention.block import KVBlock
+from longdoc.attention.rope import shift_keys
 
 
 def tiny(family: str, rope_scaling: dict | None = None):
@@ -77,6 +78,11 @@ def test_rerotated_keys_equal_keys_computed_at_the_global_positions(family, scal
     dst = rotary_cos_sin(model, torch.arange(300, 317))
     torch.testing.assert_close(rerotate_keys(local_k, src, dst), global_k, atol=2e-5, rtol=1e-4)
     torch.testing.assert_close(local_v, global_v, atol=2e-5, rtol=1e-4)
+    buffer = torch.zeros(2, 3, 2, 40, local_k.shape[-1])  # (layers, batch, kv heads, room, D), as a cache's
+    shift_keys(model, local_k.unsqueeze(1), 300, buffer[:, :, :, 5:22])
+    for row in range(3):
+        torch.testing.assert_close(buffer[:, row, :, 5:22], global_k, atol=2e-5, rtol=1e-4)
+    assert not buffer[:, :, :, :5].any() and not buffer[:, :, :, 22:].any()
     assert (local_k - global_k).abs().max() > 1e-2  # the rotation really moved them
 
 

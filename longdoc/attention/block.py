@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import torch
 
 from .kv_cache import filled_cache, growing_cache, room_for
-from .rope import rerotate_keys, rotary_cos_sin
+from .rope import shift_keys
 
 
 @dataclass
@@ -37,14 +37,12 @@ def stitch_cache(model, blocks: list[KVBlock], dtype: torch.dtype = torch.float3
     values = torch.empty_like(keys)
     offset = 0
     for block in blocks:
-        k = block.keys.to(device, dtype)
-        if block.start != offset:
-            length = block.length
-            src = rotary_cos_sin(model, torch.arange(block.start, block.start + length, device=device))
-            dst = rotary_cos_sin(model, torch.arange(offset, offset + length, device=device))
-            k = rerotate_keys(k, src, dst)
-        keys[..., offset:offset + block.length, :] = k.unsqueeze(1)
-        values[..., offset:offset + block.length, :] = block.values.to(device, dtype).unsqueeze(1)
+        place = (..., slice(offset, offset + block.length), slice(None))
+        if block.start != offset:  # every row moves by the same distance: one rotation, into the buffer
+            shift_keys(model, block.keys.to(device).unsqueeze(1), offset - block.start, keys[place])
+        else:
+            keys[place] = block.keys.to(device, dtype).unsqueeze(1)
+        values[place] = block.values.to(device, dtype).unsqueeze(1)
         offset += block.length
     return filled_cache(model.config, keys, values, total)
 

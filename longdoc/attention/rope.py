@@ -41,3 +41,19 @@ def rerotate_keys(keys: torch.Tensor, src: tuple[torch.Tensor, torch.Tensor],
     k = keys.float()
     raw = k * src[0] - rotate_half(k) * src[1]  # rotation by -theta undoes rotation by theta
     return (raw * dst[0] + rotate_half(raw) * dst[1]).to(keys.dtype)
+
+
+def shift_keys(model, keys: torch.Tensor, delta: int, out: torch.Tensor) -> None:
+    """Write into `out` the keys (..., L, D), rotated at their positions, moved on by `delta` positions.
+    RoPE's rotations compose, so this is one rotation by delta's angles for every row (rerotate_keys undoes
+    and redoes a rotation per row), computed by halves with no concatenation. `out` may be a view of a
+    larger buffer (a cache's) and may broadcast over keys; it is computed in float32."""
+    cos, sin = rotary_cos_sin(model, torch.tensor([delta], device=keys.device))
+    half = keys.shape[-1] // 2
+    target = out if out.dtype == torch.float32 else torch.empty(out.shape, device=out.device)
+    # k cos + rotate_half(k) sin, with rotate_half(k) = (-k2, k1)
+    torch.mul(keys.expand(out.shape), cos[0], out=target)
+    target[..., :half].addcmul_(keys[..., half:], sin[0, :half], value=-1)
+    target[..., half:].addcmul_(keys[..., :half], sin[0, half:])
+    if target is not out:
+        out.copy_(target)
