@@ -86,3 +86,17 @@ def test_context_tokens_are_the_picked_sentences_in_the_memorys_token_order(toke
     assert len(ids) == lamp.tokens + tower.tokens and min(ids) >= len(prompt.blocks[0])  # hit 0 is the second block
     words = tokenizer.decode([memory[i] for i in ids])
     assert words == "the lamp was lit in 1931. the tower took four summers to finish."
+
+
+def test_the_best_excerpts_stale_rows_are_their_whole_blocks_in_the_cache():
+    """reader/slices.py: re-encoding the n best excerpts means every cache position of their blocks (after
+    the prefix), over the cached tokens laid out as the prompt lays them."""
+    from longdoc.reader.prompt import Prompt
+    from longdoc.reader.slices import ExcerptRead
+
+    prompt = Prompt("sys", [1, 2, 3], [[10, 11], [20, 21, 22], [30]], ["", "", ""], [0, 1, 2], [99], [None] * 3)
+    read = ExcerptRead([], prompt, [], best=[1, 2, 0])
+    tokens, positions = read.stale(2)
+    assert tokens == prompt.ids()[:-1]
+    assert positions == [5, 6, 7, 8] and [tokens[p] for p in positions] == [20, 21, 22, 30]
+    assert read.stale(0)[1] == [] and read.stale(5)[1] == list(range(3, 9))

@@ -96,7 +96,7 @@ class Reader:
         memory = None
         if excerpt is not None:
             cache = stitch_cache(self.model.model, [self.encoder.prefix(prompt)] + excerpt.blocks, self.model.dtype)
-            feed, start, stale = prompt.suffix, prompt.length - len(prompt.suffix), ([], [])
+            feed, start, stale = prompt.suffix, prompt.length - len(prompt.suffix), excerpt.stale(reencode_focus)
         elif attention in ("full", "scan"):
             cache, feed, start, stale = None, prompt.ids(), 0, ([], [])
         elif attention in SPARSE_ATTENTIONS:

@@ -11,6 +11,7 @@ Each row keeps what its token saw when its passage was encoded (the whole passag
 excerpt), as the block backend's passages do."""
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 
 import torch
@@ -27,6 +28,15 @@ class ExcerptRead:
     hits: list[Hit]  # the excerpts, in reading order (as scan.excerpts gives them)
     prompt: Prompt  # their tokens as prompt blocks, one per excerpt
     blocks: list[KVBlock]  # their KV, one block per excerpt, each contiguous from its start
+    best: list[int]  # the excerpts by their best sentence's score, best first
+
+    def stale(self, n: int) -> tuple[list[int], list[int]]:
+        """(the cached tokens, the cache positions of the n best excerpts): what to re-encode over the
+        stitched excerpts in the question's pass (attention/recompute.py), so the excerpt that matters
+        most sees the others."""
+        starts = list(itertools.accumulate((len(b) for b in self.prompt.blocks), initial=len(self.prompt.prefix)))
+        positions = sorted(p for i in self.best[:n] for p in range(starts[i], starts[i + 1]))
+        return self.prompt.prefix + [t for b in self.prompt.blocks for t in b], positions
 
 
 def block_rows(tokenizer, hit: Hit, block: list[int], first: int, last: int) -> list[int]:
@@ -69,4 +79,6 @@ def excerpt_read(reader, prompt: Prompt, hits: list[Hit], picked: list[Sentence]
         blocks.append(take_rows(reader.model.model, stored[i], rows))
     excerpt_prompt = Prompt(prompt.prefix_text, prompt.prefix, ids, [""] * len(ids), list(range(len(ids))),
                             prompt.suffix, [None] * len(ids))
-    return ExcerptRead([excerpt_hit(hits[s.hit], s) for s in spans], excerpt_prompt, blocks)
+    score = [max(p.score for p in picked if p.hit == s.hit and s.start <= p.start < s.end) for s in spans]
+    best = sorted(range(len(spans)), key=lambda i: -score[i])
+    return ExcerptRead([excerpt_hit(hits[s.hit], s) for s in spans], excerpt_prompt, blocks, best)
