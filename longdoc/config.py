@@ -120,7 +120,7 @@ class ReaderSettings:
     # (Prompt.focus: the window's most relevant text) over the stitched context, in the question's prefill
     # pass. bench/dev_sweep.py (Quoref dev 150, the 1.5B): F1 +0.047 [+0.003, +0.093] for 1 against none,
     # at TTFT p50 1.13 s against 0.81 s (the 1.5 s budget); recompute_top=1 gave +0.088 at 3.8 s (dev 60).
-    # scan with scan_read = kv: the this-many best excerpts are re-encoded whole, the same way.
+    # scan with scan_read = kv: this many of the best excerpts are re-encoded whole, the same way.
     reencode_focus: int = 1
     # Block-Attention: APE's attention temperature on the passages' keys and scale on their log-sum-exp
     # (attention/ape.py); 1 and 1 leave attention exact.

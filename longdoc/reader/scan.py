@@ -1,8 +1,8 @@
 """Long context by scanning (after InfiniRetri, Ye et al. 2025): a document too long for the reader's
 window is read in segments that fit it. In each segment the question's own prompt rows attend, exactly
 and in every layer, over the segment's stored passage KV; the sentences they attend to most, over all
-segments, are then read with the question (from their rows of the passage KV: slices.py), and cited at
-those sentences.
+segments, are then read exactly with the question (or from their rows of the passage KV: answer.scan_read,
+slices.py), and cited at those sentences.
 
 A sentence is scored by the attention the question pays it beyond what a generic question ("What is this
 text about?") pays it in the same segment. Raw attention is dominated by tokens every query attends to
