@@ -102,13 +102,14 @@ def sentence_scores(tokenizer, hit: Hit, index: int, mass: torch.Tensor) -> list
 
 @dataclass(frozen=True)
 class Span:
-    """Neighbouring picked sentences of one hit joined: chars [start, end) of its text and tokens
-    [first, last) of its prompt block."""
+    """Neighbouring picked sentences of one hit joined: chars [start, end) of its text, tokens
+    [first, last) of its prompt block, and its best sentence's score."""
     hit: int
     start: int
     end: int
     first: int
     last: int
+    score: float
 
 
 def joined_spans(hits: list[Hit], picked: list[Sentence]) -> list[Span]:
@@ -118,9 +119,10 @@ def joined_spans(hits: list[Hit], picked: list[Sentence]) -> list[Span]:
     for s in sorted(picked, key=lambda s: (s.hit, s.start)):
         last = out[-1] if out and out[-1].hit == s.hit else None
         if last is not None and not hits[s.hit].text[last.end:s.start].strip():
-            out[-1] = Span(s.hit, last.start, s.end, min(last.first, s.first), max(last.last, s.first + s.tokens))
+            out[-1] = Span(s.hit, last.start, s.end, min(last.first, s.first), max(last.last, s.first + s.tokens),
+                           max(last.score, s.score))
         else:
-            out.append(Span(s.hit, s.start, s.end, s.first, s.first + s.tokens))
+            out.append(Span(s.hit, s.start, s.end, s.first, s.first + s.tokens, s.score))
     return out
 
 

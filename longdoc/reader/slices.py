@@ -12,7 +12,6 @@ excerpt) and nothing of the other excerpts. That costs answers: bench/scan_read.
 against 29 read exactly, and 25 with the best excerpt re-encoded over the others."""
 from __future__ import annotations
 
-import itertools
 from dataclasses import dataclass
 
 import torch
@@ -35,8 +34,8 @@ class ExcerptRead:
         """(the cached tokens, the cache positions of the n best excerpts): what to re-encode over the
         stitched excerpts in the question's pass (attention/recompute.py), so the excerpt that matters
         most sees the others."""
-        starts = list(itertools.accumulate((len(b) for b in self.prompt.blocks), initial=len(self.prompt.prefix)))
-        positions = sorted(p for i in self.best[:n] for p in range(starts[i], starts[i + 1]))
+        spans = self.prompt.spans()  # one block per excerpt, in order
+        positions = sorted(p for i in self.best[:n] for p in range(*spans[i]))
         return self.prompt.prefix + [t for b in self.prompt.blocks for t in b], positions
 
 
@@ -80,6 +79,5 @@ def excerpt_read(reader, prompt: Prompt, hits: list[Hit], picked: list[Sentence]
         blocks.append(take_rows(reader.model.model, stored[i], rows))
     excerpt_prompt = Prompt(prompt.prefix_text, prompt.prefix, ids, [""] * len(ids), list(range(len(ids))),
                             prompt.suffix, [None] * len(ids))
-    score = [max(p.score for p in picked if p.hit == s.hit and s.start <= p.start < s.end) for s in spans]
-    best = sorted(range(len(spans)), key=lambda i: -score[i])
+    best = sorted(range(len(spans)), key=lambda i: -spans[i].score)
     return ExcerptRead([excerpt_hit(hits[s.hit], s) for s in spans], excerpt_prompt, blocks, best)
